@@ -1,0 +1,97 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "xn",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "xn", targets: ["xn"]),
+        .executable(name: "xn-bench", targets: ["xn-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+    ],
+    targets: [
+        .target(name: "XNProtocol", swiftSettings: strict),
+        .target(name: "CXNSystem"),
+        .target(name: "XNExec", dependencies: ["CXNSystem"], swiftSettings: strict),
+        .target(
+            name: "XNStore",
+            dependencies: ["XNProtocol", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "XNHub",
+            dependencies: [
+                "XNProtocol", "XNStore", "XNExec",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ],
+            resources: [.embedInCode("openapi.yaml")],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "XNClient",
+            dependencies: [
+                "XNProtocol",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "xn",
+            dependencies: [
+                "XNProtocol", "XNHub", "XNClient", "XNExec", "XNStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "xn-bench",
+            dependencies: ["XNHub", "XNClient", "XNExec", "XNStore", "XNProtocol", "CXNSystem"],
+            swiftSettings: strict
+        ),
+        .executableTarget(name: "xn-testtask", swiftSettings: strict),
+        .testTarget(name: "XNProtocolTests", dependencies: ["XNProtocol"], swiftSettings: strict),
+        .testTarget(name: "XNExecTests", dependencies: ["XNExec"], swiftSettings: strict),
+        .testTarget(name: "XNStoreTests", dependencies: ["XNStore", "XNProtocol"], swiftSettings: strict),
+        .testTarget(
+            name: "XNHubTests",
+            dependencies: [
+                "XNHub", "XNClient", "XNExec", "XNStore", "XNProtocol",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: [.enableUpcomingFeature("ExistentialAny")]
+        ),
+    ]
+)

@@ -1,0 +1,72 @@
+#define _GNU_SOURCE
+#include "cxnsystem.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef POSIX_SPAWN_SETSID
+#define POSIX_SPAWN_SETSID 0x80
+#endif
+
+int xn_spawn(const char *file, char *const argv[], char *const envp[], const char *cwd,
+             int stdin_fd, int stdout_fd, int stderr_fd, int new_session, int search_path,
+             pid_t *pid) {
+    posix_spawn_file_actions_t actions;
+    posix_spawnattr_t attr;
+    int rc = posix_spawn_file_actions_init(&actions);
+    if (rc != 0) return rc;
+    rc = posix_spawnattr_init(&attr);
+    if (rc != 0) {
+        posix_spawn_file_actions_destroy(&actions);
+        return rc;
+    }
+    if (cwd != NULL && (rc = posix_spawn_file_actions_addchdir_np(&actions, cwd)) != 0) goto done;
+    if ((rc = posix_spawn_file_actions_adddup2(&actions, stdin_fd, 0)) != 0) goto done;
+    if ((rc = posix_spawn_file_actions_adddup2(&actions, stdout_fd, 1)) != 0) goto done;
+    if ((rc = posix_spawn_file_actions_adddup2(&actions, stderr_fd, 2)) != 0) goto done;
+
+    sigset_t empty, defaults;
+    sigemptyset(&empty);
+    sigemptyset(&defaults);
+    int reset[] = {SIGPIPE, SIGINT, SIGQUIT, SIGTERM, SIGHUP, SIGCHLD, SIGUSR1, SIGUSR2,
+                   SIGALRM, SIGTTIN, SIGTTOU, SIGTSTP, SIGWINCH, SIGXFSZ};
+    for (unsigned i = 0; i < sizeof(reset) / sizeof(reset[0]); i++) sigaddset(&defaults, reset[i]);
+    if ((rc = posix_spawnattr_setsigmask(&attr, &empty)) != 0) goto done;
+    if ((rc = posix_spawnattr_setsigdefault(&attr, &defaults)) != 0) goto done;
+    short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+    if (new_session) {
+        flags |= POSIX_SPAWN_SETSID;
+    } else {
+        flags |= POSIX_SPAWN_SETPGROUP;
+        if ((rc = posix_spawnattr_setpgroup(&attr, 0)) != 0) goto done;
+    }
+    if ((rc = posix_spawnattr_setflags(&attr, flags)) != 0) goto done;
+
+    if (search_path) {
+        rc = posix_spawnp(pid, file, &actions, &attr, argv, envp);
+    } else {
+        rc = posix_spawn(pid, file, &actions, &attr, argv, envp);
+    }
+done:
+    posix_spawnattr_destroy(&attr);
+    posix_spawn_file_actions_destroy(&actions);
+    return rc;
+}
+
+int xn_pidfd_open(pid_t pid) {
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+int xn_pipe_cloexec(int fds[2]) {
+    return pipe2(fds, O_CLOEXEC) == 0 ? 0 : errno;
+}
+
+int xn_set_nonblocking(int fd) {
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0) return errno;
+    return fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0 ? 0 : errno;
+}

@@ -1,0 +1,150 @@
+public import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+public import XNProtocol
+
+/// Typed calls to a hub's v1 API. Every failure is a `ClientError` with a message for people.
+public struct HubClient: Sendable {
+    public let baseURL: String
+    private let http: HTTPClient
+
+    /// `baseURL` like `http://127.0.0.1:9000`; a trailing slash is ignored.
+    public init(baseURL: String, http: HTTPClient = HubClient.sharedHTTP) {
+        var url = baseURL
+        while url.hasSuffix("/") { url.removeLast() }
+        self.baseURL = url
+        self.http = http
+    }
+
+    /// One client for the process: fails fast on a refused connection instead of retrying until
+    /// the deadline (AsyncHTTPClient's default), so "cannot reach hub" comes at once.
+    public static let sharedHTTP: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool.retryConnectionEstablishment = false
+        configuration.timeout.connect = .seconds(5)
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }()
+
+    /// Submits a job; with `wait`, returns once it ended or `wait` seconds passed.
+    public func submit(_ spec: JobSpec, wait: Double? = nil) async throws(ClientError) -> JobView {
+        let body: Data
+        do {
+            body = try JSONEncoder().encode(spec)
+        } catch {
+            throw ClientError("cannot encode the job: \(error)")
+        }
+        return try await call(.POST, "/v1/jobs" + query(["wait": wait.map { String($0) }]), body: Array(body))
+    }
+
+    public func job(_ id: String, wait: Double? = nil) async throws(ClientError) -> JobView {
+        try await call(.GET, "/v1/jobs/\(escape(id))" + query(["wait": wait.map { String($0) }]))
+    }
+
+    /// Polls with long waits until the job ends, then returns it.
+    public func waitForEnd(_ id: String) async throws(ClientError) -> JobView {
+        while true {
+            let job = try await job(id, wait: 60)
+            if job.state.isTerminal { return job }
+        }
+    }
+
+    public func list(states: [JobState] = [], limit: Int? = nil, before: String? = nil) async throws(ClientError) -> JobPage {
+        let parameters = [
+            "state": states.isEmpty ? nil : states.map(\.rawValue).joined(separator: ","),
+            "limit": limit.map(String.init), "before": before,
+        ]
+        return try await call(.GET, "/v1/jobs" + query(parameters))
+    }
+
+    public func cancel(_ id: String) async throws(ClientError) -> JobView {
+        try await call(.POST, "/v1/jobs/\(escape(id))/cancel")
+    }
+
+    /// The exact bytes of one stream from `offset`.
+    public func output(_ id: String, stream: String, from offset: Int = 0) async throws(ClientError) -> [UInt8] {
+        let response = try await send(.GET, "/v1/jobs/\(escape(id))/\(stream)" + query(["offset": String(offset)]), body: nil)
+        guard response.status == 200 else { throw apiError(response) }
+        return response.body
+    }
+
+    // MARK: - Transport
+
+    struct RawResponse {
+        var status: Int
+        var body: [UInt8]
+    }
+
+    private func call<T: Decodable>(_ method: HTTPMethod, _ path: String, body: [UInt8]? = nil) async throws(ClientError) -> T {
+        let response = try await send(method, path, body: body)
+        guard (200..<300).contains(response.status) else { throw apiError(response) }
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(response.body))
+        } catch {
+            throw ClientError("unexpected answer from hub at \(baseURL): \(error)")
+        }
+    }
+
+    private func send(_ method: HTTPMethod, _ path: String, body: [UInt8]?) async throws(ClientError) -> RawResponse {
+        var request = HTTPClientRequest(url: baseURL + path)
+        request.method = method
+        if let body {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(bytes: body))
+        }
+        do {
+            let response = try await http.execute(request, timeout: .seconds(330))
+            let buffer = try await response.body.collect(upTo: 1 << 30)
+            return RawResponse(status: Int(response.status.code), body: Array(buffer.readableBytesView))
+        } catch let error as HTTPClientError where error == .invalidURL || error == .emptyHost || error == .emptyScheme {
+            throw ClientError("invalid hub URL \(baseURL)")
+        } catch {
+            throw ClientError("cannot reach hub at \(baseURL) (\(Self.reason(error)))", unreachable: true)
+        }
+    }
+
+    private func apiError(_ response: RawResponse) -> ClientError {
+        if let body = try? JSONDecoder().decode(APIErrorBody.self, from: Data(response.body)) {
+            return ClientError(body.error.message, status: response.status, code: body.error.code)
+        }
+        return ClientError("hub answered HTTP \(response.status)", status: response.status)
+    }
+
+    private func query(_ parameters: [String: String?]) -> String {
+        let items = parameters.compactMap { key, value in value.map { "\(key)=\(escape($0))" } }.sorted()
+        return items.isEmpty ? "" : "?" + items.joined(separator: "&")
+    }
+
+    private func escape(_ text: String) -> String {
+        text.addingPercentEncoding(withAllowedCharacters: .urlUnreservedSet) ?? text
+    }
+
+    static func reason(_ error: any Error) -> String {
+        let text = String(describing: error)
+        if text.contains("connectionRefused") || text.contains("Connection refused") { return "connection refused" }
+        if text.contains("connectTimeout") { return "connect timeout" }
+        if text.contains("deadlineExceeded") { return "timed out" }
+        return text
+    }
+}
+
+extension CharacterSet {
+    static let urlUnreservedSet = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+}
+
+/// A call that failed: the hub refused it (`status`, `code`) or could not be reached.
+public struct ClientError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public var status: Int?
+    public var code: String?
+    public var unreachable: Bool
+
+    public init(_ message: String, status: Int? = nil, code: String? = nil, unreachable: Bool = false) {
+        self.message = message
+        self.status = status
+        self.code = code
+        self.unreachable = unreachable
+    }
+
+    public var description: String { message }
+}

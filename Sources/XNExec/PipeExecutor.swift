@@ -1,0 +1,120 @@
+import CXNSystem
+import Foundation
+import Glibc
+
+/// Runs processes with stdin, stdout and stderr on pipes, each in its own process group.
+public struct PipeExecutor: JobExecutor {
+    public init() {
+        // A job closing its stdin early must give us EPIPE, not kill the runner.
+        Glibc.signal(SIGPIPE, SIG_IGN)
+    }
+
+    public func start(_ request: ProcessRequest) throws(SpawnError) -> any RunningProcess {
+        if let cwd = request.workingDirectory {
+            var info = stat()
+            if stat(cwd, &info) != 0 {
+                throw SpawnError(code: errno, description: "cwd \(cwd): \(String(cString: strerror(errno)))")
+            }
+            if (info.st_mode & S_IFMT) != S_IFDIR {
+                throw SpawnError(code: ENOTDIR, description: "cwd \(cwd): not a directory")
+            }
+        }
+        let stdin = try Pipe.make()
+        let stdout: Pipe
+        let stderr: Pipe
+        do {
+            stdout = try Pipe.make()
+            stderr = try Pipe.make()
+        } catch {
+            stdin.closeBoth()
+            throw error
+        }
+        var pid: pid_t = 0
+        let rc = withCStrings([request.command] + request.arguments) { argv in
+            withCStrings(mergedEnvironment(request.environment)) { envp in
+                spawn(request, argv: argv, envp: envp, stdin: stdin.read, stdout: stdout.write,
+                      stderr: stderr.write, pid: &pid)
+            }
+        }
+        close(stdin.read)
+        close(stdout.write)
+        close(stderr.write)
+        if rc != 0 {
+            close(stdin.write)
+            close(stdout.read)
+            close(stderr.read)
+            throw SpawnError(code: rc, description: "spawn \(request.command) \(errnoName(rc)): \(String(cString: strerror(rc)))")
+        }
+        let input = request.standardInput ?? []
+        if input.isEmpty {
+            close(stdin.write)
+        }
+        return PipeProcess(
+            pid: pid, stdout: stdout.read, stderr: stderr.read,
+            stdin: input.isEmpty ? nil : stdin.write, input: input, outputLimit: request.outputLimit)
+    }
+
+    private func spawn(
+        _ request: ProcessRequest, argv: UnsafePointer<UnsafeMutablePointer<CChar>?>,
+        envp: UnsafePointer<UnsafeMutablePointer<CChar>?>, stdin: Int32, stdout: Int32, stderr: Int32,
+        pid: inout pid_t
+    ) -> Int32 {
+        let searchPath: Int32 = request.command.contains("/") ? 0 : 1
+        if let cwd = request.workingDirectory {
+            return xn_spawn(request.command, argv, envp, cwd, stdin, stdout, stderr, 0, searchPath, &pid)
+        }
+        return xn_spawn(request.command, argv, envp, nil, stdin, stdout, stderr, 0, searchPath, &pid)
+    }
+}
+
+/// Both ends of a pipe, close-on-exec.
+struct Pipe {
+    var read: Int32
+    var write: Int32
+
+    static func make() throws(SpawnError) -> Pipe {
+        var fds: [Int32] = [-1, -1]
+        let rc = xn_pipe_cloexec(&fds)
+        if rc != 0 {
+            throw SpawnError(code: rc, description: "pipe: \(String(cString: strerror(rc)))")
+        }
+        return Pipe(read: fds[0], write: fds[1])
+    }
+
+    func closeBoth() {
+        close(read)
+        close(write)
+    }
+}
+
+/// The runner's environment with the job's variables on top, as KEY=VALUE strings.
+func mergedEnvironment(_ overrides: [String: String]) -> [String] {
+    var merged = ProcessInfo.processInfo.environment
+    for (key, value) in overrides {
+        merged[key] = value
+    }
+    return merged.map { "\($0.key)=\($0.value)" }
+}
+
+/// Calls `body` with a NULL-terminated C array of copies of `strings`.
+func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {
+    var pointers: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) }
+    pointers.append(nil)
+    defer { pointers.forEach { free($0) } }
+    return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+}
+
+/// Node-style names for the errors a spawn usually meets, so `err` reads like http-runner's.
+func errnoName(_ code: Int32) -> String {
+    switch code {
+    case ENOENT: "ENOENT"
+    case EACCES: "EACCES"
+    case ENOEXEC: "ENOEXEC"
+    case ENOTDIR: "ENOTDIR"
+    case E2BIG: "E2BIG"
+    case ENOMEM: "ENOMEM"
+    case EAGAIN: "EAGAIN"
+    case EPERM: "EPERM"
+    default: "errno \(code)"
+    }
+}

@@ -1,0 +1,260 @@
+import CXNSystem
+import Foundation
+import Glibc
+import Synchronization
+
+/// A process started by `PipeExecutor`. One thread per process polls its pipes and its pidfd,
+/// so output is read as soon as it is written and the exit is seen without a SIGCHLD handler.
+final class PipeProcess: RunningProcess {
+    let pid: Int32
+    let output: AsyncStream<OutputChunk>
+    private let state = Mutex(WaitState())
+
+    private struct WaitState {
+        var result: ProcessResult?
+        var waiters: [UInt64: CheckedContinuation<ProcessResult?, Never>] = [:]
+        var nextWaiter: UInt64 = 0
+        /// Waiters whose timer won before they parked: they must not park at all.
+        var abandoned: Set<UInt64> = []
+    }
+
+    init(pid: Int32, stdout: Int32, stderr: Int32, stdin: Int32?, input: [UInt8], outputLimit: Int) {
+        self.pid = pid
+        let (stream, continuation) = AsyncStream.makeStream(of: OutputChunk.self)
+        self.output = stream
+        let pump = OutputPump(
+            pid: pid, stdout: stdout, stderr: stderr, stdin: stdin, input: input,
+            outputLimit: outputLimit, continuation: continuation)
+        let thread = Thread { [self] in
+            let result = pump.run()
+            continuation.finish()
+            self.finish(result)
+        }
+        thread.stackSize = 256 << 10
+        thread.name = "xn-pump-\(pid)"
+        thread.start()
+    }
+
+    func signal(_ signal: Int32) {
+        _ = kill(-pid, signal)
+    }
+
+    func result() async -> ProcessResult {
+        // A wait without a timeout only returns once the result exists.
+        await wait(timeout: nil)!
+    }
+
+    func result(timeout: Duration) async -> ProcessResult? {
+        await wait(timeout: timeout)
+    }
+
+    private func wait(timeout: Duration?) async -> ProcessResult? {
+        let id: UInt64? = state.withLock { state in
+            if state.result != nil { return nil }
+            state.nextWaiter += 1
+            return state.nextWaiter
+        }
+        guard let id else { return state.withLock { $0.result } }
+        guard let timeout else { return await park(id) }
+        return await withTaskGroup(of: ProcessResult?.self) { group in
+            group.addTask { await self.park(id) }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            // Wake the parked waiter if the timer won, so the group can end.
+            let parked = self.state.withLock { state in
+                let waiter = state.waiters.removeValue(forKey: id)
+                if waiter == nil && state.result == nil { state.abandoned.insert(id) }
+                return waiter
+            }
+            parked?.resume(returning: nil)
+            return first ?? state.withLock { $0.result }
+        }
+    }
+
+    /// Suspends until `finish` runs (or the waiter is removed and resumed with nil).
+    private func park(_ id: UInt64) async -> ProcessResult? {
+        await withCheckedContinuation { continuation in
+            let done: ProcessResult?? = state.withLock { state in
+                if let result = state.result { return .some(result) }
+                if state.abandoned.remove(id) != nil { return .some(nil) }
+                state.waiters[id] = continuation
+                return nil
+            }
+            if let done { continuation.resume(returning: done) }
+        }
+    }
+
+    private func finish(_ result: ProcessResult) {
+        let waiters = state.withLock { state in
+            state.result = result
+            defer { state.waiters = [:] }
+            return Array(state.waiters.values)
+        }
+        for waiter in waiters {
+            waiter.resume(returning: result)
+        }
+    }
+}
+
+/// The blocking I/O loop behind a `PipeProcess`: feeds stdin, reads both streams, reaps the child.
+private struct OutputPump: @unchecked Sendable {
+    let pid: Int32
+    var stdout: Int32
+    var stderr: Int32
+    var stdin: Int32?
+    let input: [UInt8]
+    let outputLimit: Int
+    let continuation: AsyncStream<OutputChunk>.Continuation
+
+    /// After the child exits, how long to keep reading from pipes a grandchild may still hold.
+    static let drainAfterExit: Double = 0.5
+    static let chunkSize = 64 << 10
+
+    func run() -> ProcessResult {
+        var out = StreamState(fd: stdout, kind: .stdout)
+        var err = StreamState(fd: stderr, kind: .stderr)
+        var inputFD = stdin
+        var inputOffset = 0
+        var pidfd = xn_pidfd_open(pid)
+        var termination: ProcessTermination?
+        var exitTime = 0.0
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.chunkSize, alignment: 1)
+        defer { buffer.deallocate() }
+        for fd in [out.fd, err.fd, inputFD ?? -1] where fd >= 0 {
+            _ = xn_set_nonblocking(fd)
+        }
+        var idle = false  // the last poll found nothing ready: pending bytes go out now
+        while true {
+            if termination != nil && out.fd < 0 && err.fd < 0 { break }
+            if pidfd < 0 && termination == nil && out.fd < 0 && err.fd < 0 {
+                termination = reap(blocking: true)
+                continue
+            }
+            var fds: [pollfd] = []
+            if out.fd >= 0 { fds.append(pollfd(fd: out.fd, events: Int16(POLLIN), revents: 0)) }
+            if err.fd >= 0 { fds.append(pollfd(fd: err.fd, events: Int16(POLLIN), revents: 0)) }
+            if let fd = inputFD { fds.append(pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)) }
+            if pidfd >= 0 && termination == nil {
+                fds.append(pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0))
+            }
+            var timeoutMS: Int32 = idle ? -1 : 0
+            if termination != nil {
+                let left = Self.drainAfterExit - (monotonicSeconds() - exitTime)
+                if left <= 0 { break }
+                timeoutMS = idle ? Int32(left * 1000) + 1 : 0
+            }
+            let ready = poll(&fds, nfds_t(fds.count), timeoutMS)
+            if ready < 0 {
+                if errno == EINTR { continue }
+                break
+            }
+            if ready == 0 {
+                out.flush(continuation)
+                err.flush(continuation)
+                idle = true
+                continue
+            }
+            idle = false
+            for entry in fds where entry.revents != 0 {
+                if entry.fd == out.fd {
+                    out.read(into: buffer, limit: outputLimit, continuation: continuation)
+                } else if entry.fd == err.fd {
+                    err.read(into: buffer, limit: outputLimit, continuation: continuation)
+                } else if entry.fd == inputFD {
+                    if writeInput(entry.fd, &inputOffset) {
+                        close(entry.fd)
+                        inputFD = nil
+                    }
+                } else if entry.fd == pidfd {
+                    termination = reap(blocking: true)
+                    exitTime = monotonicSeconds()
+                    close(pidfd)
+                    pidfd = -1
+                }
+            }
+        }
+        out.flush(continuation)
+        err.flush(continuation)
+        out.closeIfOpen()
+        err.closeIfOpen()
+        if let fd = inputFD { close(fd) }
+        if pidfd >= 0 { close(pidfd) }
+        let ended = termination ?? reap(blocking: true)
+        return ProcessResult(termination: ended, stdoutBytes: out.total, stderrBytes: err.total)
+    }
+
+    /// Writes what the pipe takes of the remaining input; true when done (or the reader left).
+    private func writeInput(_ fd: Int32, _ offset: inout Int) -> Bool {
+        let written = input.withUnsafeBytes { raw in
+            Glibc.write(fd, raw.baseAddress! + offset, input.count - offset)
+        }
+        if written < 0 { return errno != EAGAIN && errno != EINTR }
+        offset += written
+        return offset >= input.count
+    }
+
+    private func reap(blocking: Bool) -> ProcessTermination {
+        var status: Int32 = 0
+        while true {
+            let rc = waitpid(pid, &status, blocking ? 0 : WNOHANG)
+            if rc == pid { break }
+            if rc < 0 && errno == EINTR { continue }
+            // Someone else reaped it (should not happen): report a lost status rather than hang.
+            return .signaled(0)
+        }
+        let signal = status & 0x7f
+        if signal == 0 { return .exited((status >> 8) & 0xff) }
+        return .signaled(signal)
+    }
+}
+
+/// One output pipe: what is buffered, how much it has written in all.
+private struct StreamState {
+    var fd: Int32
+    let kind: OutputStreamKind
+    var pending: [UInt8] = []
+    var total = 0
+    var kept = 0
+
+    mutating func read(
+        into buffer: UnsafeMutableRawBufferPointer, limit: Int, continuation: AsyncStream<OutputChunk>.Continuation
+    ) {
+        let count = Glibc.read(fd, buffer.baseAddress!, buffer.count)
+        if count < 0 && (errno == EAGAIN || errno == EINTR) { return }
+        if count <= 0 {
+            flush(continuation)
+            closeIfOpen()
+            return
+        }
+        total += count
+        let keep = min(count, max(0, limit - kept))
+        if keep > 0 {
+            pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[0..<keep]))
+            kept += keep
+        }
+        if pending.count >= OutputPump.chunkSize { flush(continuation) }
+    }
+
+    mutating func flush(_ continuation: AsyncStream<OutputChunk>.Continuation) {
+        guard !pending.isEmpty else { return }
+        continuation.yield(OutputChunk(stream: kind, bytes: pending))
+        pending = []
+    }
+
+    mutating func closeIfOpen() {
+        if fd >= 0 {
+            close(fd)
+            fd = -1
+        }
+    }
+}
+
+func monotonicSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}

@@ -1,0 +1,71 @@
+import HTTPTypes
+import Hummingbird
+import XNProtocol
+import XNStore
+
+/// http-runner's API, same shapes and status codes: `POST /` and `GET /<id>`.
+struct CompatController: Sendable {
+    let scheduler: Scheduler
+    let store: any JobStore
+    let configuration: HubConfiguration
+
+    func register(on router: Router<BasicRequestContext>) {
+        router.post("/") { request, _ in try await submit(request) }
+        router.get("/:id") { _, context in try await show(context.parameters.get("id") ?? "") }
+    }
+
+    static func badRequest(_ reason: String) -> Response {
+        Responses.json(.badRequest, ["message": "Bad Request", "error": reason])
+    }
+
+    static let notImplemented = Responses.json(.notImplemented, ["message": "Not Implemented"])
+
+    private func submit(_ request: Request) async throws -> Response {
+        var request = request
+        let body: ByteBuffer
+        do {
+            body = try await request.body(upTo: configuration.maxBodyBytes)
+        } catch is BodyTooLarge {
+            return Responses.json(.contentTooLarge, ["message": "Payload Too Large"])
+        }
+        let spec: JobSpec
+        do {
+            spec = try JobSpec.parse(json: body.readableBytesView, strict: false)
+        } catch {
+            return Self.badRequest(error.message)
+        }
+        if !configuration.whitelist.isEmpty && !configuration.whitelist.contains(spec.command) {
+            return Self.badRequest("command not in whitelist: \(spec.command)")
+        }
+        let job = try await scheduler.submit(spec)
+        return Responses.compat(.accepted, CompatJob(job, stdout: [], stderr: []))
+    }
+
+    private func show(_ text: String) async throws -> Response {
+        guard let id = JobID(text) else { return Self.notImplemented }
+        guard let job = try await store.job(id) else {
+            return Responses.json(.notFound, ["message": "Not Found"])
+        }
+        let stdout = try await store.output(id, stream: .stdout, from: 0, limit: .max)
+        let stderr = try await store.output(id, stream: .stderr, from: 0, limit: .max)
+        return Responses.compat(.ok, CompatJob(job, stdout: stdout, stderr: stderr))
+    }
+}
+
+/// Routes nobody owns: 501 in http-runner's shape, or a v1 error under `/v1`.
+struct UnknownRouteMiddleware: RouterMiddleware {
+    typealias Context = BasicRequestContext
+
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as HTTPError where error.status == .notFound {
+            if request.uri.path == "/v1" || request.uri.path.hasPrefix("/v1/") {
+                return Responses.error(.notFound, "no_route", "no route \(request.method) \(request.uri.path)")
+            }
+            return CompatController.notImplemented
+        }
+    }
+}

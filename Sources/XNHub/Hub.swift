@@ -1,0 +1,72 @@
+import Foundation
+public import Hummingbird
+public import Logging
+import NIOCore
+public import XNExec
+import XNProtocol
+import XNStore
+
+/// Builds a hub: its store, its scheduler on the given executor, and the HTTP application.
+///
+/// `onListening` receives the bound port (useful with port 0).
+public func buildApplication(
+    configuration: HubConfiguration, executor: any JobExecutor, logger: Logger,
+    onListening: @escaping @Sendable (Int) async -> Void = { _ in }
+) throws -> some ApplicationProtocol {
+    let store = try openStore(configuration)
+    let scheduler = Scheduler(store: store, executor: executor, configuration: configuration, logger: logger)
+    let router = buildRouter(scheduler: scheduler, store: store, configuration: configuration)
+    var app = Application(
+        router: router,
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
+        onServerRunning: { channel in
+            await onListening(channel.localAddress?.port ?? configuration.port)
+        },
+        logger: logger)
+    app.addServices(scheduler)
+    app.beforeServerStarts { try await scheduler.recover() }
+    return app
+}
+
+/// Runs a hub until SIGINT or SIGTERM, then shuts it down gracefully.
+public func runHub(
+    configuration: HubConfiguration, executor: any JobExecutor, logger: Logger,
+    onListening: @escaping @Sendable (Int) async -> Void = { _ in }
+) async throws {
+    let app = try buildApplication(
+        configuration: configuration, executor: executor, logger: logger, onListening: onListening)
+    try await app.runService()
+}
+
+/// The router with every route the hub serves.
+func buildRouter(scheduler: Scheduler, store: any JobStore, configuration: HubConfiguration) -> Router<BasicRequestContext> {
+    let router = Router()
+    router.middlewares.add(UnknownRouteMiddleware())
+    JobsController(scheduler: scheduler, store: store, configuration: configuration).register(on: router)
+    CompatController(scheduler: scheduler, store: store, configuration: configuration).register(on: router)
+    router.get("/openapi.yaml") { _, _ in
+        Responses.text(.ok, PackageResources.openapi_yaml, contentType: "application/yaml")
+    }
+    return router
+}
+
+/// Opens the SQLite store under the data folder, creating the folder; nil data means in memory.
+func openStore(_ configuration: HubConfiguration) throws -> any JobStore {
+    guard let folder = configuration.dataDirectory else { return try SQLiteJobStore(path: nil) }
+    do {
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    } catch {
+        throw HubError("cannot create data folder \(folder): \(error.localizedDescription)")
+    }
+    try DataFolderLock.acquire(folder)
+    return try SQLiteJobStore(path: (folder as NSString).appendingPathComponent("xn.sqlite"))
+}
+
+/// A hub that cannot start, with a message for the person who started it.
+public struct HubError: Error, CustomStringConvertible {
+    public var description: String
+
+    public init(_ description: String) {
+        self.description = description
+    }
+}

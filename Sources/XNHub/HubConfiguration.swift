@@ -1,0 +1,28 @@
+/// How a hub runs: where it listens, where it keeps data, how many jobs it runs at once.
+public struct HubConfiguration: Sendable {
+    public var host = "127.0.0.1"
+    /// 0 picks a free port (tests); the bound port is reported once listening.
+    public var port = 9000
+    /// Folder for the SQLite store; nil keeps everything in memory (tests only).
+    public var dataDirectory: String? = "./xn-data"
+    /// Local slots: jobs the hub runs itself at once; further jobs wait queued.
+    public var slots = 2
+    /// Commands allowed, matched exactly (http-runner's `-w`); empty allows all.
+    public var whitelist: Set<String> = []
+    /// Finished jobs kept (http-runner's `-n`); nil keeps all. Queued and running jobs are never purged.
+    public var maxFinishedJobs: Int?
+    /// Bytes kept per output stream of a job; the rest is counted and flagged as truncated.
+    public var maxOutputBytes = 16 << 20
+    /// Largest request body accepted (413 beyond).
+    public var maxBodyBytes = 1 << 20
+    /// On Ctrl-C, how long running jobs may go on before they are killed and recorded.
+    public var shutdownGrace: Duration = .seconds(10)
+    /// Between SIGTERM and SIGKILL when a job is canceled or times out.
+    public var killGrace: Duration = .seconds(5)
+    /// Callback delivery: attempts, and the first pause between them (doubled each time).
+    public var callbackAttempts = 3
+    public var callbackBackoff: Duration = .seconds(1)
+    public var callbackTimeout: Duration = .seconds(10)
+
+    public init() {}
+}

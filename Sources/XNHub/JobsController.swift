@@ -1,0 +1,188 @@
+import HTTPTypes
+import Hummingbird
+import XNProtocol
+import XNStore
+
+/// The v1 jobs API: submit, get, list, raw output, cancel.
+struct JobsController: Sendable {
+    let scheduler: Scheduler
+    let store: any JobStore
+    let configuration: HubConfiguration
+
+    /// Longest a `?wait=` long-poll may hold a request.
+    static let maxWaitSeconds = 300.0
+
+    func register(on router: Router<BasicRequestContext>) {
+        let jobs = router.group("v1/jobs")
+        jobs.post { request, _ in try await submit(request) }
+        jobs.get { request, _ in try await list(request) }
+        jobs.get(":id") { request, context in
+            try await withJob(context) { try await show($0, wait: request.uri.queryParameters.get("wait")) }
+        }
+        jobs.get(":id/stdout") { request, context in
+            try await withJob(context) { try await output($0, .stdout, request) }
+        }
+        jobs.get(":id/stderr") { request, context in
+            try await withJob(context) { try await output($0, .stderr, request) }
+        }
+        jobs.post(":id/cancel") { _, context in
+            try await withJob(context) { try await cancel($0) }
+        }
+    }
+
+    private func submit(_ request: Request) async throws -> Response {
+        var request = request
+        let wait: Double?
+        switch parseWait(request.uri.queryParameters.get("wait")) {
+        case .success(let value): wait = value
+        case .failure(let response): return response.response
+        }
+        let body: ByteBuffer
+        do {
+            body = try await request.body(upTo: configuration.maxBodyBytes)
+        } catch is BodyTooLarge {
+            return Responses.error(
+                .contentTooLarge, "body_too_large", "request body is larger than \(configuration.maxBodyBytes) bytes")
+        }
+        let spec: JobSpec
+        do {
+            spec = try JobSpec.parse(json: body.readableBytesView, strict: true)
+        } catch {
+            return Responses.error(.badRequest, error.field == nil ? "invalid_body" : "invalid_field", error.message, field: error.field)
+        }
+        if !configuration.whitelist.isEmpty && !configuration.whitelist.contains(spec.command) {
+            return Responses.error(
+                .forbidden, "command_not_allowed", "command '\(spec.command)' is not in the hub's whitelist", field: "command")
+        }
+        let job = try await scheduler.submit(spec)
+        guard let wait else { return Responses.json(.created, JobView(job)) }
+        try await scheduler.waitForEnd(job.id, timeout: .milliseconds(Int64(wait * 1000)))
+        return try await view(job.id, status: .created)
+    }
+
+    private func show(_ id: JobID, wait: String?) async throws -> Response {
+        switch parseWait(wait) {
+        case .success(let seconds?):
+            try await scheduler.waitForEnd(id, timeout: .milliseconds(Int64(seconds * 1000)))
+        case .success(nil):
+            break
+        case .failure(let response):
+            return response.response
+        }
+        return try await view(id, status: .ok)
+    }
+
+    private func view(_ id: JobID, status: HTTPResponse.Status) async throws -> Response {
+        guard let job = try await store.job(id) else { return notFound(id) }
+        let stdout = try await store.output(id, stream: .stdout, from: 0, limit: .max)
+        let stderr = try await store.output(id, stream: .stderr, from: 0, limit: .max)
+        return Responses.json(status, JobView(job, stdout: stdout, stderr: stderr))
+    }
+
+    private func list(_ request: Request) async throws -> Response {
+        let query = request.uri.queryParameters
+        var states: [JobState]?
+        if let text = query.get("state"), !text.isEmpty {
+            var parsed: [JobState] = []
+            for name in text.split(separator: ",") {
+                guard let state = JobState(rawValue: String(name)) else {
+                    let known = JobState.allCases.map(\.rawValue).joined(separator: ", ")
+                    return Responses.error(
+                        .badRequest, "invalid_query", "state '\(name)' is not one of: \(known)", field: "state")
+                }
+                parsed.append(state)
+            }
+            states = parsed
+        }
+        var limit = 50
+        if let text = query.get("limit") {
+            guard let value = Int(text), (1...1000).contains(value) else {
+                return Responses.error(.badRequest, "invalid_query", "limit must be an integer from 1 to 1000", field: "limit")
+            }
+            limit = value
+        }
+        var before: Int64?
+        if let text = query.get("before") {
+            guard let value = Int64(text), value > 0 else {
+                return Responses.error(.badRequest, "invalid_query", "before must be a cursor from a previous page", field: "before")
+            }
+            before = value
+        }
+        let jobs = try await store.list(states: states, before: before, limit: limit + 1)
+        let page = jobs.prefix(limit)
+        let next = jobs.count > limit ? page.last.map { String($0.seq) } : nil
+        return Responses.json(.ok, JobPage(jobs: page.map { JobView($0) }, next: next))
+    }
+
+    private func output(_ id: JobID, _ stream: OutputStreamName, _ request: Request) async throws -> Response {
+        let query = request.uri.queryParameters
+        var offset = 0
+        if let text = query.get("offset") {
+            guard let value = Int(text), value >= 0 else {
+                return Responses.error(.badRequest, "invalid_query", "offset must be a byte count of 0 or more", field: "offset")
+            }
+            offset = value
+        }
+        var limit = configuration.maxOutputBytes
+        if let text = query.get("limit") {
+            guard let value = Int(text), value >= 0 else {
+                return Responses.error(.badRequest, "invalid_query", "limit must be a byte count of 0 or more", field: "limit")
+            }
+            limit = value
+        }
+        guard let job = try await store.job(id) else { return notFound(id) }
+        let bytes = try await store.output(id, stream: stream, from: offset, limit: limit)
+        let total = stream == .stdout ? job.stdoutBytes : job.stderrBytes
+        let truncated = stream == .stdout ? job.stdoutTruncated : job.stderrTruncated
+        var headers = HTTPFields()
+        headers[.xnTotalBytes] = String(total)
+        headers[.xnTruncated] = truncated ? "true" : "false"
+        headers[.xnJobState] = job.state.rawValue
+        return Responses.bytes(bytes, headers: headers)
+    }
+
+    private func cancel(_ id: JobID) async throws -> Response {
+        guard let before = try await store.job(id) else { return notFound(id) }
+        if before.state.isTerminal {
+            return Responses.error(.conflict, "job_finished", "job \(id) already ended (\(before.state.rawValue))")
+        }
+        guard let job = try await scheduler.cancel(id) else { return notFound(id) }
+        let stdout = try await store.output(id, stream: .stdout, from: 0, limit: .max)
+        let stderr = try await store.output(id, stream: .stderr, from: 0, limit: .max)
+        return Responses.json(.ok, JobView(job, stdout: stdout, stderr: stderr))
+    }
+
+    private func withJob(
+        _ context: BasicRequestContext, _ body: (JobID) async throws -> Response
+    ) async throws -> Response {
+        let text = context.parameters.get("id") ?? ""
+        guard let id = JobID(text) else {
+            return Responses.error(.notFound, "job_not_found", "'\(text)' is not a job id (40 hex characters)", field: "id")
+        }
+        return try await body(id)
+    }
+
+    private func notFound(_ id: JobID) -> Response {
+        Responses.error(.notFound, "job_not_found", "no job with id \(id)")
+    }
+
+    /// A refusal carried through `Result`.
+    struct Refusal: Error {
+        let response: Response
+    }
+
+    private func parseWait(_ text: String?) -> Result<Double?, Refusal> {
+        guard let text else { return .success(nil) }
+        guard let value = Double(text), value >= 0, value <= Self.maxWaitSeconds else {
+            return .failure(Refusal(response: Responses.error(
+                .badRequest, "invalid_query", "wait must be a number of seconds from 0 to 300", field: "wait")))
+        }
+        return .success(value)
+    }
+}
+
+extension HTTPField.Name {
+    static let xnTotalBytes = Self("X-Xn-Total-Bytes")!
+    static let xnTruncated = Self("X-Xn-Truncated")!
+    static let xnJobState = Self("X-Xn-Job-State")!
+}

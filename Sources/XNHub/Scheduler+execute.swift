@@ -1,0 +1,116 @@
+import Foundation
+import Logging
+import XNExec
+import XNProtocol
+import XNStore
+
+extension Scheduler {
+    /// Runs one job that holds a slot, from spawn to its recorded end.
+    func execute(_ job: JobRecord) async {
+        let request = ProcessRequest(
+            command: job.spec.command, arguments: job.spec.args, environment: job.spec.env,
+            workingDirectory: job.spec.cwd, standardInput: job.spec.stdin.map { Array($0.utf8) },
+            outputLimit: configuration.maxOutputBytes)
+        let process: any RunningProcess
+        do {
+            process = try executor.start(request)
+        } catch {
+            await record(job, JobOutcome(state: .failed, err: error.description, finishedAt: Timestamp.now()))
+            return
+        }
+        guard let stops = attach(process, to: job.id) else {
+            _ = await process.terminate(grace: configuration.killGrace)
+            return
+        }
+        let result = await withTaskGroup(of: Void.self) { group -> ProcessResult in
+            group.addTask {
+                for await _ in stops {
+                    _ = await process.terminate(grace: self.configuration.killGrace)
+                    return
+                }
+            }
+            if let timeout = job.spec.timeout {
+                group.addTask {
+                    guard (try? await Task.sleep(for: .milliseconds(Int64(timeout * 1000)))) != nil else { return }
+                    await self.requestStop(job.id, .timedOut(timeout))
+                }
+            }
+            group.addTask {
+                // A cancelled service (not a graceful shutdown) must not leave the process behind.
+                await withTaskCancellationHandler {
+                    _ = await process.result()
+                } onCancel: {
+                    process.signal(SIGKILL)
+                }
+            }
+            await self.store(process.output, of: job.id)
+            let result = await process.result()
+            group.cancelAll()
+            return result
+        }
+        await record(job, outcome(of: result, reason: stopReason(job.id)))
+    }
+
+    /// Appends each chunk to the store as it arrives, tracking each stream's offset.
+    private func store(_ output: AsyncStream<OutputChunk>, of id: JobID) async {
+        var offsets: [OutputStreamKind: Int] = [:]
+        for await chunk in output {
+            let offset = offsets[chunk.stream, default: 0]
+            offsets[chunk.stream] = offset + chunk.bytes.count
+            do {
+                try await store.appendOutput(
+                    id, stream: chunk.stream == .stdout ? .stdout : .stderr, offset: offset, bytes: chunk.bytes)
+            } catch {
+                logger.error("cannot store output of job \(id): \(error)")
+            }
+        }
+    }
+
+    private func outcome(of result: ProcessResult, reason: StopReason?) -> JobOutcome {
+        let cap = configuration.maxOutputBytes
+        var outcome: JobOutcome
+        switch (reason, result.termination) {
+        case (.canceled?, _):
+            outcome = JobOutcome(state: .canceled, err: "canceled", finishedAt: Timestamp.now())
+        case (.timedOut(let seconds)?, _):
+            outcome = JobOutcome(
+                state: .timedOut, err: "timed out after \(formatSeconds(seconds))", finishedAt: Timestamp.now())
+        case (.shutdown?, _):
+            outcome = JobOutcome(
+                state: .lost, err: "hub shut down before the job finished; it was killed after the grace period",
+                finishedAt: Timestamp.now())
+        case (nil, .exited(0)):
+            outcome = JobOutcome(state: .succeeded, exitCode: 0, finishedAt: Timestamp.now())
+        case (nil, .exited(let code)):
+            outcome = JobOutcome(state: .failed, exitCode: code, finishedAt: Timestamp.now())
+        case (nil, .signaled(let signal)):
+            outcome = JobOutcome(
+                state: .failed, signal: signal, err: "killed by signal \(signal)", finishedAt: Timestamp.now())
+        }
+        if case .exited(let code) = result.termination { outcome.exitCode = code }
+        if case .signaled(let signal) = result.termination { outcome.signal = signal }
+        outcome.stdoutTruncated = result.stdoutBytes > cap
+        outcome.stderrTruncated = result.stderrBytes > cap
+        return outcome
+    }
+
+    /// Stores the end, frees the slot, wakes waiters and delivers the callback.
+    private func record(_ job: JobRecord, _ outcome: JobOutcome) async {
+        var ended: JobRecord?
+        do {
+            ended = try await store.finish(job.id, outcome)
+        } catch {
+            logger.error("cannot record the end of job \(job.id): \(error)")
+        }
+        await release(job.id)
+        guard let ended else { return }
+        jobEnded(ended)
+        if ended.spec.callback != nil, let callbacks {
+            await callbacks.deliver(ended)
+        }
+    }
+}
+
+func formatSeconds(_ seconds: Double) -> String {
+    seconds == seconds.rounded() ? "\(Int(seconds))s" : "\(seconds)s"
+}

@@ -1,0 +1,226 @@
+import Logging
+import ServiceLifecycle
+import XNExec
+import XNProtocol
+import XNStore
+
+/// Owns the queue and the hub's local slots: takes the oldest queued jobs from the store while a
+/// slot is free, runs them through a `JobExecutor`, and records how they end.
+///
+///     submit ──▶ store (queued) ──▶ dispatch ──▶ running ──▶ finish ──▶ store, waiters, callback
+///                                     ▲                        │
+///                                     └──── slot freed ────────┘
+///
+/// - Important: Run it as a service (`run()`); every job task is a child of that call, so a
+///   shutdown waits for (or kills) them all.
+public actor Scheduler: Service {
+    let store: any JobStore
+    let executor: any JobExecutor
+    let configuration: HubConfiguration
+    let logger: Logger
+    let endSignals = EndSignals()
+    /// Created when the service runs and shut down when it stops (its HTTP client must be).
+    private(set) var callbacks: CallbackSender?
+    private let launches: AsyncStream<JobRecord>
+    private let launchQueue: AsyncStream<JobRecord>.Continuation
+    private var running: [JobID: RunningJob] = [:]
+    private var accepting = true
+    private var dispatching = false
+    private var dispatchAgain = false
+    private var finishedCount = 0
+    private var idleWaiters: [CheckedContinuation<Void, Never>] = []
+
+    /// A job holding a local slot.
+    struct RunningJob {
+        var process: (any RunningProcess)?
+        /// Set by the first cancel, timeout or shutdown; decides the final state.
+        var stopReason: StopReason?
+        /// Present once the process runs: wakes the task that kills it.
+        var stops: AsyncStream<Void>.Continuation?
+    }
+
+    enum StopReason: Sendable {
+        case canceled, timedOut(Double), shutdown
+    }
+
+    public init(store: any JobStore, executor: any JobExecutor, configuration: HubConfiguration, logger: Logger) {
+        self.store = store
+        self.executor = executor
+        self.configuration = configuration
+        self.logger = logger
+        (launches, launchQueue) = AsyncStream.makeStream(of: JobRecord.self)
+    }
+
+    /// Resolves what a previous hub process left running; must finish before the server accepts jobs.
+    public func recover() async throws {
+        let lost = try await store.markInterruptedLost(
+            reason: "hub stopped while the job was running; its exit was not recorded", at: Timestamp.now())
+        if lost > 0 { logger.warning("marked \(lost) interrupted job(s) lost") }
+        finishedCount = try await store.count(state: nil) - store.count(state: .queued)
+    }
+
+    public func run() async throws {
+        let callbacks = CallbackSender(configuration: configuration, store: store, logger: logger)
+        self.callbacks = callbacks
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.dispatch() }
+            group.addTask {
+                try? await gracefulShutdown()
+                await self.drain()
+            }
+            for await job in launches {
+                group.addTask { await self.execute(job) }
+            }
+        }
+        self.callbacks = nil
+        await callbacks.shutdown()
+    }
+
+    /// Stores a new job and starts it if a slot is free.
+    public func submit(_ spec: JobSpec) async throws -> JobRecord {
+        await purgeBeyondLimit()
+        let job = try await store.insert(JobRecord(id: .random(), spec: spec, createdAt: Timestamp.now()))
+        await dispatch()
+        return job
+    }
+
+    /// Cancels a queued or running job; returns nil if it does not exist.
+    public func cancel(_ id: JobID) async throws -> JobRecord? {
+        if running[id] != nil {
+            requestStop(id, .canceled)
+            try await waitForEnd(id, timeout: configuration.killGrace + .seconds(2))
+            return try await store.job(id)
+        }
+        guard let job = try await store.job(id) else { return nil }
+        guard job.state == .queued || job.state == .assigned else { return job }
+        let outcome = JobOutcome(state: .canceled, err: "canceled before it started", finishedAt: Timestamp.now())
+        guard let ended = try await store.finish(id, outcome) else { return try await store.job(id) }
+        jobEnded(ended)
+        return ended
+    }
+
+    /// Waits until `id` ends or `timeout` passes.
+    public func waitForEnd(_ id: JobID, timeout: Duration) async throws {
+        let ticket = endSignals.register(id)
+        let job = try await store.job(id)
+        if job == nil || job?.state.isTerminal == true {
+            await endSignals.wait(id, ticket: ticket, timeout: .zero)
+            return
+        }
+        await endSignals.wait(id, ticket: ticket, timeout: timeout)
+    }
+
+    /// Fills free slots with the oldest queued jobs. Re-entrant calls fold into one pass.
+    func dispatch() async {
+        if dispatching {
+            dispatchAgain = true
+            return
+        }
+        dispatching = true
+        defer { dispatching = false }
+        repeat {
+            dispatchAgain = false
+            while accepting, running.count < configuration.slots {
+                let free = configuration.slots - running.count
+                let jobs: [JobRecord]
+                do {
+                    jobs = try await store.queued(limit: free)
+                } catch {
+                    logger.error("cannot read the queue: \(error)")
+                    return
+                }
+                if jobs.isEmpty { break }
+                for job in jobs where accepting && running[job.id] == nil {
+                    do {
+                        guard try await store.markRunning(job.id, worker: "local", at: Timestamp.now()) else { continue }
+                    } catch {
+                        logger.error("cannot start job \(job.id): \(error)")
+                        return
+                    }
+                    running[job.id] = RunningJob(process: nil, stopReason: nil, stops: nil)
+                    launchQueue.yield(job)
+                }
+            }
+        } while dispatchAgain
+    }
+
+    /// Marks why a running job must stop and asks its task to kill it.
+    func requestStop(_ id: JobID, _ reason: StopReason) {
+        guard var job = running[id] else { return }
+        if job.stopReason == nil {
+            job.stopReason = reason
+            running[id] = job
+        }
+        job.stops?.yield()
+    }
+
+    func attach(_ process: any RunningProcess, to id: JobID) -> AsyncStream<Void>? {
+        guard var job = running[id] else { return nil }
+        job.process = process
+        let (stream, continuation) = AsyncStream.makeStream(of: Void.self)
+        let pendingStop = job.stopReason != nil
+        job = RunningJob(process: process, stopReason: job.stopReason, stops: continuation)
+        running[id] = job
+        if pendingStop { continuation.yield() }
+        return stream
+    }
+
+    func stopReason(_ id: JobID) -> StopReason? {
+        running[id]?.stopReason
+    }
+
+    /// Frees the slot, wakes waiters, purges beyond `-n`, and fills the slot again.
+    func release(_ id: JobID) async {
+        running[id]?.stops?.finish()
+        running[id] = nil
+        if running.isEmpty {
+            idleWaiters.forEach { $0.resume() }
+            idleWaiters = []
+        }
+        await dispatch()
+    }
+
+    func jobEnded(_ job: JobRecord) {
+        endSignals.notify(job.id)
+        finishedCount += 1
+    }
+
+    /// http-runner's `-n`: when a job is created, the oldest finished jobs beyond the limit go.
+    /// Purging at creation, not at the end of a job, lets a client read the job it waited for.
+    private func purgeBeyondLimit() async {
+        if let keep = configuration.maxFinishedJobs, finishedCount > keep {
+            do {
+                finishedCount -= try await store.purgeFinished(keeping: keep)
+            } catch {
+                logger.error("cannot purge finished jobs: \(error)")
+            }
+        }
+    }
+
+    /// Graceful shutdown: start nothing new, give running jobs the grace period, then kill them.
+    private func drain() async {
+        accepting = false
+        launchQueue.finish()
+        if !running.isEmpty {
+            logger.info("waiting up to \(configuration.shutdownGrace) for \(running.count) running job(s)")
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await self.waitUntilIdle() }
+                group.addTask { try? await Task.sleep(for: self.configuration.shutdownGrace) }
+                await group.next()
+                group.cancelAll()
+                self.wakeIdleWaiters()
+            }
+        }
+        for id in running.keys { requestStop(id, .shutdown) }
+    }
+
+    private func waitUntilIdle() async {
+        if running.isEmpty { return }
+        await withCheckedContinuation { idleWaiters.append($0) }
+    }
+
+    private func wakeIdleWaiters() {
+        idleWaiters.forEach { $0.resume() }
+        idleWaiters = []
+    }
+}

@@ -1,0 +1,62 @@
+/// Everything known about one job: its spec, where it is, and how it ended.
+public struct JobRecord: Sendable, Equatable {
+    public var id: JobID
+    /// Submission order, assigned by the store; the queue runs oldest first.
+    public var seq: Int64
+    public var spec: JobSpec
+    public var state: JobState
+    /// Milliseconds since the epoch.
+    public var createdAt: Int64
+    public var startedAt: Int64?
+    public var finishedAt: Int64?
+    public var exitCode: Int32?
+    public var signal: Int32?
+    /// Why the job did not run or did not end normally (spawn error, timeout, hub restart).
+    public var err: String?
+    /// Bytes kept of each stream (at most the output cap).
+    public var stdoutBytes: Int
+    public var stderrBytes: Int
+    public var stdoutTruncated: Bool
+    public var stderrTruncated: Bool
+    /// Outcome of the callback delivery, once tried.
+    public var callbackStatus: String?
+    /// Who ran it: "local" for the hub's own slots.
+    public var worker: String?
+
+    public init(id: JobID, spec: JobSpec, createdAt: Int64) {
+        self.id = id
+        self.seq = 0
+        self.spec = spec
+        self.state = .queued
+        self.createdAt = createdAt
+        self.stdoutBytes = 0
+        self.stderrBytes = 0
+        self.stdoutTruncated = false
+        self.stderrTruncated = false
+    }
+}
+
+/// How a job ended, as the runner reports it to the store.
+public struct JobOutcome: Sendable, Equatable {
+    public var state: JobState
+    public var exitCode: Int32?
+    public var signal: Int32?
+    public var err: String?
+    public var stdoutTruncated: Bool
+    public var stderrTruncated: Bool
+    public var finishedAt: Int64
+
+    public init(
+        state: JobState, exitCode: Int32? = nil, signal: Int32? = nil, err: String? = nil,
+        stdoutTruncated: Bool = false, stderrTruncated: Bool = false, finishedAt: Int64
+    ) {
+        precondition(state.isTerminal, "an outcome is a terminal state")
+        self.state = state
+        self.exitCode = exitCode
+        self.signal = signal
+        self.err = err
+        self.stdoutTruncated = stdoutTruncated
+        self.stderrTruncated = stderrTruncated
+        self.finishedAt = finishedAt
+    }
+}

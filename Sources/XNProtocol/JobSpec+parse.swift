@@ -1,0 +1,127 @@
+import Foundation
+
+extension JobSpec {
+    /// The fields a v1 body may carry; any other is refused so a typo ("timout") is not ignored.
+    public static let fields: Set<String> = ["command", "args", "env", "cwd", "timeout", "stdin", "name", "callback"]
+
+    /// Parses a JSON request body.
+    ///
+    /// http-runner's `args` string is split on whitespace; `strict` refuses unknown fields (v1),
+    /// the compat route ignores them as http-runner did.
+    public static func parse(json: some Sequence<UInt8>, strict: Bool) throws(SpecError) -> JobSpec {
+        let data = Data(json)
+        let object: Any
+        do {
+            object = try JSONSerialization.jsonObject(with: data, options: [])
+        } catch {
+            throw SpecError(field: nil, "body is not valid JSON")
+        }
+        guard let body = object as? [String: Any] else {
+            throw SpecError(field: nil, "body must be a JSON object")
+        }
+        return try parse(object: body, strict: strict)
+    }
+
+    /// Parses one job from a decoded JSON (or YAML) object.
+    public static func parse(object body: [String: Any], strict: Bool) throws(SpecError) -> JobSpec {
+        if strict, let unknown = body.keys.sorted().first(where: { !fields.contains($0) }) {
+            throw SpecError(field: unknown, "unknown field '\(unknown)'")
+        }
+        guard let rawCommand = body["command"], !(rawCommand is NSNull) else {
+            throw SpecError(field: "command", "command is required")
+        }
+        guard let command = string(rawCommand) else {
+            throw SpecError(field: "command", "command must be a string")
+        }
+        guard !command.isEmpty else { throw SpecError(field: "command", "command must not be empty") }
+        guard !command.contains("\0") else { throw SpecError(field: "command", "command must not contain NUL") }
+        var spec = JobSpec(command: command)
+        spec.args = try parseArgs(body["args"])
+        spec.env = try parseEnv(body["env"])
+        spec.cwd = try optionalString(body, "cwd")
+        if let cwd = spec.cwd, cwd.isEmpty || cwd.contains("\0") {
+            throw SpecError(field: "cwd", "cwd must be a non-empty path")
+        }
+        spec.stdin = try optionalString(body, "stdin")
+        spec.name = try optionalString(body, "name")
+        if let name = spec.name, name.count > 200 {
+            throw SpecError(field: "name", "name must be at most 200 characters")
+        }
+        spec.callback = try optionalString(body, "callback")
+        if let callback = spec.callback {
+            try validateCallback(callback)
+        }
+        if let raw = body["timeout"], !(raw is NSNull) {
+            guard let number = raw as? NSNumber, !isBool(number), number.doubleValue.isFinite,
+                number.doubleValue > 0, number.doubleValue <= 31_536_000
+            else {
+                throw SpecError(field: "timeout", "timeout must be a number of seconds between 0 and 31536000")
+            }
+            spec.timeout = number.doubleValue
+        }
+        return spec
+    }
+
+    private static func parseArgs(_ raw: Any?) throws(SpecError) -> [String] {
+        guard let raw, !(raw is NSNull) else { return [] }
+        if let text = string(raw) {
+            // `isWhitespace`, not a list of characters: "\r\n" is one Character and equals neither "\r" nor "\n".
+            return text.split(whereSeparator: \.isWhitespace).map(String.init)
+        }
+        guard let list = raw as? [Any] else {
+            throw SpecError(field: "args", "args must be a string or an array of strings")
+        }
+        var args: [String] = []
+        for (index, item) in list.enumerated() {
+            guard let arg = string(item) else {
+                throw SpecError(field: "args", "args[\(index)] must be a string")
+            }
+            guard !arg.contains("\0") else { throw SpecError(field: "args", "args[\(index)] must not contain NUL") }
+            args.append(arg)
+        }
+        return args
+    }
+
+    private static func parseEnv(_ raw: Any?) throws(SpecError) -> [String: String] {
+        guard let raw, !(raw is NSNull) else { return [:] }
+        guard let object = raw as? [String: Any] else {
+            throw SpecError(field: "env", "env must be an object of strings")
+        }
+        var env: [String: String] = [:]
+        for (key, value) in object {
+            guard !key.isEmpty, !key.contains("="), !key.contains("\0") else {
+                throw SpecError(field: "env", "env name '\(key)' is not a valid variable name")
+            }
+            guard let text = string(value), !text.contains("\0") else {
+                throw SpecError(field: "env", "env.\(key) must be a string")
+            }
+            env[key] = text
+        }
+        return env
+    }
+
+    private static func optionalString(_ body: [String: Any], _ field: String) throws(SpecError) -> String? {
+        guard let raw = body[field], !(raw is NSNull) else { return nil }
+        guard let text = string(raw) else { throw SpecError(field: field, "\(field) must be a string") }
+        return text
+    }
+
+    /// Only http and https callbacks with a host: anything else could reach local files or other schemes.
+    public static func validateCallback(_ text: String) throws(SpecError) {
+        guard let url = URLComponents(string: text), let scheme = url.scheme?.lowercased(),
+            scheme == "http" || scheme == "https", let host = url.host, !host.isEmpty
+        else {
+            throw SpecError(field: "callback", "callback must be an http or https URL")
+        }
+    }
+
+    private static func string(_ value: Any) -> String? {
+        if value is NSNumber { return nil }
+        return value as? String
+    }
+
+    /// Foundation hands JSON booleans back as NSNumber too; their objCType is "c".
+    private static func isBool(_ number: NSNumber) -> Bool {
+        String(cString: number.objCType) == "c"
+    }
+}

@@ -1,0 +1,89 @@
+import Foundation
+
+/// A job as the v1 API shows it. Output text is UTF-8 with invalid bytes replaced; the raw
+/// endpoints give the exact bytes.
+public struct JobView: Sendable, Codable, Equatable {
+    public var id: String
+    public var name: String?
+    public var state: JobState
+    public var command: String
+    public var args: [String]
+    public var cwd: String?
+    public var timeout: Double?
+    public var callback: String?
+    public var createdAt: String
+    public var startedAt: String?
+    public var finishedAt: String?
+    public var exitCode: Int32?
+    public var signal: Int32?
+    public var err: String?
+    public var stdout: String?
+    public var stderr: String?
+    public var stdoutBytes: Int
+    public var stderrBytes: Int
+    public var stdoutTruncated: Bool
+    public var stderrTruncated: Bool
+    public var callbackStatus: String?
+    public var worker: String?
+
+    enum CodingKeys: String, CodingKey {
+        case id, name, state, command, args, cwd, timeout, callback
+        case createdAt = "created_at", startedAt = "started_at", finishedAt = "finished_at"
+        case exitCode = "exit_code", signal, err, stdout, stderr
+        case stdoutBytes = "stdout_bytes", stderrBytes = "stderr_bytes"
+        case stdoutTruncated = "stdout_truncated", stderrTruncated = "stderr_truncated"
+        case callbackStatus = "callback_status", worker
+    }
+
+    /// The view of `record`; pass output bytes to include the text fields (`get`), nil to omit them (`list`).
+    public init(_ record: JobRecord, stdout: [UInt8]? = nil, stderr: [UInt8]? = nil) {
+        id = record.id.rawValue
+        name = record.spec.name
+        state = record.state
+        command = record.spec.command
+        args = record.spec.args
+        cwd = record.spec.cwd
+        timeout = record.spec.timeout
+        callback = record.spec.callback
+        createdAt = Timestamp.format(record.createdAt)
+        startedAt = record.startedAt.map(Timestamp.format)
+        finishedAt = record.finishedAt.map(Timestamp.format)
+        exitCode = record.exitCode
+        signal = record.signal
+        err = record.err
+        self.stdout = stdout.map { String(decoding: $0, as: UTF8.self) }
+        self.stderr = stderr.map { String(decoding: $0, as: UTF8.self) }
+        stdoutBytes = record.stdoutBytes
+        stderrBytes = record.stderrBytes
+        stdoutTruncated = record.stdoutTruncated
+        stderrTruncated = record.stderrTruncated
+        callbackStatus = record.callbackStatus
+        worker = record.worker
+    }
+}
+
+/// One page of `GET /v1/jobs`.
+public struct JobPage: Sendable, Codable, Equatable {
+    public var jobs: [JobView]
+    /// Pass as `before` to get the next (older) page; absent on the last page.
+    public var next: String?
+
+    public init(jobs: [JobView], next: String?) {
+        self.jobs = jobs
+        self.next = next
+    }
+}
+
+/// Times on the wire: RFC 3339 in UTC with milliseconds.
+public enum Timestamp {
+    public static func format(_ milliseconds: Int64) -> String {
+        // The formatter truncates to milliseconds, and about half of all `ms / 1000` values fall just
+        // below the exact one in binary (…20.123 is …20.12299…): aim at the middle of the millisecond.
+        let date = Date(timeIntervalSince1970: (Double(milliseconds) + 0.5) / 1000)
+        return date.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted))
+    }
+
+    public static func now() -> Int64 {
+        Int64((Date().timeIntervalSince1970 * 1000).rounded())
+    }
+}

@@ -1,0 +1,248 @@
+import Foundation
+import GRDB
+public import XNProtocol
+
+/// The default store: SQLite in WAL mode through GRDB, one file under the data folder.
+public final class SQLiteJobStore: JobStore {
+    private let db: any DatabaseWriter
+
+    /// Opens (creating and migrating as needed) `path`; `nil` gives a private in-memory database.
+    public init(path: String?) throws {
+        var config = Configuration()
+        config.busyMode = .timeout(10)
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        if let path {
+            db = try DatabasePool(path: path, configuration: config)
+        } else {
+            db = try DatabaseQueue(configuration: config)
+        }
+        try Self.migrator.migrate(db)
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE jobs (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    id TEXT NOT NULL UNIQUE,
+                    spec BLOB NOT NULL,
+                    state TEXT NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    started_at INTEGER,
+                    finished_at INTEGER,
+                    exit_code INTEGER,
+                    signal INTEGER,
+                    err TEXT,
+                    stdout_bytes INTEGER NOT NULL DEFAULT 0,
+                    stderr_bytes INTEGER NOT NULL DEFAULT 0,
+                    stdout_truncated INTEGER NOT NULL DEFAULT 0,
+                    stderr_truncated INTEGER NOT NULL DEFAULT 0,
+                    callback_status TEXT,
+                    worker TEXT
+                );
+                CREATE INDEX jobs_state_seq ON jobs(state, seq);
+                CREATE TABLE output (
+                    job_seq INTEGER NOT NULL,
+                    stream INTEGER NOT NULL,
+                    offset INTEGER NOT NULL,
+                    data BLOB NOT NULL,
+                    PRIMARY KEY (job_seq, stream, offset)
+                );
+                """)
+        }
+        return migrator
+    }
+
+    private static let columns = """
+        seq, id, spec, state, created_at, started_at, finished_at, exit_code, signal, err,
+        stdout_bytes, stderr_bytes, stdout_truncated, stderr_truncated, callback_status, worker
+        """
+
+    public func insert(_ job: JobRecord) async throws -> JobRecord {
+        let spec = try JSONEncoder().encode(job.spec)
+        return try await db.write { db in
+            try db.execute(
+                sql: "INSERT INTO jobs (id, spec, state, created_at) VALUES (?, ?, ?, ?)",
+                arguments: [job.id.rawValue, spec, job.state.rawValue, job.createdAt])
+            var stored = job
+            stored.seq = db.lastInsertedRowID
+            return stored
+        }
+    }
+
+    public func job(_ id: JobID) async throws -> JobRecord? {
+        try await db.read { db in
+            try Row.fetchOne(db, sql: "SELECT \(Self.columns) FROM jobs WHERE id = ?", arguments: [id.rawValue])
+                .map(Self.record)
+        }
+    }
+
+    public func list(states: [JobState]?, before: Int64?, limit: Int) async throws -> [JobRecord] {
+        var clauses: [String] = []
+        var arguments: StatementArguments = []
+        if let states, !states.isEmpty {
+            clauses.append("state IN (\(states.map { _ in "?" }.joined(separator: ",")))")
+            for state in states { arguments += [state.rawValue] }
+        }
+        if let before {
+            clauses.append("seq < ?")
+            arguments += [before]
+        }
+        let whereClause = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
+        arguments += [limit]
+        let sql = "SELECT \(Self.columns) FROM jobs \(whereClause) ORDER BY seq DESC LIMIT ?"
+        let bound = arguments
+        return try await db.read { db in
+            try Row.fetchAll(db, sql: sql, arguments: bound).map(Self.record)
+        }
+    }
+
+    public func queued(limit: Int) async throws -> [JobRecord] {
+        try await db.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT \(Self.columns) FROM jobs WHERE state = 'queued' ORDER BY seq LIMIT ?",
+                arguments: [limit]
+            ).map(Self.record)
+        }
+    }
+
+    public func markRunning(_ id: JobID, worker: String, at time: Int64) async throws -> Bool {
+        try await db.write { db in
+            try db.execute(
+                sql: "UPDATE jobs SET state = 'running', started_at = ?, worker = ? WHERE id = ? AND state IN ('queued', 'assigned')",
+                arguments: [time, worker, id.rawValue])
+            return db.changesCount == 1
+        }
+    }
+
+    public func appendOutput(_ id: JobID, stream: OutputStreamName, offset: Int, bytes: [UInt8]) async throws {
+        let column = stream == .stdout ? "stdout_bytes" : "stderr_bytes"
+        try await db.write { db in
+            guard let seq = try Int64.fetchOne(db, sql: "SELECT seq FROM jobs WHERE id = ?", arguments: [id.rawValue])
+            else { return }
+            try db.execute(
+                sql: "INSERT OR REPLACE INTO output (job_seq, stream, offset, data) VALUES (?, ?, ?, ?)",
+                arguments: [seq, stream.rawValue, offset, Data(bytes)])
+            try db.execute(
+                sql: "UPDATE jobs SET \(column) = max(\(column), ?) WHERE seq = ?",
+                arguments: [offset + bytes.count, seq])
+        }
+    }
+
+    public func finish(_ id: JobID, _ outcome: JobOutcome) async throws -> JobRecord? {
+        try await db.write { db in
+            try db.execute(
+                sql: """
+                    UPDATE jobs SET state = ?, exit_code = ?, signal = ?, err = ?, finished_at = ?,
+                        stdout_truncated = ?, stderr_truncated = ?
+                    WHERE id = ? AND state NOT IN ('succeeded', 'failed', 'canceled', 'timed_out', 'lost')
+                    """,
+                arguments: [
+                    outcome.state.rawValue, outcome.exitCode, outcome.signal, outcome.err, outcome.finishedAt,
+                    outcome.stdoutTruncated, outcome.stderrTruncated, id.rawValue,
+                ])
+            guard db.changesCount == 1 else { return nil }
+            return try Row.fetchOne(
+                db, sql: "SELECT \(Self.columns) FROM jobs WHERE id = ?", arguments: [id.rawValue]
+            ).map(Self.record)
+        }
+    }
+
+    public func output(_ id: JobID, stream: OutputStreamName, from offset: Int, limit: Int) async throws -> [UInt8] {
+        let limit = min(max(0, limit), Int.max - offset)
+        return try await db.read { db in
+            let rows = try Row.fetchCursor(
+                db,
+                sql: """
+                    SELECT o.offset, o.data FROM output o JOIN jobs j ON j.seq = o.job_seq
+                    WHERE j.id = ? AND o.stream = ? AND o.offset + length(o.data) > ? AND o.offset < ?
+                    ORDER BY o.offset
+                    """,
+                arguments: [id.rawValue, stream.rawValue, offset, offset + limit])
+            var bytes: [UInt8] = []
+            while let row = try rows.next() {
+                let start: Int = row[0]
+                let data: Data = row[1]
+                let from = max(0, offset - start)
+                let to = min(data.count, offset + limit - start)
+                if from < to { bytes.append(contentsOf: data[data.startIndex + from..<data.startIndex + to]) }
+            }
+            return bytes
+        }
+    }
+
+    public func markInterruptedLost(reason: String, at time: Int64) async throws -> Int {
+        try await db.write { db in
+            try db.execute(
+                sql: "UPDATE jobs SET state = 'lost', err = ?, finished_at = ? WHERE state IN ('assigned', 'running')",
+                arguments: [reason, time])
+            return db.changesCount
+        }
+    }
+
+    public func purgeFinished(keeping: Int) async throws -> Int {
+        try await db.write { db in
+            let finished = "state NOT IN ('queued', 'assigned', 'running')"
+            let total = try Int.fetchOne(db, sql: "SELECT count(*) FROM jobs WHERE \(finished)") ?? 0
+            guard total > keeping else { return 0 }
+            let victims = try Int64.fetchAll(
+                db, sql: "SELECT seq FROM jobs WHERE \(finished) ORDER BY seq LIMIT ?", arguments: [total - keeping])
+            for seq in victims {
+                try db.execute(sql: "DELETE FROM output WHERE job_seq = ?", arguments: [seq])
+                try db.execute(sql: "DELETE FROM jobs WHERE seq = ?", arguments: [seq])
+            }
+            return victims.count
+        }
+    }
+
+    public func setCallbackStatus(_ id: JobID, _ status: String) async throws {
+        try await db.write { db in
+            try db.execute(sql: "UPDATE jobs SET callback_status = ? WHERE id = ?", arguments: [status, id.rawValue])
+        }
+    }
+
+    public func count(state: JobState?) async throws -> Int {
+        try await db.read { db in
+            if let state {
+                return try Int.fetchOne(db, sql: "SELECT count(*) FROM jobs WHERE state = ?", arguments: [state.rawValue]) ?? 0
+            }
+            return try Int.fetchOne(db, sql: "SELECT count(*) FROM jobs") ?? 0
+        }
+    }
+
+    private static func record(_ row: Row) throws -> JobRecord {
+        let idText: String = row["id"]
+        guard let id = JobID(idText) else { throw StoreError("corrupt job id \(idText)") }
+        let specData: Data = row["spec"]
+        let spec = try JSONDecoder().decode(JobSpec.self, from: specData)
+        var record = JobRecord(id: id, spec: spec, createdAt: row["created_at"])
+        record.seq = row["seq"]
+        let stateText: String = row["state"]
+        guard let state = JobState(rawValue: stateText) else { throw StoreError("corrupt job state \(stateText)") }
+        record.state = state
+        record.startedAt = row["started_at"]
+        record.finishedAt = row["finished_at"]
+        record.exitCode = row["exit_code"]
+        record.signal = row["signal"]
+        record.err = row["err"]
+        record.stdoutBytes = row["stdout_bytes"]
+        record.stderrBytes = row["stderr_bytes"]
+        record.stdoutTruncated = row["stdout_truncated"]
+        record.stderrTruncated = row["stderr_truncated"]
+        record.callbackStatus = row["callback_status"]
+        record.worker = row["worker"]
+        return record
+    }
+}
+
+/// A store that cannot make sense of what it holds.
+public struct StoreError: Error, CustomStringConvertible {
+    public var description: String
+
+    init(_ description: String) {
+        self.description = description
+    }
+}

@@ -1,0 +1,42 @@
+import ArgumentParser
+import Foundation
+import XNClient
+
+/// Options every client command shares.
+struct ClientOptions: ParsableArguments {
+    @Option(name: .long, help: "Hub URL (default: $XN_HUB, else http://127.0.0.1:9000).")
+    var hub: String?
+
+    var hubURL: String {
+        hub ?? ProcessInfo.processInfo.environment["XN_HUB"].flatMap { $0.isEmpty ? nil : $0 } ?? "http://127.0.0.1:9000"
+    }
+
+    func makeClient() -> HubClient {
+        HubClient(baseURL: hubURL)
+    }
+}
+
+/// Runs a client action, turning a `ClientError` into one line on stderr and exit status 1.
+func reportingErrors<T>(_ body: () async throws -> T) async throws -> T {
+    do {
+        return try await body()
+    } catch let error as ClientError {
+        printError(error.message)
+        throw ExitCode(1)
+    }
+}
+
+func printError(_ message: String) {
+    FileHandle.standardError.write(Data("xn: \(message)\n".utf8))
+}
+
+/// Writes bytes to stdout or stderr exactly as they are.
+func writeBytes(_ bytes: [UInt8], to handle: FileHandle) {
+    guard !bytes.isEmpty else { return }
+    handle.write(Data(bytes))
+}
+
+/// One line on stdout, unbuffered so it stays in order with raw output bytes.
+func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}

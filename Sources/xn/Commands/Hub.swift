@@ -1,0 +1,87 @@
+import ArgumentParser
+import Foundation
+import Logging
+import XNExec
+import XNHub
+
+/// `xn hub`: serve the API and run jobs on local slots; http-runner's `-p -i -w -n` work as before.
+struct Hub: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Start a hub: the HTTP API, the job store, and local slots that run jobs.")
+
+    @Option(name: [.customShort("p"), .long], help: "TCP port (0 picks a free one).")
+    var port = 9000
+
+    @Option(name: [.customShort("i"), .long], help: "Interface to listen on.")
+    var interface = "127.0.0.1"
+
+    @Option(name: [.customShort("w"), .long], help: "Comma-separated commands allowed, matched exactly (default: all).")
+    var whitelist: String?
+
+    @Option(name: [.customShort("n"), .long], help: "Finished jobs to keep; the oldest are purged first (default: keep all).")
+    var maxJobs: Int?
+
+    @Option(name: .long, help: "Data folder for the job store.")
+    var data = "./xn-data"
+
+    @Option(name: .long, help: "Jobs run at once on this hub (default: number of cores).")
+    var slots = ProcessInfo.processInfo.activeProcessorCount
+
+    @Option(name: .long, help: "Bytes kept per output stream of a job.")
+    var maxOutput = 16 << 20
+
+    @Option(name: .long, help: "Seconds running jobs get to finish on shutdown before they are killed.")
+    var grace = 10.0
+
+    @Option(name: .long, help: "Seconds between SIGTERM and SIGKILL on cancel or timeout.")
+    var killGrace = 5.0
+
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error.")
+    var logLevel = "info"
+
+    func validate() throws {
+        guard (0...65535).contains(port) else { throw ValidationError("-p must be a port from 0 to 65535") }
+        guard slots >= 1 else { throw ValidationError("--slots must be at least 1") }
+        if let maxJobs, maxJobs < 0 { throw ValidationError("-n must be 0 or more") }
+        guard maxOutput >= 0 else { throw ValidationError("--max-output must be 0 or more") }
+        guard grace >= 0, killGrace >= 0 else { throw ValidationError("--grace and --kill-grace must be 0 or more") }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level \(logLevel) is not a level") }
+    }
+
+    func run() async throws {
+        var configuration = HubConfiguration()
+        configuration.host = interface
+        configuration.port = port
+        configuration.dataDirectory = data
+        configuration.slots = slots
+        configuration.whitelist = Set((whitelist ?? "").split(separator: ",").map(String.init))
+        configuration.maxFinishedJobs = maxJobs
+        configuration.maxOutputBytes = maxOutput
+        configuration.shutdownGrace = .milliseconds(Int64(grace * 1000))
+        configuration.killGrace = .milliseconds(Int64(killGrace * 1000))
+        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        var logger = Logger(label: "xn.hub")
+        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        let banner = "(data \(data), \(slots) local slot(s))"
+        let host = interface
+        do {
+            try await runHub(configuration: configuration, executor: PipeExecutor(), logger: logger) { port in
+                say("xn hub listening on http://\(host):\(port) \(banner)")
+            }
+        } catch let error as HubError {
+            printError(error.description)
+            throw ExitCode(1)
+        } catch {
+            printError("hub stopped: \(describeStartError(error))")
+            throw ExitCode(1)
+        }
+    }
+
+    private func describeStartError(_ error: any Error) -> String {
+        let text = String(describing: error)
+        if text.contains("Address already in use") || text.contains("EADDRINUSE") {
+            return "cannot listen on \(interface):\(port): address already in use"
+        }
+        return text
+    }
+}

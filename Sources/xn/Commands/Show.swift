@@ -1,0 +1,59 @@
+import ArgumentParser
+import Foundation
+import XNClient
+import XNProtocol
+
+/// `xn show ID`: one job's state, times and outcome (and its output with execnode's `-f`).
+struct Show: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show one job.")
+
+    @Argument(help: "The job id.")
+    var id: String
+
+    @Flag(help: "Print JSON for scripts (includes the output as text).")
+    var json = false
+
+    @OptionGroup var client: ClientOptions
+
+    func run() async throws {
+        try await Self.show(id, client: client, json: json, withOutput: false)
+    }
+
+    static func show(_ id: String, client: ClientOptions, json: Bool, withOutput: Bool) async throws {
+        let job = try await reportingErrors { try await client.makeClient().job(id) }
+        if json {
+            printJSON(job)
+            return
+        }
+        var lines: [(String, String)] = [
+            ("id", job.id), ("state", job.state.rawValue),
+            ("command", ([job.command] + job.args).map(quoteIfNeeded).joined(separator: " ")),
+        ]
+        if let name = job.name { lines.append(("name", name)) }
+        if let cwd = job.cwd { lines.append(("cwd", cwd)) }
+        if let timeout = job.timeout { lines.append(("timeout", "\(timeout)s")) }
+        lines.append(("created", job.createdAt))
+        if let started = job.startedAt { lines.append(("started", started)) }
+        if let finished = job.finishedAt { lines.append(("finished", finished)) }
+        if let code = job.exitCode { lines.append(("exit code", String(code))) }
+        if let signal = job.signal { lines.append(("signal", String(signal))) }
+        if let err = job.err { lines.append(("err", err)) }
+        lines.append(("stdout", "\(job.stdoutBytes) bytes" + (job.stdoutTruncated ? " (truncated)" : "")))
+        lines.append(("stderr", "\(job.stderrBytes) bytes" + (job.stderrTruncated ? " (truncated)" : "")))
+        if let callback = job.callback { lines.append(("callback", callback)) }
+        if let status = job.callbackStatus { lines.append(("callback status", status)) }
+        if let worker = job.worker { lines.append(("worker", worker)) }
+        let width = lines.map(\.0.count).max() ?? 0
+        for (key, value) in lines {
+            say("\((key + ":").padding(toLength: width + 1, withPad: " ", startingAt: 0)) \(value)")
+        }
+        if withOutput {
+            try await Logs.printOutput(job.id, client: client)
+        }
+    }
+}
+
+private func quoteIfNeeded(_ word: String) -> String {
+    word.isEmpty || word.contains(where: { $0.isWhitespace || $0 == "'" || $0 == "\"" })
+        ? "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'" : word
+}

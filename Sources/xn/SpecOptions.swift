@@ -1,0 +1,67 @@
+import ArgumentParser
+import Foundation
+import XNProtocol
+
+/// Job fields a command line can set, shared by `run` and `submit`.
+struct SpecOptions: ParsableArguments {
+    @Option(help: "Kill the job (its whole process group) after this many seconds.")
+    var timeout: Double?
+
+    @Option(help: "Working directory of the job on the machine that runs it.")
+    var cwd: String?
+
+    @Option(name: .customLong("env"), help: "Set a variable for the job: KEY=VALUE (repeatable).")
+    var env: [String] = []
+
+    @Option(help: "A name to find the job by.")
+    var name: String?
+
+    @Option(help: "URL that receives the finished job by POST.")
+    var callback: String?
+
+    @Option(help: "File whose contents become the job's stdin ('-' reads this command's stdin).")
+    var stdinFile: String?
+
+    @Argument(parsing: .remaining, help: "The command and its arguments (after --).")
+    var command: [String] = []
+
+    /// The spec for the command given, checked with the hub's own rules.
+    func makeSpec() throws -> JobSpec {
+        var words = command
+        if words.first == "--" { words.removeFirst() }
+        guard let program = words.first else { throw ValidationError("give the command to run after --") }
+        var object: [String: Any] = ["command": program, "args": Array(words.dropFirst())]
+        var variables: [String: String] = [:]
+        for pair in env {
+            guard let equals = pair.firstIndex(of: "="), equals != pair.startIndex else {
+                throw ValidationError("--env \(pair): expected KEY=VALUE")
+            }
+            variables[String(pair[..<equals])] = String(pair[pair.index(after: equals)...])
+        }
+        if !variables.isEmpty { object["env"] = variables }
+        if let timeout { object["timeout"] = timeout }
+        if let cwd { object["cwd"] = cwd }
+        if let name { object["name"] = name }
+        if let callback { object["callback"] = callback }
+        if let stdinFile { object["stdin"] = try readInput(stdinFile) }
+        do {
+            return try JobSpec.parse(object: object, strict: true)
+        } catch {
+            throw ValidationError(error.message)
+        }
+    }
+
+    private func readInput(_ path: String) throws -> String {
+        let data: Data?
+        if path == "-" {
+            data = FileHandle.standardInput.readDataToEndOfFile()
+        } else {
+            data = FileManager.default.contents(atPath: path)
+        }
+        guard let data else { throw ValidationError("--stdin-file \(path): cannot read it") }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw ValidationError("--stdin-file \(path): stdin must be UTF-8 text")
+        }
+        return text
+    }
+}

@@ -1,0 +1,119 @@
+import Foundation
+import Testing
+
+/// The `xn` client as a built binary against a real hub: exit codes, output, `--json`, job files.
+@Suite(.timeLimit(.minutes(2)))
+struct CLITests {
+    @Test func runPrintsTheOutputAndExitsWithTheJobsCode() async throws {
+        try await withHub { hub in
+            let ok = try await runXN(["run", "--", "sh", "-c", "echo out; echo err >&2"], hub: hub.url)
+            #expect(ok.status == 0)
+            #expect(ok.stdout == "out\n")
+            #expect(ok.stderr == "err\n")
+            let three = try await runXN(["run", "--hub", hub.url, "--", "sh", "-c", "exit 3"])
+            #expect(three.status == 3)
+            let missing = try await runXN(["run", "--", "no-such-command-xn"], hub: hub.url)
+            #expect(missing.status == 127)
+            #expect(missing.stderr.contains("ENOENT"))
+            let slow = try await runXN(["run", "--timeout", "0.5", "--", "sleep", "30"], hub: hub.url)
+            #expect(slow.status == 124)
+            #expect(slow.stderr.contains("timed out"))
+            let binary = try await runXN(["run", "--", Binaries.testtask, "bytes", "100000", "5"], hub: hub.url)
+            #expect(binary.bytes == generatedBytes(count: 100_000, seed: 5))
+            let input = try await runXN(["run", "--stdin-file", "-", "--", "cat"], hub: hub.url, stdin: "piped\n")
+            #expect(input.stdout == "piped\n")
+        }
+    }
+
+    @Test func submitListShowLogsAndCancel() async throws {
+        try await withHub { hub in
+            let submitted = try await runXN(
+                ["submit", "--name", "greeting", "--env", "WHO=xn", "--", "sh", "-c", "echo hello $WHO"], hub: hub.url)
+            #expect(submitted.status == 0)
+            let id = submitted.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(id.count == 40)
+            _ = try await hub.ended(id)
+            let logs = try await runXN(["logs", id], hub: hub.url)
+            #expect(logs.stdout == "hello xn\n")
+            let show = try await runXN(["show", id], hub: hub.url)
+            #expect(show.stdout.contains("state:") && show.stdout.contains("succeeded"))
+            #expect(show.stdout.contains("greeting"))
+            let json = try await runXN(["list", "--json"], hub: hub.url)
+            let jobs = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]])
+            #expect(jobs.first?["id"] as? String == id)
+            #expect(jobs.first?["state"] as? String == "succeeded")
+            let table = try await runXN(["list"], hub: hub.url)
+            #expect(table.stdout.hasPrefix("ID"))
+            #expect(table.stdout.contains(id))
+
+            let sleeper = try await runXN(["submit", "--", "sleep", "30"], hub: hub.url)
+            let sleeperID = sleeper.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            let canceled = try await runXN(["cancel", sleeperID], hub: hub.url)
+            #expect(canceled.status == 0)
+            #expect(canceled.stdout.contains("canceled"))
+            let twice = try await runXN(["cancel", sleeperID], hub: hub.url)
+            #expect(twice.status == 1)
+            #expect(twice.stderr.contains("already ended"))
+        }
+    }
+
+    @Test func execnodeFlagsStillWork() async throws {
+        try await withHub { hub in
+            let submitted = try await runXN(["-s", "echo from execnode"], hub: hub.url)
+            #expect(submitted.status == 0)
+            let id = submitted.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            _ = try await hub.ended(id)
+            let listed = try await runXN(["-l"], hub: hub.url)
+            #expect(listed.stdout.contains(id))
+            let fetched = try await runXN(["-f", id], hub: hub.url)
+            #expect(fetched.status == 0)
+            #expect(fetched.stdout.contains("succeeded"))
+            #expect(fetched.stdout.hasSuffix("from execnode\n"))
+        }
+    }
+
+    @Test func jobFilesSubmitEveryJobOrNone() async throws {
+        try await withHub { hub in
+            let folder = try temporaryFolder()
+            let yaml = folder + "/jobs.yaml"
+            try """
+                - command: echo
+                  args: [one]
+                  name: first
+                - command: sh
+                  args: ["-c", "echo $A"]
+                  env: {A: two}
+                  timeout: 30
+                """.write(toFile: yaml, atomically: true, encoding: .utf8)
+            let result = try await runXN(["submit", yaml], hub: hub.url)
+            #expect(result.status == 0)
+            let ids = result.stdout.split(separator: "\n").map(String.init)
+            #expect(ids.count == 2)
+            #expect(try await hub.ended(ids[0])["stdout"] as? String == "one\n")
+            #expect(try await hub.ended(ids[1])["stdout"] as? String == "two\n")
+
+            let json = folder + "/job.json"
+            try #"{"command":"echo","args":"from json"}"#.write(toFile: json, atomically: true, encoding: .utf8)
+            let one = try await runXN(["submit", "--json", json], hub: hub.url)
+            let submitted = try #require(try JSONSerialization.jsonObject(with: Data(one.stdout.utf8)) as? [[String: Any]])
+            #expect(submitted.first?["args"] as? [String] == ["from", "json"])
+
+            let bad = folder + "/bad.yaml"
+            try "- command: echo\n- command: echo\n  timout: 3\n".write(toFile: bad, atomically: true, encoding: .utf8)
+            let refused = try await runXN(["submit", bad], hub: hub.url)
+            #expect(refused.status != 0)
+            #expect(refused.stderr.contains("job 2") && refused.stderr.contains("timout"))
+            let all = try await hub.get("/v1/jobs").object()["jobs"] as? [Any]
+            #expect(all?.count == 3)
+        }
+    }
+
+    @Test func anUnreachableHubGivesOneClearLine() async throws {
+        let result = try await runXN(["list"], hub: "http://127.0.0.1:9")
+        #expect(result.status == 1)
+        #expect(result.stderr == "xn: cannot reach hub at http://127.0.0.1:9 (connection refused)\n")
+        let unknown = try await runXN(["show", String(repeating: "a", count: 40)], hub: "http://127.0.0.1:9")
+        #expect(unknown.status == 1)
+        #expect(unknown.stderr.hasPrefix("xn: cannot reach hub"))
+    }
+}

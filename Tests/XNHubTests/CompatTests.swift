@@ -1,0 +1,172 @@
+import Foundation
+import Testing
+
+/// http-runner's API: shapes, status codes, whitelist, purge order.
+@Suite(.timeLimit(.minutes(2)))
+struct CompatTests {
+    static let compatKeys = ["id", "command", "arguments", "stdout", "stderr", "code", "err", "callback"]
+
+    @Test func postReturns202WithTheJobInHttpRunnersShape() async throws {
+        try await withHub { hub in
+            let created = try await hub.post("/", #"{"command":"echo","args":"foo  bar"}"#)
+            #expect(created.status == 202)
+            #expect(created.headers.first(name: "content-type")?.hasPrefix("application/json") == true)
+            // Same keys, same order, explicit nulls.
+            let keys = try keyOrder(created.text)
+            #expect(keys == Self.compatKeys)
+            let job = try created.object()
+            let id = try #require(job["id"] as? String)
+            #expect(id.count == 40 && id.allSatisfy { $0.isHexDigit && !$0.isUppercase })
+            #expect(job["command"] as? String == "echo")
+            #expect(job["arguments"] as? [String] == ["foo", "bar"])
+            #expect(job["stdout"] as? String == "")
+            #expect(job["code"] is NSNull)
+            #expect(job["err"] is NSNull)
+            #expect(job["callback"] is NSNull)
+
+            let done = try await eventually("exit code") { () -> [String: Any]? in
+                let got = try await hub.get("/\(id)")
+                #expect(got.status == 200)
+                let body = try got.object()
+                return body["code"] is NSNull ? nil : body
+            }
+            #expect(done["code"] as? Int == 0)
+            #expect(done["stdout"] as? String == "foo bar\n")
+            #expect(done["stderr"] as? String == "")
+            #expect(try keyOrder(try await hub.get("/\(id)").text) == Self.compatKeys)
+            // Optional trailing slash, and ids in upper case find the same job.
+            #expect(try await hub.get("/\(id)/").status == 200)
+            #expect(try await hub.get("/\(id.uppercased())").status == 200)
+        }
+    }
+
+    @Test func argsMayBeAnArrayAndNothingPassesThroughAShell() async throws {
+        try await withHub { hub in
+            let created = try await hub.post("/", #"{"command":"echo","args":["a b","$HOME","*"]}"#)
+            let id = try #require(try created.object()["id"] as? String)
+            let job = try await hub.ended(id)
+            #expect(job["stdout"] as? String == "a b $HOME *\n")
+        }
+    }
+
+    @Test func unknownIdsAre404AndOtherRoutes501() async throws {
+        try await withHub { hub in
+            let missing = try await hub.get("/" + String(repeating: "ab", count: 20))
+            #expect(missing.status == 404)
+            #expect(missing.text == #"{"message":"Not Found"}"#)
+            for (method, path) in [("GET", "/"), ("GET", "/abc"), ("PUT", "/"), ("GET", "/a/b/c"),
+                                   ("DELETE", "/" + String(repeating: "0", count: 40))] {
+                let result = try await request(.init(rawValue: method), hub.url + path)
+                #expect(result.status == 501, "\(method) \(path)")
+                #expect(result.text == #"{"message":"Not Implemented"}"#, "\(method) \(path)")
+            }
+        }
+    }
+
+    @Test(arguments: [
+        ("{bad", "body is not valid JSON"),
+        ("[1,2]", "body must be a JSON object"),
+        (#"{"args":"x"}"#, "command is required"),
+        (#"{"command":5}"#, "command must be a string"),
+        (#"{"command":null}"#, "command is required"),
+        (#"{"command":"echo","args":5}"#, "args must be a string or an array of strings"),
+        (#"{"command":"echo","args":["a",1]}"#, "args[1] must be a string"),
+        (#"{"command":"echo","callback":"file:///etc/passwd"}"#, "callback must be an http or https URL"),
+    ])
+    func badRequestsAre400WithAReason(body: String, reason: String) async throws {
+        try await withHub { hub in
+            let result = try await hub.post("/", body)
+            #expect(result.status == 400)
+            let object = try result.object()
+            #expect(object["message"] as? String == "Bad Request")
+            #expect(object["error"] as? String == reason)
+            // Nothing was stored.
+            let stored = try await hub.get("/v1/jobs").object()["jobs"] as? [Any]
+            #expect(stored?.isEmpty == true)
+        }
+    }
+
+    @Test func whitelistMatchesTheCommandExactly() async throws {
+        try await withHub({ $0.whitelist = ["echo", "/bin/true"] }) { hub in
+            #expect(try await hub.post("/", #"{"command":"echo","args":"hi"}"#).status == 202)
+            #expect(try await hub.post("/", #"{"command":"/bin/true"}"#).status == 202)
+            for command in ["ls", "/bin/echo", "echo ", "true", "/bin/../bin/true"] {
+                let refused = try await hub.post("/", #"{"command":"\#(command)"}"#)
+                #expect(refused.status == 400, "\(command)")
+                #expect((try refused.object()["error"] as? String)?.contains("whitelist") == true)
+            }
+            let v1 = try await hub.post("/v1/jobs", #"{"command":"ls"}"#)
+            #expect(v1.status == 403)
+        }
+    }
+
+    @Test func aSpawnFailureIsAJobWithErrNotA500() async throws {
+        try await withHub { hub in
+            let created = try await hub.post("/", #"{"command":"no-such-command-xn"}"#)
+            #expect(created.status == 202)
+            let id = try #require(try created.object()["id"] as? String)
+            let job = try await eventually("err") { () -> [String: Any]? in
+                let body = try await hub.get("/\(id)").object()
+                return body["err"] is NSNull ? nil : body
+            }
+            #expect((job["err"] as? String)?.contains("ENOENT") == true)
+            #expect(job["code"] is NSNull)
+            let plainFile = try temporaryFolder() + "/not-a-program"
+            try "hello\n".write(toFile: plainFile, atomically: true, encoding: .utf8)
+            try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: plainFile)
+            let notExecutable = try await hub.post("/", #"{"command":"\#(plainFile)"}"#)
+            let id2 = try #require(try notExecutable.object()["id"] as? String)
+            let v1 = try await hub.ended(id2)
+            #expect(v1["state"] as? String == "failed")
+            #expect((v1["err"] as? String)?.contains("EACCES") == true)
+        }
+    }
+
+    @Test func purgeKeepsTheNewestFinishedJobsAndNeverQueuedOrRunning() async throws {
+        try await withHub({ $0.maxFinishedJobs = 2; $0.slots = 1 }) { hub in
+            var finished: [String] = []
+            for index in 0..<4 {
+                let id = try await hub.submit(#"{"command":"echo","args":["\#(index)"]}"#)
+                _ = try await hub.ended(id)
+                finished.append(id)
+            }
+            let running = try await hub.submit(#"{"command":"sleep","args":["30"]}"#)
+            let queued = try await hub.submit(#"{"command":"echo","args":["queued"]}"#)
+            try await eventually("running") { try await hub.state(running) == "running" ? true : nil }
+            // Submitting purged the finished jobs beyond the two newest.
+            #expect(try await hub.get("/\(finished[0])").status == 404)
+            #expect(try await hub.get("/\(finished[1])").status == 404)
+            #expect(try await hub.get("/\(finished[2])").status == 200)
+            #expect(try await hub.get("/\(finished[3])").status == 200)
+            #expect(try await hub.state(running) == "running")
+            #expect(try await hub.state(queued) == "queued")
+            _ = try await hub.post("/v1/jobs/\(running)/cancel", "")
+            _ = try await hub.ended(queued)
+            // The next submission purges down to the two newest finished jobs again.
+            _ = try await hub.submit(#"{"command":"true"}"#)
+            #expect(try await hub.get("/\(finished[2])").status == 404)
+            #expect(try await hub.get("/\(finished[3])").status == 404)
+            #expect(try await hub.get("/\(running)").status == 200)
+            #expect(try await hub.get("/\(queued)").status == 200)
+        }
+    }
+
+    @Test func oversizedBodiesAre413() async throws {
+        try await withHub({ $0.maxBodyBytes = 1000 }) { hub in
+            let big = #"{"command":"echo","args":""# + String(repeating: "x", count: 2000) + #""}"#
+            let compat = try await hub.post("/", big)
+            #expect(compat.status == 413)
+            let v1 = try await hub.post("/v1/jobs", big)
+            #expect(v1.status == 413)
+            #expect((try v1.object()["error"] as? [String: Any])?["code"] as? String == "body_too_large")
+        }
+    }
+}
+
+/// The top-level keys of a JSON object in the order they appear in the text.
+func keyOrder(_ json: String) throws -> [String] {
+    guard let object = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] else { return [] }
+    return object.keys.sorted { a, b in
+        json.range(of: "\"\(a)\":")!.lowerBound < json.range(of: "\"\(b)\":")!.lowerBound
+    }
+}

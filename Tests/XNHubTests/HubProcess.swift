@@ -1,0 +1,119 @@
+import Foundation
+import Glibc
+
+/// A child process of the test with its output in files, waited on with a deadline.
+final class ChildProcess: @unchecked Sendable {
+    let process = Process()
+    let stdoutPath: String
+    let stderrPath: String
+
+    init(_ executable: String, _ arguments: [String], environment: [String: String] = [:], stdin: String? = nil) throws {
+        let folder = try temporaryFolder()
+        stdoutPath = folder + "/stdout"
+        stderrPath = folder + "/stderr"
+        _ = FileManager.default.createFile(atPath: stdoutPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: stdoutPath))
+        process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
+        if let stdin {
+            let input = folder + "/stdin"
+            _ = FileManager.default.createFile(atPath: input, contents: Data(stdin.utf8))
+            process.standardInput = try FileHandle(forReadingFrom: URL(fileURLWithPath: input))
+        } else {
+            process.standardInput = FileHandle.nullDevice
+        }
+        try process.run()
+    }
+
+    var stdout: [UInt8] { (try? [UInt8](Data(contentsOf: URL(fileURLWithPath: stdoutPath)))) ?? [] }
+    var stdoutText: String { String(decoding: stdout, as: UTF8.self) }
+    var stderrText: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
+
+    /// The exit status once the process ends, failing after `timeout`.
+    func exitStatus(timeout: Duration = .seconds(30)) async throws -> Int32 {
+        try await eventually("\(process.executableURL?.lastPathComponent ?? "process") to exit", timeout: timeout) {
+            process.isRunning ? nil : process.terminationStatus
+        }
+    }
+
+    func signal(_ signal: Int32) {
+        kill(process.processIdentifier, signal)
+    }
+}
+
+/// Runs the built `xn` with `arguments` and returns its exit status and output.
+func runXN(
+    _ arguments: [String], hub: String? = nil, stdin: String? = nil, timeout: Duration = .seconds(30)
+) async throws -> (status: Int32, stdout: String, stderr: String, bytes: [UInt8]) {
+    var environment: [String: String] = [:]
+    if let hub { environment["XN_HUB"] = hub }
+    let child = try ChildProcess(Binaries.xn, arguments, environment: environment, stdin: stdin)
+    let status = try await child.exitStatus(timeout: timeout)
+    return (status, child.stdoutText, child.stderrText, child.stdout)
+}
+
+/// `xn hub` as its own process, on a free port and a data folder that outlives it.
+final class HubProcess: Sendable {
+    let child: ChildProcess
+    let url: String
+    let dataFolder: String
+
+    private init(child: ChildProcess, url: String, dataFolder: String) {
+        self.child = child
+        self.url = url
+        self.dataFolder = dataFolder
+    }
+
+    static func start(data: String, _ extra: [String] = []) async throws -> HubProcess {
+        let child = try ChildProcess(Binaries.xn, ["hub", "-p", "0", "--data", data, "--log-level", "warning"] + extra)
+        let url = try await eventually("hub banner", timeout: .seconds(20)) { () -> String? in
+            if !child.process.isRunning {
+                throw TestFailure("hub exited: \(child.stderrText)")
+            }
+            guard let line = child.stdoutText.split(separator: "\n").first(where: { $0.contains("listening on") }),
+                let range = line.range(of: "http://[^ ]+", options: .regularExpression)
+            else { return nil }
+            return String(line[range])
+        }
+        return HubProcess(child: child, url: url, dataFolder: data)
+    }
+
+    func get(_ path: String) async throws -> HTTPResult { try await request(.GET, url + path) }
+
+    func submit(_ json: String) async throws -> String {
+        let result = try await request(.POST, url + "/v1/jobs", body: json)
+        guard result.status == 201, let id = try result.object()["id"] as? String else {
+            throw TestFailure("submit failed: \(result.status) \(result.text)")
+        }
+        return id
+    }
+
+    func state(_ id: String) async throws -> String {
+        try await get("/v1/jobs/\(id)").object()["state"] as? String ?? "?"
+    }
+
+    /// SIGKILL without waiting: for `defer`, so a failing test leaves no hub behind.
+    func killNow() {
+        if child.process.isRunning { child.signal(SIGKILL) }
+    }
+
+    /// Stops the hub for good at the end of a test, whatever state it is in.
+    func kill() async {
+        if child.process.isRunning {
+            child.signal(SIGKILL)
+            _ = try? await child.exitStatus(timeout: .seconds(10))
+        }
+    }
+}
+
+/// Kills processes a killed hub left behind, found by a marker in their arguments.
+func killStragglers(_ marker: String) {
+    let pkill = Process()
+    pkill.executableURL = URL(fileURLWithPath: "/usr/bin/pkill")
+    pkill.arguments = ["-KILL", "-f", marker]
+    try? pkill.run()
+    pkill.waitUntilExit()
+}

@@ -1,0 +1,37 @@
+import Foundation
+import Testing
+import Yams
+@testable import XNHub
+import XNExec
+import XNStore
+import Logging
+
+/// The OpenAPI document and the router describe the same API.
+@Suite struct OpenAPITests {
+    @Test func everyRouteIsDocumentedAndEveryDocumentedRouteExists() throws {
+        let configuration = HubConfiguration()
+        let store = try SQLiteJobStore(path: nil)
+        let scheduler = Scheduler(
+            store: store, executor: PipeExecutor(), configuration: configuration, logger: Logger(label: "test"))
+        let router = buildRouter(scheduler: scheduler, store: store, configuration: configuration)
+        let served = Set(router.routes.map { route -> String in
+            let path = route.path.description.split(separator: "/").map { part in
+                part.hasPrefix(":") ? "{\(part.dropFirst())}" : String(part)
+            }.joined(separator: "/")
+            return "\(route.method.rawValue) /\(path)"
+        })
+        let yaml = String(decoding: PackageResources.openapi_yaml, as: UTF8.self)
+        let document = try #require(try Yams.load(yaml: yaml) as? [String: Any])
+        let paths = try #require(document["paths"] as? [String: Any])
+        var documented: Set<String> = []
+        for (path, item) in paths {
+            for method in (item as? [String: Any] ?? [:]).keys
+            where ["get", "post", "put", "delete", "patch"].contains(method) {
+                documented.insert("\(method.uppercased()) \(path)")
+            }
+        }
+        #expect(served.subtracting(documented).isEmpty, "routes missing from openapi.yaml")
+        #expect(documented.subtracting(served).isEmpty, "documented routes the hub does not serve")
+        #expect(document["openapi"] as? String == "3.1.0")
+    }
+}

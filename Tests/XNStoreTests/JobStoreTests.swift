@@ -1,0 +1,258 @@
+import Foundation
+import Testing
+import XNProtocol
+import XNStore
+
+/// The store conformance suite: every `JobStore` must pass all of it.
+@Suite("JobStore")
+struct JobStoreTests {
+    @Test("insert assigns increasing seq", arguments: StoreKind.allCases)
+    func insertSeq(kind: StoreKind) async throws {
+        try await withStore(kind) { store, _ in
+            var seqs: [Int64] = []
+            for _ in 0..<5 {
+                let record = try await store.submit()
+                seqs.append(record.seq)
+                #expect(try await store.job(record.id)?.seq == record.seq)
+            }
+            #expect(seqs == seqs.sorted())
+            #expect(Set(seqs).count == seqs.count)
+            #expect(seqs[0] > 0)
+        }
+    }
+
+    @Test("job(id) returns every field of the spec as submitted", arguments: StoreKind.allCases)
+    func roundTrip(kind: StoreKind) async throws {
+        try await withStore(kind) { store, _ in
+            let spec = JobSpec(
+                command: "/usr/bin/env", args: ["a b", "", "ünï\"code\\"], env: ["A": "1", "B": "x=y", "E": ""],
+                cwd: "/tmp/some dir", timeout: 1.5, stdin: "line 1\nline 2\0", name: "the name",
+                callback: "https://example.com/cb?x=1")
+            let id = JobID.random()
+            let inserted = try await store.insert(JobRecord(id: id, spec: spec, createdAt: 1_700_000_000_123))
+            let fetched = try #require(try await store.job(id))
+            #expect(fetched == inserted)
+            #expect(fetched.spec == spec)
+            #expect(fetched.state == .queued)
+            #expect(fetched.createdAt == 1_700_000_000_123)
+            #expect(fetched.startedAt == nil && fetched.finishedAt == nil && fetched.exitCode == nil)
+            #expect(try await store.job(JobID.random()) == nil)
+        }
+    }
+
+    @Test("list is newest first, filters by state and pages back with before", arguments: StoreKind.allCases)
+    func list(kind: StoreKind) async throws {
+        try await withStore(kind) { store, _ in
+            var made: [JobRecord] = []
+            for state: JobState in [.queued, .running, .succeeded, .queued, .failed, .queued, .running] {
+                made.append(try await store.job(in: state))
+            }
+            let all = try await store.all()
+            #expect(all.map(\.id) == made.reversed().map(\.id))
+
+            let queued = try await store.list(states: [.queued], before: nil, limit: 10)
+            #expect(queued.map(\.id) == [made[5], made[3], made[0]].map(\.id))
+            let ended = try await store.list(states: [.succeeded, .failed], before: nil, limit: 10)
+            #expect(ended.map(\.id) == [made[4], made[2]].map(\.id))
+
+            var pages: [[JobRecord]] = []
+            var before: Int64? = nil
+            while pages.count < 10 {
+                let page = try await store.list(states: nil, before: before, limit: 3)
+                if page.isEmpty { break }
+                pages.append(page)
+                before = page.last!.seq
+            }
+            #expect(pages.map(\.count) == [3, 3, 1])
+            #expect(pages.flatMap { $0 }.map(\.id) == all.map(\.id))
+
+            let olderQueued = try await store.list(states: [.queued], before: made[5].seq, limit: 1)
+            #expect(olderQueued.map(\.id) == [made[3].id])
+        }
+    }
+
+    @Test("queued(limit:) gives the oldest queued jobs first", arguments: StoreKind.allCases)
+    func queuedOldestFirst(kind: StoreKind) async throws {
+        try await withStore(kind) { store, _ in
+            let first = try await store.submit()
+            _ = try await store.job(in: .running)
+            let second = try await store.submit()
+            _ = try await store.job(in: .canceled)
+            let third = try await store.submit()
+            #expect(try await store.queued(limit: 10).map(\.id) == [first.id, second.id, third.id])
+            #expect(try await store.queued(limit: 2).map(\.id) == [first.id, second.id])
+        }
+    }
+
+    @Test("markRunning moves a queued job once, and never a finished one", arguments: StoreKind.allCases)
+    func markRunning(kind: StoreKind) async throws {
+        try await withStore(kind) { store, _ in
+            let record = try await store.submit()
+            #expect(try await store.markRunning(record.id, worker: "w1", at: 5_000))
+            let running = try #require(try await store.job(record.id))
+            #expect(running.state == .running)
+            #expect(running.startedAt == 5_000)
+            #expect(running.worker == "w1")
+
+            #expect(try await !store.markRunning(record.id, worker: "w2", at: 6_000))
+            #expect(try await store.job(record.id) == running)
+
+            let canceled = try await store.job(in: .canceled)
+            #expect(try await !store.markRunning(canceled.id, worker: "w1", at: 7_000))
+            #expect(try await store.job(canceled.id)?.state == .canceled)
+            #expect(try await !store.markRunning(JobID.random(), worker: "w1", at: 7_000))
+        }
+    }
+
+    @Test("the first finish wins; a second changes nothing", arguments: StoreKind.allCases)
+    func finishFirstWins(kind: StoreKind) async throws {
+        try await withStore(kind) { store, _ in
+            let record = try await store.job(in: .running)
+            let outcome = JobOutcome(
+                state: .timedOut, signal: 9, err: "timed out after 1s", stdoutTruncated: true, finishedAt: 9_000)
+            let finished = try #require(try await store.finish(record.id, outcome))
+            #expect(finished.state == .timedOut)
+            #expect(finished.exitCode == nil)
+            #expect(finished.signal == 9)
+            #expect(finished.err == "timed out after 1s")
+            #expect(finished.stdoutTruncated && !finished.stderrTruncated)
+            #expect(finished.finishedAt == 9_000)
+            #expect(finished.startedAt == record.startedAt)
+            #expect(try await store.job(record.id) == finished)
+
+            let late = JobOutcome(state: .succeeded, exitCode: 0, finishedAt: 10_000)
+            #expect(try await store.finish(record.id, late) == nil)
+            #expect(try await store.job(record.id) == finished)
+            #expect(try await store.finish(JobID.random(), late) == nil)
+        }
+    }
+
+    @Test("output is stored byte-exact and read back from any offset", arguments: StoreKind.allCases)
+    func output(kind: StoreKind) async throws {
+        try await withStore(kind) { store, _ in
+            let record = try await store.job(in: .running)
+            let stdout = generatedBytes(count: 200_000, seed: 7)
+            let stderr = generatedBytes(count: 5_000, seed: 8)
+            var offset = 0
+            for size in [1, 4_095, 65_536, 3, 100_000, 30_365] {
+                try await store.appendOutput(
+                    record.id, stream: .stdout, offset: offset, bytes: Array(stdout[offset..<offset + size]))
+                offset += size
+            }
+            #expect(offset == stdout.count)
+            try await store.appendOutput(record.id, stream: .stderr, offset: 0, bytes: Array(stderr[..<2_500]))
+            try await store.appendOutput(record.id, stream: .stderr, offset: 2_500, bytes: Array(stderr[2_500...]))
+
+            #expect(try await store.everything(record.id, .stdout) == stdout)
+            #expect(try await store.everything(record.id, .stderr) == stderr)
+            let windows = [(0, 1), (1, 1), (2_000, 100_000), (4_096, 65_536), (69_633, 3), (150_000, 1_000_000)]
+            for (from, limit) in windows {
+                let got = try await store.output(record.id, stream: .stdout, from: from, limit: limit)
+                #expect(got == Array(stdout[from..<min(stdout.count, from + limit)]), "from \(from) limit \(limit)")
+            }
+            #expect(try await store.output(record.id, stream: .stdout, from: stdout.count, limit: 10) == [])
+            #expect(try await store.output(record.id, stream: .stdout, from: 10, limit: 0) == [])
+
+            let stored = try #require(try await store.job(record.id))
+            #expect(stored.stdoutBytes == stdout.count)
+            #expect(stored.stderrBytes == stderr.count)
+            #expect(try await store.everything(JobID.random(), .stdout) == [])
+        }
+    }
+
+    @Test("markInterruptedLost ends assigned and running jobs only", arguments: StoreKind.allCases)
+    func interruptedLost(kind: StoreKind) async throws {
+        try await withStore(kind) { store, _ in
+            let queued = try await store.job(in: .queued)
+            let assigned = try await store.submit(state: .assigned)
+            let running = try await store.job(in: .running)
+            let succeeded = try await store.job(in: .succeeded)
+            let canceled = try await store.job(in: .canceled)
+
+            #expect(try await store.markInterruptedLost(reason: "hub restarted", at: 42_000) == 2)
+            for id in [assigned.id, running.id] {
+                let lost = try #require(try await store.job(id))
+                #expect(lost.state == .lost)
+                #expect(lost.err == "hub restarted")
+                #expect(lost.finishedAt == 42_000)
+            }
+            #expect(try await store.job(queued.id) == queued)
+            #expect(try await store.job(succeeded.id) == succeeded)
+            #expect(try await store.job(canceled.id) == canceled)
+            #expect(try await store.markInterruptedLost(reason: "again", at: 43_000) == 0)
+        }
+    }
+
+    @Test("purgeFinished deletes the oldest finished jobs and their output only", arguments: StoreKind.allCases)
+    func purge(kind: StoreKind) async throws {
+        try await withStore(kind) { store, _ in
+            // The unfinished jobs are the oldest, so a purge that ignored state would take them first.
+            let queued = try await store.job(in: .queued)
+            let running = try await store.job(in: .running)
+            var finished: [JobRecord] = []
+            for state: JobState in [.succeeded, .failed, .lost, .succeeded] {
+                let record = try await store.job(in: state)
+                let bytes = Array("out \(record.seq)".utf8)
+                try await store.appendOutput(record.id, stream: .stdout, offset: 0, bytes: bytes)
+                finished.append(record)
+            }
+
+            #expect(try await store.purgeFinished(keeping: 2) == 2)
+            for gone in finished[..<2] {
+                #expect(try await store.job(gone.id) == nil)
+                #expect(try await store.everything(gone.id, .stdout) == [])
+            }
+            for kept in finished[2...] {
+                #expect(try await store.job(kept.id) != nil)
+                #expect(try await store.everything(kept.id, .stdout) == Array("out \(kept.seq)".utf8))
+            }
+
+            #expect(try await store.purgeFinished(keeping: 2) == 0)
+            #expect(try await store.purgeFinished(keeping: 0) == 2)
+            #expect(try await store.all().map(\.id) == [running.id, queued.id])
+        }
+    }
+
+    @Test("count and callback status", arguments: StoreKind.allCases)
+    func countAndCallback(kind: StoreKind) async throws {
+        try await withStore(kind) { store, _ in
+            _ = try await store.job(in: .queued)
+            _ = try await store.job(in: .queued)
+            let done = try await store.job(in: .succeeded)
+            #expect(try await store.count(state: .queued) == 2)
+            #expect(try await store.count(state: .succeeded) == 1)
+            #expect(try await store.count(state: .running) == 0)
+            #expect(try await store.count(state: nil) == 3)
+            try await store.setCallbackStatus(done.id, "delivered 200")
+            #expect(try await store.job(done.id)?.callbackStatus == "delivered 200")
+        }
+    }
+
+    @Test("a store opened again at the same place has every job", arguments: StoreKind.allCases.filter(\.persists))
+    func persistence(kind: StoreKind) async throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let bytes = generatedBytes(count: 10_000, seed: 3)
+        var before: [JobRecord] = []
+        var ids: [JobID] = []
+        do {
+            // The first store is released at the end of this scope, as when a hub stops.
+            let store = try kind.open(in: directory)
+            ids.append(try await store.submit("first", at: 1).id)
+            ids.append(try await store.job(in: .running, at: 2).id)
+            ids.append(try await store.job(in: .failed, at: 3).id)
+            try await store.appendOutput(ids[2], stream: .stderr, offset: 0, bytes: bytes)
+            try await store.setCallbackStatus(ids[2], "failed: refused")
+            before = try await store.all()
+        }
+
+        let reopened = try kind.open(in: directory)
+        #expect(before.count == 3)
+        #expect(try await reopened.all() == before)
+        #expect(try await reopened.everything(ids[2], .stderr) == bytes)
+        #expect(try await reopened.queued(limit: 10).map(\.id) == [ids[0]])
+        #expect(try await reopened.job(ids[1])?.state == .running)
+        let next = try await reopened.submit()
+        #expect(next.seq > before.map(\.seq).max()!)
+    }
+}

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The project's test command: one debug build, then the Swift tests and the API contract check
+# against that same build. Fails on any compiler warning in our own sources.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+echo "== build (debug, with tests)"
+if ! swift build --build-tests 2>&1 | tee "$log"; then
+    echo "build failed" >&2
+    exit 1
+fi
+root=$(pwd)
+if grep -E "^$root/(Sources|Tests)/.*warning:" "$log"; then
+    echo "warnings in our sources (treated as errors)" >&2
+    exit 1
+fi
+
+echo "== swift test"
+swift test --skip-build
+
+echo "== API contract (OpenAPI document vs. the running hub)"
+python3 scripts/contract_test.py "$(swift build --show-bin-path)/xn"
