@@ -71,7 +71,14 @@ let package = Package(
         ),
         .executableTarget(
             name: "xn-bench",
-            dependencies: ["XNHub", "XNClient", "XNExec", "XNStore", "XNProtocol", "CXNSystem"],
+            dependencies: [
+                "XNHub", "XNClient", "XNExec", "XNStore", "XNProtocol",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: strict
         ),
         .executableTarget(name: "xn-testtask", swiftSettings: strict),

@@ -73,6 +73,29 @@ public final class SQLiteJobStore: JobStore {
         }
     }
 
+    /// Stores many jobs in one transaction, each with the state and outcome it carries (imports,
+    /// benchmarks). Returns them with `seq` set.
+    public func insertBatch(_ jobs: [JobRecord]) async throws -> [JobRecord] {
+        let encoder = JSONEncoder()
+        let specs = try jobs.map { try encoder.encode($0.spec) }
+        return try await db.write { db in
+            let statement = try db.makeStatement(sql: """
+                INSERT INTO jobs (id, spec, state, created_at, started_at, finished_at, exit_code, signal, err, worker)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """)
+            var stored = jobs
+            for index in jobs.indices {
+                let job = jobs[index]
+                try statement.execute(arguments: [
+                    job.id.rawValue, specs[index], job.state.rawValue, job.createdAt, job.startedAt, job.finishedAt,
+                    job.exitCode, job.signal, job.err, job.worker,
+                ])
+                stored[index].seq = db.lastInsertedRowID
+            }
+            return stored
+        }
+    }
+
     public func job(_ id: JobID) async throws -> JobRecord? {
         try await db.read { db in
             try Row.fetchOne(db, sql: "SELECT \(Self.columns) FROM jobs WHERE id = ?", arguments: [id.rawValue])

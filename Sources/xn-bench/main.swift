@@ -1,1 +1,44 @@
-print("xn-bench placeholder")
+import Foundation
+
+/// xn-bench: the hub measured beside the machine's own floor, in one run.
+///
+/// Usage: `swift run -c release xn-bench [--quick]`. `--quick` shrinks every loop (smoke run).
+let quick = CommandLine.arguments.contains("--quick")
+let cores = ProcessInfo.processInfo.activeProcessorCount
+let scale = quick ? 0.1 : 1.0
+
+func count(_ n: Int) -> Int { max(20, Int(Double(n) * scale)) }
+
+print("xn-bench: \(cores) core(s)\(quick ? ", quick run" : "")")
+
+let rawOne = RawSpawn.loop(iterations: count(2000))
+let rawPerCore = RawSpawn.parallel(threads: cores, iterationsEach: count(2000))
+let executor = await RawSpawn.executorLoop(iterations: count(2000))
+
+let hub = try await BenchHub.start(slots: cores)
+let sequential = try await hub.sequentialLatency(iterations: count(2000))
+let concurrent16 = try await hub.throughput(submitters: 16, jobs: count(4000))
+let concurrent32 = try await hub.throughput(submitters: 32, jobs: count(4000))
+await hub.stop()
+
+let lookupHub = try await BenchHub.start(slots: cores, preloadFinishedJobs: quick ? 10_000 : 100_000)
+let lookups = try await lookupHub.lookupRate(concurrency: 16, requests: count(40_000))
+await lookupHub.stop()
+
+var table = Table(header: ["measure", "value", "floor (same run)", "ratio", "target"])
+table.add("raw posix_spawn+waitpid /bin/true, 1 loop", "\(us(rawOne.p50)) p50, \(rate(rawOne.rate))", "-", "-", "-")
+table.add("raw spawn, \(cores) loops (1 per core)", rate(rawPerCore), "-", "-", "-")
+table.add("JobExecutor start+result /bin/true", "\(us(executor.p50)) p50", us(rawOne.p50),
+          "+\(us(executor.p50 - rawOne.p50))", "-")
+table.add("submit→exit /bin/true, sequential p50", us(sequential.p50), us(rawOne.p50),
+          "+\(us(sequential.p50 - rawOne.p50))", "≤ +500 µs")
+table.add("submit→exit /bin/true, sequential p99", us(sequential.p99), us(rawOne.p99), "-", "-")
+table.add("completed jobs/s, 16 submitters", rate(concurrent16.rate), rate(rawPerCore),
+          percent(concurrent16.rate / rawPerCore), "≥ 80%")
+table.add("  latency p50 / p99", "\(us(concurrent16.p50)) / \(us(concurrent16.p99))", "-", "-", "-")
+table.add("completed jobs/s, 32 submitters", rate(concurrent32.rate), rate(rawPerCore),
+          percent(concurrent32.rate / rawPerCore), "≥ 80%")
+table.add("  latency p50 / p99", "\(us(concurrent32.p50)) / \(us(concurrent32.p99))", "-", "-", "-")
+table.add("GET /<id> with \(lookups.stored) jobs stored, 16 clients", rate(lookups.rate),
+          "-", "p50 \(us(lookups.p50))", "≥ 10,000/s")
+table.print()

@@ -1,0 +1,164 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import ServiceLifecycle
+import Synchronization
+import XNExec
+import XNHub
+import XNProtocol
+import XNStore
+
+/// A hub in this process on a free loopback port, with a SQLite store in a temporary folder.
+final class BenchHub: Sendable {
+    let url: String
+    let preloaded: [String]
+    private let group: ServiceGroup
+    private let task: Task<Void, any Error>
+    private let client: HTTPClient
+
+    private init(url: String, preloaded: [String], group: ServiceGroup, task: Task<Void, any Error>) {
+        self.url = url
+        self.preloaded = preloaded
+        self.group = group
+        self.task = task
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = 64
+        configuration.connectionPool.retryConnectionEstablishment = false
+        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    static func start(slots: Int, preloadFinishedJobs: Int = 0) async throws -> BenchHub {
+        let folder = NSTemporaryDirectory() + "xn-bench-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let preloaded = try await preload(preloadFinishedJobs, into: folder + "/xn.sqlite")
+        var configuration = HubConfiguration()
+        configuration.port = 0
+        configuration.dataDirectory = folder
+        configuration.slots = slots
+        let logger = Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() }
+        let (ports, sink) = AsyncStream.makeStream(of: Int.self)
+        let app = try buildApplication(configuration: configuration, executor: PipeExecutor(), logger: logger) {
+            sink.yield($0)
+        }
+        let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
+        let task = Task { try await group.run() }
+        guard let port = await ports.first(where: { _ in true }) else { throw BenchError("hub did not start") }
+        return BenchHub(url: "http://127.0.0.1:\(port)", preloaded: preloaded, group: group, task: task)
+    }
+
+    func stop() async {
+        try? await client.shutdown()
+        await group.triggerGracefulShutdown()
+        _ = try? await task.value
+    }
+
+    /// Submit with `?wait=` and time until the finished job comes back, one at a time.
+    func sequentialLatency(iterations: Int) async throws -> Sample {
+        var durations: [Double] = []
+        let start = now()
+        for _ in 0..<iterations {
+            durations.append(try await submitAndWait())
+        }
+        return Sample(durations: durations, wall: now() - start)
+    }
+
+    /// `submitters` clients each submit-and-wait in a loop until `jobs` jobs completed.
+    func throughput(submitters: Int, jobs: Int) async throws -> Sample {
+        let next = Counter()
+        let start = now()
+        let durations = try await withThrowingTaskGroup(of: [Double].self) { group in
+            for _ in 0..<submitters {
+                group.addTask {
+                    var mine: [Double] = []
+                    while next.take() <= jobs {
+                        mine.append(try await self.submitAndWait())
+                    }
+                    return mine
+                }
+            }
+            var all: [Double] = []
+            for try await part in group { all += part }
+            return all
+        }
+        return Sample(durations: durations, wall: now() - start)
+    }
+
+    /// `GET /<id>` of random stored jobs from `concurrency` clients.
+    func lookupRate(concurrency: Int, requests: Int) async throws -> (stored: Int, p50: Double, rate: Double) {
+        let ids = preloaded
+        let next = Counter()
+        let start = now()
+        let durations = try await withThrowingTaskGroup(of: [Double].self) { group in
+            for _ in 0..<concurrency {
+                group.addTask {
+                    var mine: [Double] = []
+                    while next.take() <= requests {
+                        let id = ids.randomElement()!
+                        let began = now()
+                        let response = try await self.client.execute(HTTPClientRequest(url: self.url + "/" + id), timeout: .seconds(30))
+                        _ = try await response.body.collect(upTo: 1 << 20)
+                        guard response.status == .ok else { throw BenchError("GET /\(id): \(response.status)") }
+                        mine.append(now() - began)
+                    }
+                    return mine
+                }
+            }
+            var all: [Double] = []
+            for try await part in group { all += part }
+            return all
+        }
+        let sample = Sample(durations: durations, wall: now() - start)
+        return (ids.count, sample.p50, sample.rate)
+    }
+
+    private func submitAndWait() async throws -> Double {
+        var request = HTTPClientRequest(url: url + "/v1/jobs?wait=60")
+        request.method = .POST
+        request.body = .bytes(ByteBuffer(string: #"{"command":"/bin/true"}"#))
+        let began = now()
+        let response = try await client.execute(request, timeout: .seconds(90))
+        let body = try await response.body.collect(upTo: 1 << 20)
+        let elapsed = now() - began
+        guard response.status == .created, String(buffer: body).contains(#""state":"succeeded""#) else {
+            throw BenchError("submit: \(response.status) \(String(buffer: body))")
+        }
+        return elapsed
+    }
+
+    /// Writes `count` finished jobs straight into a new store, in batches.
+    private static func preload(_ count: Int, into path: String) async throws -> [String] {
+        guard count > 0 else { return [] }
+        let store = try SQLiteJobStore(path: path)
+        var ids: [String] = []
+        let created = Timestamp.now()
+        for batchStart in stride(from: 0, to: count, by: 10_000) {
+            var batch: [JobRecord] = []
+            for index in batchStart..<min(count, batchStart + 10_000) {
+                var job = JobRecord(id: .random(), spec: JobSpec(command: "echo", args: ["\(index)"]), createdAt: created)
+                job.state = .succeeded
+                job.exitCode = 0
+                job.startedAt = created
+                job.finishedAt = created
+                job.worker = "local"
+                batch.append(job)
+                ids.append(job.id.rawValue)
+            }
+            _ = try await store.insertBatch(batch)
+        }
+        return ids
+    }
+}
+
+struct BenchError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Hands out 1, 2, 3, … to concurrent loops.
+final class Counter: Sendable {
+    private let value = Atomic<Int>(0)
+
+    func take() -> Int { value.add(1, ordering: .relaxed).newValue }
+}

@@ -1,0 +1,44 @@
+import Foundation
+
+/// Latencies of one loop and its rate.
+struct Sample {
+    var p50: Double
+    var p99: Double
+    var rate: Double
+
+    /// From per-operation durations in seconds and the wall time the whole loop took.
+    init(durations: [Double], wall: Double) {
+        let sorted = durations.sorted()
+        p50 = sorted.isEmpty ? 0 : sorted[sorted.count / 2]
+        p99 = sorted.isEmpty ? 0 : sorted[min(sorted.count - 1, Int(Double(sorted.count) * 0.99))]
+        rate = wall > 0 ? Double(durations.count) / wall : 0
+    }
+}
+
+func now() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+func us(_ seconds: Double) -> String { String(format: "%.0f µs", seconds * 1e6) }
+func rate(_ perSecond: Double) -> String { String(format: "%.0f/s", perSecond) }
+func percent(_ ratio: Double) -> String { String(format: "%.0f%%", ratio * 100) }
+
+/// A plain-text table with aligned columns.
+struct Table {
+    var rows: [[String]]
+
+    init(header: [String]) { rows = [header] }
+
+    mutating func add(_ cells: String...) { rows.append(cells) }
+
+    func print() {
+        let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
+        for (index, row) in rows.enumerated() {
+            let line = row.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }
+            Swift.print(line.joined(separator: " | "))
+            if index == 0 { Swift.print(widths.map { String(repeating: "-", count: $0) }.joined(separator: "-|-")) }
+        }
+    }
+}
