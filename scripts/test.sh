@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+echo "== format (swift format lint)"
+scripts/format.sh --check
+
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 echo "== build (debug, with tests)"

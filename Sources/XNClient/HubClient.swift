@@ -49,7 +49,9 @@ public struct HubClient: Sendable {
         }
     }
 
-    public func list(states: [JobState] = [], limit: Int? = nil, before: String? = nil) async throws(ClientError) -> JobPage {
+    public func list(
+        states: [JobState] = [], limit: Int? = nil, before: String? = nil
+    ) async throws(ClientError) -> JobPage {
         let parameters = [
             "state": states.isEmpty ? nil : states.map(\.rawValue).joined(separator: ","),
             "limit": limit.map(String.init), "before": before,
@@ -63,7 +65,8 @@ public struct HubClient: Sendable {
 
     /// The exact bytes of one stream from `offset`.
     public func output(_ id: String, stream: String, from offset: Int = 0) async throws(ClientError) -> [UInt8] {
-        let response = try await send(.GET, "/v1/jobs/\(escape(id))/\(stream)" + query(["offset": String(offset)]), body: nil)
+        let response = try await send(
+            .GET, "/v1/jobs/\(escape(id))/\(stream)" + query(["offset": String(offset)]), body: nil)
         guard response.status == 200 else { throw apiError(response) }
         return response.body
     }
@@ -75,7 +78,9 @@ public struct HubClient: Sendable {
         var body: [UInt8]
     }
 
-    private func call<T: Decodable>(_ method: HTTPMethod, _ path: String, body: [UInt8]? = nil) async throws(ClientError) -> T {
+    private func call<T: Decodable>(
+        _ method: HTTPMethod, _ path: String, body: [UInt8]? = nil
+    ) async throws(ClientError) -> T {
         let response = try await send(method, path, body: body)
         guard (200..<300).contains(response.status) else { throw apiError(response) }
         do {
@@ -96,7 +101,8 @@ public struct HubClient: Sendable {
             let response = try await http.execute(request, timeout: .seconds(330))
             let buffer = try await response.body.collect(upTo: 1 << 30)
             return RawResponse(status: Int(response.status.code), body: Array(buffer.readableBytesView))
-        } catch let error as HTTPClientError where error == .invalidURL || error == .emptyHost || error == .emptyScheme {
+        } catch let error as HTTPClientError where error == .invalidURL || error == .emptyHost || error == .emptyScheme
+        {
             throw ClientError("invalid hub URL \(baseURL)")
         } catch {
             throw ClientError("cannot reach hub at \(baseURL) (\(Self.reason(error)))", unreachable: true)
@@ -129,7 +135,8 @@ public struct HubClient: Sendable {
 }
 
 extension CharacterSet {
-    static let urlUnreservedSet = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+    static let urlUnreservedSet = CharacterSet(
+        charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 }
 
 /// A call that failed: the hub refused it (`status`, `code`) or could not be reached.

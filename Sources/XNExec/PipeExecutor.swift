@@ -32,8 +32,9 @@ public struct PipeExecutor: JobExecutor {
         var pid: pid_t = 0
         let rc = withCStrings([request.command] + request.arguments) { argv in
             withCStrings(mergedEnvironment(request.environment)) { envp in
-                spawn(request, argv: argv, envp: envp, stdin: stdin.read, stdout: stdout.write,
-                      stderr: stderr.write, pid: &pid)
+                spawn(
+                    request, argv: argv, envp: envp, stdin: stdin.read, stdout: stdout.write,
+                    stderr: stderr.write, pid: &pid)
             }
         }
         close(stdin.read)
@@ -43,7 +44,8 @@ public struct PipeExecutor: JobExecutor {
             close(stdin.write)
             close(stdout.read)
             close(stderr.read)
-            throw SpawnError(code: rc, description: "spawn \(request.command) \(errnoName(rc)): \(String(cString: strerror(rc)))")
+            throw SpawnError(
+                code: rc, description: "spawn \(request.command) \(errnoName(rc)): \(String(cString: strerror(rc)))")
         }
         let input = request.standardInput ?? []
         if input.isEmpty {

@@ -24,7 +24,8 @@ struct CallbackSender: Sendable {
         clientConfiguration.redirectConfiguration = .disallow
         // Each attempt is one connection try; the backoff between attempts is ours.
         clientConfiguration.connectionPool.retryConnectionEstablishment = false
-        clientConfiguration.timeout = .init(connect: .seconds(5), read: .seconds(configuration.callbackTimeout.components.seconds))
+        clientConfiguration.timeout = .init(
+            connect: .seconds(5), read: .seconds(configuration.callbackTimeout.components.seconds))
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
     }
 
@@ -32,8 +33,7 @@ struct CallbackSender: Sendable {
         guard let url = job.spec.callback else { return }
         let body: [UInt8]
         do {
-            let stdout = try await store.output(job.id, stream: .stdout, from: 0, limit: .max)
-            let stderr = try await store.output(job.id, stream: .stderr, from: 0, limit: .max)
+            let (stdout, stderr) = try await store.fullOutput(of: job)
             body = CompatJob(job, stdout: stdout, stderr: stderr).json()
         } catch {
             await setStatus(job.id, "failed: cannot read the job: \(error)")
@@ -52,7 +52,8 @@ struct CallbackSender: Sendable {
             request.headers.add(name: "X-Notify-Timestamp", value: String(Timestamp.now()))
             request.body = .bytes(ByteBuffer(bytes: body))
             do {
-                let response = try await client.execute(request, timeout: .seconds(configuration.callbackTimeout.components.seconds))
+                let response = try await client.execute(
+                    request, timeout: .seconds(configuration.callbackTimeout.components.seconds))
                 _ = try? await response.body.collect(upTo: 64 << 10)
                 if (200..<300).contains(response.status.code) {
                     await setStatus(job.id, "delivered: HTTP \(response.status.code) on attempt \(attempt)")

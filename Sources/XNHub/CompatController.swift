@@ -46,8 +46,7 @@ struct CompatController: Sendable {
         guard let job = try await store.job(id) else {
             return Responses.json(.notFound, ["message": "Not Found"])
         }
-        let stdout = try await store.output(id, stream: .stdout, from: 0, limit: .max)
-        let stderr = try await store.output(id, stream: .stderr, from: 0, limit: .max)
+        let (stdout, stderr) = try await store.fullOutput(of: job)
         return Responses.compat(.ok, CompatJob(job, stdout: stdout, stderr: stderr))
     }
 }

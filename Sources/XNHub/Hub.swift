@@ -39,7 +39,9 @@ public func runHub(
 }
 
 /// The router with every route the hub serves.
-func buildRouter(scheduler: Scheduler, store: any JobStore, configuration: HubConfiguration) -> Router<BasicRequestContext> {
+func buildRouter(
+    scheduler: Scheduler, store: any JobStore, configuration: HubConfiguration
+) -> Router<BasicRequestContext> {
     let router = Router()
     router.middlewares.add(UnknownRouteMiddleware())
     JobsController(scheduler: scheduler, store: store, configuration: configuration).register(on: router)

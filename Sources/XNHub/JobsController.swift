@@ -48,11 +48,13 @@ struct JobsController: Sendable {
         do {
             spec = try JobSpec.parse(json: body.readableBytesView, strict: true)
         } catch {
-            return Responses.error(.badRequest, error.field == nil ? "invalid_body" : "invalid_field", error.message, field: error.field)
+            return Responses.error(
+                .badRequest, error.field == nil ? "invalid_body" : "invalid_field", error.message, field: error.field)
         }
         if !configuration.whitelist.isEmpty && !configuration.whitelist.contains(spec.command) {
             return Responses.error(
-                .forbidden, "command_not_allowed", "command '\(spec.command)' is not in the hub's whitelist", field: "command")
+                .forbidden, "command_not_allowed", "command '\(spec.command)' is not in the hub's whitelist",
+                field: "command")
         }
         let job = try await scheduler.submit(spec)
         guard let wait else { return Responses.json(.created, JobView(job)) }
@@ -74,8 +76,7 @@ struct JobsController: Sendable {
 
     private func view(_ id: JobID, status: HTTPResponse.Status) async throws -> Response {
         guard let job = try await store.job(id) else { return notFound(id) }
-        let stdout = try await store.output(id, stream: .stdout, from: 0, limit: .max)
-        let stderr = try await store.output(id, stream: .stderr, from: 0, limit: .max)
+        let (stdout, stderr) = try await store.fullOutput(of: job)
         return Responses.json(status, JobView(job, stdout: stdout, stderr: stderr))
     }
 
@@ -97,14 +98,16 @@ struct JobsController: Sendable {
         var limit = 50
         if let text = query.get("limit") {
             guard let value = Int(text), (1...1000).contains(value) else {
-                return Responses.error(.badRequest, "invalid_query", "limit must be an integer from 1 to 1000", field: "limit")
+                return Responses.error(
+                    .badRequest, "invalid_query", "limit must be an integer from 1 to 1000", field: "limit")
             }
             limit = value
         }
         var before: Int64?
         if let text = query.get("before") {
             guard let value = Int64(text), value > 0 else {
-                return Responses.error(.badRequest, "invalid_query", "before must be a cursor from a previous page", field: "before")
+                return Responses.error(
+                    .badRequest, "invalid_query", "before must be a cursor from a previous page", field: "before")
             }
             before = value
         }
@@ -119,14 +122,16 @@ struct JobsController: Sendable {
         var offset = 0
         if let text = query.get("offset") {
             guard let value = Int(text), value >= 0 else {
-                return Responses.error(.badRequest, "invalid_query", "offset must be a byte count of 0 or more", field: "offset")
+                return Responses.error(
+                    .badRequest, "invalid_query", "offset must be a byte count of 0 or more", field: "offset")
             }
             offset = value
         }
         var limit = configuration.maxOutputBytes
         if let text = query.get("limit") {
             guard let value = Int(text), value >= 0 else {
-                return Responses.error(.badRequest, "invalid_query", "limit must be a byte count of 0 or more", field: "limit")
+                return Responses.error(
+                    .badRequest, "invalid_query", "limit must be a byte count of 0 or more", field: "limit")
             }
             limit = value
         }
@@ -147,8 +152,7 @@ struct JobsController: Sendable {
             return Responses.error(.conflict, "job_finished", "job \(id) already ended (\(before.state.rawValue))")
         }
         guard let job = try await scheduler.cancel(id) else { return notFound(id) }
-        let stdout = try await store.output(id, stream: .stdout, from: 0, limit: .max)
-        let stderr = try await store.output(id, stream: .stderr, from: 0, limit: .max)
+        let (stdout, stderr) = try await store.fullOutput(of: job)
         return Responses.json(.ok, JobView(job, stdout: stdout, stderr: stderr))
     }
 
@@ -157,7 +161,8 @@ struct JobsController: Sendable {
     ) async throws -> Response {
         let text = context.parameters.get("id") ?? ""
         guard let id = JobID(text) else {
-            return Responses.error(.notFound, "job_not_found", "'\(text)' is not a job id (40 hex characters)", field: "id")
+            return Responses.error(
+                .notFound, "job_not_found", "'\(text)' is not a job id (40 hex characters)", field: "id")
         }
         return try await body(id)
     }
@@ -174,8 +179,10 @@ struct JobsController: Sendable {
     private func parseWait(_ text: String?) -> Result<Double?, Refusal> {
         guard let text else { return .success(nil) }
         guard let value = Double(text), value >= 0, value <= Self.maxWaitSeconds else {
-            return .failure(Refusal(response: Responses.error(
-                .badRequest, "invalid_query", "wait must be a number of seconds from 0 to 300", field: "wait")))
+            return .failure(
+                Refusal(
+                    response: Responses.error(
+                        .badRequest, "invalid_query", "wait must be a number of seconds from 0 to 300", field: "wait")))
         }
         return .success(value)
     }

@@ -21,7 +21,9 @@ enum Responses {
     }
 
     /// A v1 error: `{"error":{"code","message","field"}}`.
-    static func error(_ status: HTTPResponse.Status, _ code: String, _ message: String, field: String? = nil) -> Response {
+    static func error(
+        _ status: HTTPResponse.Status, _ code: String, _ message: String, field: String? = nil
+    ) -> Response {
         json(status, APIErrorBody(code: code, message: message, field: field))
     }
 

@@ -5,8 +5,9 @@ import XNProtocol
 import XNStore
 
 extension Scheduler {
-    /// Runs one job that holds a slot, from spawn to its recorded end.
-    func execute(_ job: JobRecord) async {
+    /// Runs one job that holds a slot, from spawn to its recorded end. Off the actor: spawning
+    /// and storing output must not hold up submissions and other jobs.
+    nonisolated func execute(_ job: JobRecord) async {
         let request = ProcessRequest(
             command: job.spec.command, arguments: job.spec.args, environment: job.spec.env,
             workingDirectory: job.spec.cwd, standardInput: job.spec.stdin.map { Array($0.utf8) },
@@ -18,7 +19,7 @@ extension Scheduler {
             await record(job, JobOutcome(state: .failed, err: error.description, finishedAt: Timestamp.now()))
             return
         }
-        guard let stops = attach(process, to: job.id) else {
+        guard let stops = await attach(process, to: job.id) else {
             _ = await process.terminate(grace: configuration.killGrace)
             return
         }
@@ -48,11 +49,11 @@ extension Scheduler {
             group.cancelAll()
             return result
         }
-        await record(job, outcome(of: result, reason: stopReason(job.id)))
+        await record(job, outcome(of: result, reason: await stopReason(job.id)))
     }
 
     /// Appends each chunk to the store as it arrives, tracking each stream's offset.
-    private func store(_ output: AsyncStream<OutputChunk>, of id: JobID) async {
+    private nonisolated func store(_ output: AsyncStream<OutputChunk>, of id: JobID) async {
         var offsets: [OutputStreamKind: Int] = [:]
         for await chunk in output {
             let offset = offsets[chunk.stream, default: 0]
@@ -66,7 +67,7 @@ extension Scheduler {
         }
     }
 
-    private func outcome(of result: ProcessResult, reason: StopReason?) -> JobOutcome {
+    private nonisolated func outcome(of result: ProcessResult, reason: StopReason?) -> JobOutcome {
         let cap = configuration.maxOutputBytes
         var outcome: JobOutcome
         switch (reason, result.termination) {
@@ -95,7 +96,7 @@ extension Scheduler {
     }
 
     /// Stores the end, frees the slot, wakes waiters and delivers the callback.
-    private func record(_ job: JobRecord, _ outcome: JobOutcome) async {
+    private nonisolated func record(_ job: JobRecord, _ outcome: JobOutcome) async {
         var ended: JobRecord?
         do {
             ended = try await store.finish(job.id, outcome)
@@ -104,8 +105,8 @@ extension Scheduler {
         }
         await release(job.id)
         guard let ended else { return }
-        jobEnded(ended)
-        if ended.spec.callback != nil, let callbacks {
+        await jobEnded(ended)
+        if ended.spec.callback != nil, let callbacks = await callbacks {
             await callbacks.deliver(ended)
         }
     }

@@ -132,7 +132,9 @@ public actor Scheduler: Service {
                 if jobs.isEmpty { break }
                 for job in jobs where accepting && running[job.id] == nil {
                     do {
-                        guard try await store.markRunning(job.id, worker: "local", at: Timestamp.now()) else { continue }
+                        guard try await store.markRunning(job.id, worker: "local", at: Timestamp.now()) else {
+                            continue
+                        }
                     } catch {
                         logger.error("cannot start job \(job.id): \(error)")
                         return

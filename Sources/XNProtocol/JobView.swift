@@ -80,7 +80,8 @@ public enum Timestamp {
         // The formatter truncates to milliseconds, and about half of all `ms / 1000` values fall just
         // below the exact one in binary (…20.123 is …20.12299…): aim at the middle of the millisecond.
         let date = Date(timeIntervalSince1970: (Double(milliseconds) + 0.5) / 1000)
-        return date.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted))
+        return date.formatted(
+            .iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted))
     }
 
     public static func now() -> Int64 {

@@ -24,34 +24,35 @@ public final class SQLiteJobStore: JobStore {
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
-            try db.execute(sql: """
-                CREATE TABLE jobs (
-                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-                    id TEXT NOT NULL UNIQUE,
-                    spec BLOB NOT NULL,
-                    state TEXT NOT NULL,
-                    created_at INTEGER NOT NULL,
-                    started_at INTEGER,
-                    finished_at INTEGER,
-                    exit_code INTEGER,
-                    signal INTEGER,
-                    err TEXT,
-                    stdout_bytes INTEGER NOT NULL DEFAULT 0,
-                    stderr_bytes INTEGER NOT NULL DEFAULT 0,
-                    stdout_truncated INTEGER NOT NULL DEFAULT 0,
-                    stderr_truncated INTEGER NOT NULL DEFAULT 0,
-                    callback_status TEXT,
-                    worker TEXT
-                );
-                CREATE INDEX jobs_state_seq ON jobs(state, seq);
-                CREATE TABLE output (
-                    job_seq INTEGER NOT NULL,
-                    stream INTEGER NOT NULL,
-                    offset INTEGER NOT NULL,
-                    data BLOB NOT NULL,
-                    PRIMARY KEY (job_seq, stream, offset)
-                );
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE jobs (
+                        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                        id TEXT NOT NULL UNIQUE,
+                        spec BLOB NOT NULL,
+                        state TEXT NOT NULL,
+                        created_at INTEGER NOT NULL,
+                        started_at INTEGER,
+                        finished_at INTEGER,
+                        exit_code INTEGER,
+                        signal INTEGER,
+                        err TEXT,
+                        stdout_bytes INTEGER NOT NULL DEFAULT 0,
+                        stderr_bytes INTEGER NOT NULL DEFAULT 0,
+                        stdout_truncated INTEGER NOT NULL DEFAULT 0,
+                        stderr_truncated INTEGER NOT NULL DEFAULT 0,
+                        callback_status TEXT,
+                        worker TEXT
+                    );
+                    CREATE INDEX jobs_state_seq ON jobs(state, seq);
+                    CREATE TABLE output (
+                        job_seq INTEGER NOT NULL,
+                        stream INTEGER NOT NULL,
+                        offset INTEGER NOT NULL,
+                        data BLOB NOT NULL,
+                        PRIMARY KEY (job_seq, stream, offset)
+                    );
+                    """)
         }
         return migrator
     }
@@ -79,10 +80,11 @@ public final class SQLiteJobStore: JobStore {
         let encoder = JSONEncoder()
         let specs = try jobs.map { try encoder.encode($0.spec) }
         return try await db.write { db in
-            let statement = try db.makeStatement(sql: """
-                INSERT INTO jobs (id, spec, state, created_at, started_at, finished_at, exit_code, signal, err, worker)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """)
+            let statement = try db.makeStatement(
+                sql: """
+                    INSERT INTO jobs (id, spec, state, created_at, started_at, finished_at, exit_code, signal, err, worker)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """)
             var stored = jobs
             for index in jobs.indices {
                 let job = jobs[index]
@@ -135,7 +137,8 @@ public final class SQLiteJobStore: JobStore {
     public func markRunning(_ id: JobID, worker: String, at time: Int64) async throws -> Bool {
         try await db.write { db in
             try db.execute(
-                sql: "UPDATE jobs SET state = 'running', started_at = ?, worker = ? WHERE id = ? AND state IN ('queued', 'assigned')",
+                sql:
+                    "UPDATE jobs SET state = 'running', started_at = ?, worker = ? WHERE id = ? AND state IN ('queued', 'assigned')",
                 arguments: [time, worker, id.rawValue])
             return db.changesCount == 1
         }
@@ -230,7 +233,8 @@ public final class SQLiteJobStore: JobStore {
     public func count(state: JobState?) async throws -> Int {
         try await db.read { db in
             if let state {
-                return try Int.fetchOne(db, sql: "SELECT count(*) FROM jobs WHERE state = ?", arguments: [state.rawValue]) ?? 0
+                return try Int.fetchOne(
+                    db, sql: "SELECT count(*) FROM jobs WHERE state = ?", arguments: [state.rawValue]) ?? 0
             }
             return try Int.fetchOne(db, sql: "SELECT count(*) FROM jobs") ?? 0
         }

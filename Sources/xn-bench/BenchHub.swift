@@ -66,50 +66,21 @@ final class BenchHub: Sendable {
 
     /// `submitters` clients each submit-and-wait in a loop until `jobs` jobs completed.
     func throughput(submitters: Int, jobs: Int) async throws -> Sample {
-        let next = Counter()
-        let start = now()
-        let durations = try await withThrowingTaskGroup(of: [Double].self) { group in
-            for _ in 0..<submitters {
-                group.addTask {
-                    var mine: [Double] = []
-                    while next.take() <= jobs {
-                        mine.append(try await self.submitAndWait())
-                    }
-                    return mine
-                }
-            }
-            var all: [Double] = []
-            for try await part in group { all += part }
-            return all
-        }
-        return Sample(durations: durations, wall: now() - start)
+        try await concurrently(workers: submitters, total: jobs) { try await self.submitAndWait() }
     }
 
     /// `GET /<id>` of random stored jobs from `concurrency` clients.
     func lookupRate(concurrency: Int, requests: Int) async throws -> (stored: Int, p50: Double, rate: Double) {
         let ids = preloaded
-        let next = Counter()
-        let start = now()
-        let durations = try await withThrowingTaskGroup(of: [Double].self) { group in
-            for _ in 0..<concurrency {
-                group.addTask {
-                    var mine: [Double] = []
-                    while next.take() <= requests {
-                        let id = ids.randomElement()!
-                        let began = now()
-                        let response = try await self.client.execute(HTTPClientRequest(url: self.url + "/" + id), timeout: .seconds(30))
-                        _ = try await response.body.collect(upTo: 1 << 20)
-                        guard response.status == .ok else { throw BenchError("GET /\(id): \(response.status)") }
-                        mine.append(now() - began)
-                    }
-                    return mine
-                }
-            }
-            var all: [Double] = []
-            for try await part in group { all += part }
-            return all
+        let sample = try await concurrently(workers: concurrency, total: requests) {
+            let id = ids.randomElement()!
+            let began = now()
+            let response = try await self.client.execute(
+                HTTPClientRequest(url: self.url + "/" + id), timeout: .seconds(30))
+            _ = try await response.body.collect(upTo: 1 << 20)
+            guard response.status == .ok else { throw BenchError("GET /\(id): \(response.status)") }
+            return now() - began
         }
-        let sample = Sample(durations: durations, wall: now() - start)
         return (ids.count, sample.p50, sample.rate)
     }
 
@@ -136,7 +107,8 @@ final class BenchHub: Sendable {
         for batchStart in stride(from: 0, to: count, by: 10_000) {
             var batch: [JobRecord] = []
             for index in batchStart..<min(count, batchStart + 10_000) {
-                var job = JobRecord(id: .random(), spec: JobSpec(command: "echo", args: ["\(index)"]), createdAt: created)
+                var job = JobRecord(
+                    id: .random(), spec: JobSpec(command: "echo", args: ["\(index)"]), createdAt: created)
                 job.state = .succeeded
                 job.exitCode = 0
                 job.startedAt = created
@@ -154,6 +126,27 @@ final class BenchHub: Sendable {
 struct BenchError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
+}
+
+/// Runs `operation` `total` times from `workers` concurrent loops; each call returns its duration.
+func concurrently(
+    workers: Int, total: Int, _ operation: @escaping @Sendable () async throws -> Double
+) async throws -> Sample {
+    let next = Counter()
+    let start = now()
+    let durations = try await withThrowingTaskGroup(of: [Double].self) { group in
+        for _ in 0..<workers {
+            group.addTask {
+                var mine: [Double] = []
+                while next.take() <= total { mine.append(try await operation()) }
+                return mine
+            }
+        }
+        var all: [Double] = []
+        for try await part in group { all += part }
+        return all
+    }
+    return Sample(durations: durations, wall: now() - start)
 }
 
 /// Hands out 1, 2, 3, … to concurrent loops.

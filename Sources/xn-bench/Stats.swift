@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 
 /// Latencies of one loop and its rate.
@@ -15,10 +16,9 @@ struct Sample {
     }
 }
 
+/// Monotonic seconds.
 func now() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    Double(DispatchTime.now().uptimeNanoseconds) / 1e9
 }
 
 func us(_ seconds: Double) -> String { String(format: "%.0f µs", seconds * 1e6) }

@@ -28,17 +28,22 @@ await lookupHub.stop()
 var table = Table(header: ["measure", "value", "floor (same run)", "ratio", "target"])
 table.add("raw posix_spawn+waitpid /bin/true, 1 loop", "\(us(rawOne.p50)) p50, \(rate(rawOne.rate))", "-", "-", "-")
 table.add("raw spawn, \(cores) loops (1 per core)", rate(rawPerCore), "-", "-", "-")
-table.add("JobExecutor start+result /bin/true", "\(us(executor.p50)) p50", us(rawOne.p50),
-          "+\(us(executor.p50 - rawOne.p50))", "-")
-table.add("submit→exit /bin/true, sequential p50", us(sequential.p50), us(rawOne.p50),
-          "+\(us(sequential.p50 - rawOne.p50))", "≤ +500 µs")
+table.add(
+    "JobExecutor start+result /bin/true", "\(us(executor.p50)) p50", us(rawOne.p50),
+    "+\(us(executor.p50 - rawOne.p50))", "-")
+table.add(
+    "submit→exit /bin/true, sequential p50", us(sequential.p50), us(rawOne.p50),
+    "+\(us(sequential.p50 - rawOne.p50))", "≤ +500 µs")
 table.add("submit→exit /bin/true, sequential p99", us(sequential.p99), us(rawOne.p99), "-", "-")
-table.add("completed jobs/s, 16 submitters", rate(concurrent16.rate), rate(rawPerCore),
-          percent(concurrent16.rate / rawPerCore), "≥ 80%")
+table.add(
+    "completed jobs/s, 16 submitters", rate(concurrent16.rate), rate(rawPerCore),
+    percent(concurrent16.rate / rawPerCore), "≥ 80%")
 table.add("  latency p50 / p99", "\(us(concurrent16.p50)) / \(us(concurrent16.p99))", "-", "-", "-")
-table.add("completed jobs/s, 32 submitters", rate(concurrent32.rate), rate(rawPerCore),
-          percent(concurrent32.rate / rawPerCore), "≥ 80%")
+table.add(
+    "completed jobs/s, 32 submitters", rate(concurrent32.rate), rate(rawPerCore),
+    percent(concurrent32.rate / rawPerCore), "≥ 80%")
 table.add("  latency p50 / p99", "\(us(concurrent32.p50)) / \(us(concurrent32.p99))", "-", "-", "-")
-table.add("GET /<id> with \(lookups.stored) jobs stored, 16 clients", rate(lookups.rate),
-          "-", "p50 \(us(lookups.p50))", "≥ 10,000/s")
+table.add(
+    "GET /<id> with \(lookups.stored) jobs stored, 16 clients", rate(lookups.rate),
+    "-", "p50 \(us(lookups.p50))", "≥ 10,000/s")
 table.print()

@@ -1,9 +1,9 @@
 // A small, predictable child process for the tests, so they do not depend on `sh` quirks.
 // Usage: xn-testtask VERB [ARGS...]; see `usage` below.
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #else
-import Darwin
+    import Darwin
 #endif
 
 let usage = """

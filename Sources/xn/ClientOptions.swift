@@ -8,7 +8,8 @@ struct ClientOptions: ParsableArguments {
     var hub: String?
 
     var hubURL: String {
-        hub ?? ProcessInfo.processInfo.environment["XN_HUB"].flatMap { $0.isEmpty ? nil : $0 } ?? "http://127.0.0.1:9000"
+        hub ?? ProcessInfo.processInfo.environment["XN_HUB"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? "http://127.0.0.1:9000"
     }
 
     func makeClient() -> HubClient {

@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import Testing
 
 /// The `xn` client as a built binary against a real hub: exit codes, output, `--json`, job files.
@@ -57,6 +58,21 @@ struct CLITests {
         }
     }
 
+    @Test func ctrlCOnRunCancelsTheJob() async throws {
+        try await withHub { hub in
+            let child = try ChildProcess(Binaries.xn, ["run", "--", "sleep", "30"], environment: ["XN_HUB": hub.url])
+            defer { if child.process.isRunning { child.signal(SIGKILL) } }
+            let id = try await eventually("job running") { () -> String? in
+                let jobs = try await hub.get("/v1/jobs?state=running").object()["jobs"] as? [[String: Any]]
+                return jobs?.first?["id"] as? String
+            }
+            child.signal(SIGINT)
+            #expect(try await child.exitStatus() == 130)
+            #expect(child.stderrText.contains("canceling job \(id)"))
+            #expect(try await hub.state(id) == "canceled")
+        }
+    }
+
     @Test func execnodeFlagsStillWork() async throws {
         try await withHub { hub in
             let submitted = try await runXN(["-s", "echo from execnode"], hub: hub.url)
@@ -77,14 +93,14 @@ struct CLITests {
             let folder = try temporaryFolder()
             let yaml = folder + "/jobs.yaml"
             try """
-                - command: echo
-                  args: [one]
-                  name: first
-                - command: sh
-                  args: ["-c", "echo $A"]
-                  env: {A: two}
-                  timeout: 30
-                """.write(toFile: yaml, atomically: true, encoding: .utf8)
+            - command: echo
+              args: [one]
+              name: first
+            - command: sh
+              args: ["-c", "echo $A"]
+              env: {A: two}
+              timeout: 30
+            """.write(toFile: yaml, atomically: true, encoding: .utf8)
             let result = try await runXN(["submit", yaml], hub: hub.url)
             #expect(result.status == 0)
             let ids = result.stdout.split(separator: "\n").map(String.init)
@@ -95,7 +111,8 @@ struct CLITests {
             let json = folder + "/job.json"
             try #"{"command":"echo","args":"from json"}"#.write(toFile: json, atomically: true, encoding: .utf8)
             let one = try await runXN(["submit", "--json", json], hub: hub.url)
-            let submitted = try #require(try JSONSerialization.jsonObject(with: Data(one.stdout.utf8)) as? [[String: Any]])
+            let submitted = try #require(
+                try JSONSerialization.jsonObject(with: Data(one.stdout.utf8)) as? [[String: Any]])
             #expect(submitted.first?["args"] as? [String] == ["from", "json"])
 
             let bad = folder + "/bad.yaml"

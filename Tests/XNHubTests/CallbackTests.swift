@@ -10,31 +10,33 @@ import XNProtocol
 @Suite(.timeLimit(.minutes(2)))
 struct CallbackTests {
     @Test func theFinishedJobIsPostedToTheCallback() async throws {
-        try await withCallbackListener { listener in try await withHub { hub in
-            let created = try await hub.post(
-                "/", #"{"command":"printf","args":["héllo ✓"],"callback":"\#(listener.url)/hook"}"#)
-            #expect(created.status == 202)
-            let id = try #require(try created.object()["id"] as? String)
-            let delivery = try await eventually("callback") { await listener.deliveries.first }
-            let before = Timestamp.now()
-            #expect(delivery.path == "/hook")
-            #expect(delivery.contentType == "application/json")
-            // Content-Length counts bytes, not UTF-16 units (http-runner's bug).
-            #expect(delivery.contentLength == delivery.body.count)
-            let stamp = try #require(delivery.timestamp.flatMap { Int64($0) })
-            #expect(abs(before - stamp) < 10_000)
-            #expect(try keyOrder(String(decoding: delivery.body, as: UTF8.self)) == CompatTests.compatKeys)
-            let job = try #require(try JSONSerialization.jsonObject(with: Data(delivery.body)) as? [String: Any])
-            #expect(job["id"] as? String == id)
-            #expect(job["stdout"] as? String == "héllo ✓")
-            #expect(job["code"] as? Int == 0)
-            #expect(job["callback"] as? String == "\(listener.url)/hook")
-            let status = try await eventually("callback status") {
-                try await hub.get("/v1/jobs/\(id)").object()["callback_status"] as? String
+        try await withCallbackListener { listener in
+            try await withHub { hub in
+                let created = try await hub.post(
+                    "/", #"{"command":"printf","args":["héllo ✓"],"callback":"\#(listener.url)/hook"}"#)
+                #expect(created.status == 202)
+                let id = try #require(try created.object()["id"] as? String)
+                let delivery = try await eventually("callback") { await listener.deliveries.first }
+                let before = Timestamp.now()
+                #expect(delivery.path == "/hook")
+                #expect(delivery.contentType == "application/json")
+                // Content-Length counts bytes, not UTF-16 units (http-runner's bug).
+                #expect(delivery.contentLength == delivery.body.count)
+                let stamp = try #require(delivery.timestamp.flatMap { Int64($0) })
+                #expect(abs(before - stamp) < 10_000)
+                #expect(try keyOrder(String(decoding: delivery.body, as: UTF8.self)) == CompatTests.compatKeys)
+                let job = try #require(try JSONSerialization.jsonObject(with: Data(delivery.body)) as? [String: Any])
+                #expect(job["id"] as? String == id)
+                #expect(job["stdout"] as? String == "héllo ✓")
+                #expect(job["code"] as? Int == 0)
+                #expect(job["callback"] as? String == "\(listener.url)/hook")
+                let status = try await eventually("callback status") {
+                    try await hub.get("/v1/jobs/\(id)").object()["callback_status"] as? String
+                }
+                #expect(status.hasPrefix("delivered: HTTP 200"))
+                #expect(await listener.deliveries.count == 1)
             }
-            #expect(status.hasPrefix("delivered: HTTP 200"))
-            #expect(await listener.deliveries.count == 1)
-        } }
+        }
     }
 
     @Test func anUnreachableCallbackIsRetriedAndRecordedWithoutAffectingTheJob() async throws {
@@ -51,15 +53,17 @@ struct CallbackTests {
     }
 
     @Test func aCallbackAnsweringErrorsIsRetriedThenRecorded() async throws {
-        try await withCallbackListener(status: .internalServerError) { listener in try await withHub { hub in
-            let id = try await hub.submit(#"{"command":"true","callback":"\#(listener.url)/fail"}"#)
-            let status = try await eventually("callback status") {
-                try await hub.get("/v1/jobs/\(id)").object()["callback_status"] as? String
+        try await withCallbackListener(status: .internalServerError) { listener in
+            try await withHub { hub in
+                let id = try await hub.submit(#"{"command":"true","callback":"\#(listener.url)/fail"}"#)
+                let status = try await eventually("callback status") {
+                    try await hub.get("/v1/jobs/\(id)").object()["callback_status"] as? String
+                }
+                #expect(status == "failed after 3 attempt(s): HTTP 500")
+                #expect(await listener.deliveries.count == 3)
+                #expect(try await hub.state(id) == "succeeded")
             }
-            #expect(status == "failed after 3 attempt(s): HTTP 500")
-            #expect(await listener.deliveries.count == 3)
-            #expect(try await hub.state(id) == "succeeded")
-        } }
+        }
     }
 }
 
@@ -114,11 +118,12 @@ final class CallbackListener: Sendable {
         router.post("/**") { request, _ -> Response in
             var request = request
             let body = try await request.collectBody(upTo: 64 << 20)
-            await log.add(Delivery(
-                path: request.uri.path, contentType: request.headers[.contentType],
-                contentLength: request.headers[.contentLength].flatMap { Int($0) },
-                timestamp: request.headers[HTTPField.Name("X-Notify-Timestamp")!],
-                body: Array(body.readableBytesView)))
+            await log.add(
+                Delivery(
+                    path: request.uri.path, contentType: request.headers[.contentType],
+                    contentLength: request.headers[.contentLength].flatMap { Int($0) },
+                    timestamp: request.headers[HTTPField.Name("X-Notify-Timestamp")!],
+                    body: Array(body.readableBytesView)))
             return Response(status: status)
         }
         let (ports, sink) = AsyncStream.makeStream(of: Int.self)

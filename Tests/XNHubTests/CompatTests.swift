@@ -54,8 +54,10 @@ struct CompatTests {
             let missing = try await hub.get("/" + String(repeating: "ab", count: 20))
             #expect(missing.status == 404)
             #expect(missing.text == #"{"message":"Not Found"}"#)
-            for (method, path) in [("GET", "/"), ("GET", "/abc"), ("PUT", "/"), ("GET", "/a/b/c"),
-                                   ("DELETE", "/" + String(repeating: "0", count: 40))] {
+            for (method, path) in [
+                ("GET", "/"), ("GET", "/abc"), ("PUT", "/"), ("GET", "/a/b/c"),
+                ("DELETE", "/" + String(repeating: "0", count: 40)),
+            ] {
                 let result = try await request(.init(rawValue: method), hub.url + path)
                 #expect(result.status == 501, "\(method) \(path)")
                 #expect(result.text == #"{"message":"Not Implemented"}"#, "\(method) \(path)")
@@ -123,7 +125,9 @@ struct CompatTests {
     }
 
     @Test func purgeKeepsTheNewestFinishedJobsAndNeverQueuedOrRunning() async throws {
-        try await withHub({ $0.maxFinishedJobs = 2; $0.slots = 1 }) { hub in
+        try await withHub({
+            $0.maxFinishedJobs = 2; $0.slots = 1
+        }) { hub in
             var finished: [String] = []
             for index in 0..<4 {
                 let id = try await hub.submit(#"{"command":"echo","args":["\#(index)"]}"#)

@@ -7,7 +7,8 @@ final class ChildProcess: @unchecked Sendable {
     let stdoutPath: String
     let stderrPath: String
 
-    init(_ executable: String, _ arguments: [String], environment: [String: String] = [:], stdin: String? = nil) throws {
+    init(_ executable: String, _ arguments: [String], environment: [String: String] = [:], stdin: String? = nil) throws
+    {
         let folder = try temporaryFolder()
         stdoutPath = folder + "/stdout"
         stderrPath = folder + "/stderr"

@@ -24,12 +24,14 @@ struct JobsAPITests {
     @Test func envCwdAndStdinReachTheProcess() async throws {
         try await withHub { hub in
             let folder = try temporaryFolder()
-            let env = try await hub.submit(#"{"command":"\#(Binaries.testtask)","args":["env","XN_T"],"env":{"XN_T":"v=1"}}"#)
+            let env = try await hub.submit(
+                #"{"command":"\#(Binaries.testtask)","args":["env","XN_T"],"env":{"XN_T":"v=1"}}"#)
             #expect(try await hub.ended(env)["stdout"] as? String == "v=1\n")
             let cwd = try await hub.submit(#"{"command":"\#(Binaries.testtask)","args":["pwd"],"cwd":"\#(folder)"}"#)
             let pwd = try await hub.ended(cwd)["stdout"] as? String
-            #expect(pwd.map { URL(fileURLWithPath: $0.trimmingCharacters(in: .newlines)).resolvingSymlinksInPath().path }
-                == URL(fileURLWithPath: folder).resolvingSymlinksInPath().path)
+            #expect(
+                pwd.map { URL(fileURLWithPath: $0.trimmingCharacters(in: .newlines)).resolvingSymlinksInPath().path }
+                    == URL(fileURLWithPath: folder).resolvingSymlinksInPath().path)
             let cat = try await hub.submit(#"{"command":"cat","stdin":"line one\nline two\n"}"#)
             #expect(try await hub.ended(cat)["stdout"] as? String == "line one\nline two\n")
             let badCwd = try await hub.submit(#"{"command":"true","cwd":"/no/such/folder"}"#)
@@ -72,7 +74,9 @@ struct JobsAPITests {
             #expect((try again.object()["error"] as? [String: Any])?["code"] as? String == "job_finished")
             // A job that ignores SIGTERM is killed after the grace period.
             let stubborn = try await hub.submit(#"{"command":"\#(Binaries.testtask)","args":["ignore-term","60"]}"#)
-            try await eventually("ready") { try await hub.get("/v1/jobs/\(stubborn)/stdout").text == "ready\n" ? true : nil }
+            try await eventually("ready") {
+                try await hub.get("/v1/jobs/\(stubborn)/stdout").text == "ready\n" ? true : nil
+            }
             let killed = try await hub.post("/v1/jobs/\(stubborn)/cancel", "")
             #expect(try killed.object()["state"] as? String == "canceled")
             #expect(try killed.object()["signal"] as? Int == 9)

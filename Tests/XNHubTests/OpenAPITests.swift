@@ -1,10 +1,11 @@
 import Foundation
+import Logging
 import Testing
-import Yams
-@testable import XNHub
 import XNExec
 import XNStore
-import Logging
+import Yams
+
+@testable import XNHub
 
 /// The OpenAPI document and the router describe the same API.
 @Suite struct OpenAPITests {
@@ -14,12 +15,13 @@ import Logging
         let scheduler = Scheduler(
             store: store, executor: PipeExecutor(), configuration: configuration, logger: Logger(label: "test"))
         let router = buildRouter(scheduler: scheduler, store: store, configuration: configuration)
-        let served = Set(router.routes.map { route -> String in
-            let path = route.path.description.split(separator: "/").map { part in
-                part.hasPrefix(":") ? "{\(part.dropFirst())}" : String(part)
-            }.joined(separator: "/")
-            return "\(route.method.rawValue) /\(path)"
-        })
+        let served = Set(
+            router.routes.map { route -> String in
+                let path = route.path.description.split(separator: "/").map { part in
+                    part.hasPrefix(":") ? "{\(part.dropFirst())}" : String(part)
+                }.joined(separator: "/")
+                return "\(route.method.rawValue) /\(path)"
+            })
         let yaml = String(decoding: PackageResources.openapi_yaml, as: UTF8.self)
         let document = try #require(try Yams.load(yaml: yaml) as? [String: Any])
         let paths = try #require(document["paths"] as? [String: Any])

@@ -78,7 +78,8 @@ struct TestFailure: Error, CustomStringConvertible {
 }
 
 /// The value of `body`, or nil if it takes longer than `timeout`.
-func withDeadline<T: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T? {
+func withDeadline<T: Sendable>(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T?
+{
     try await withThrowingTaskGroup(of: T?.self) { group in
         group.addTask { try await body() }
         group.addTask {
@@ -134,12 +135,15 @@ func request(
     if let bytes { request.body = .bytes(ByteBuffer(bytes: bytes)) }
     let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
     let buffer = try await response.body.collect(upTo: 64 << 20)
-    return HTTPResult(status: Int(response.status.code), headers: response.headers, body: Array(buffer.readableBytesView))
+    return HTTPResult(
+        status: Int(response.status.code), headers: response.headers, body: Array(buffer.readableBytesView))
 }
 
 extension TestHub {
     func get(_ path: String) async throws -> HTTPResult { try await request(.GET, url + path) }
-    func post(_ path: String, _ body: String) async throws -> HTTPResult { try await request(.POST, url + path, body: body) }
+    func post(_ path: String, _ body: String) async throws -> HTTPResult {
+        try await request(.POST, url + path, body: body)
+    }
 
     /// Submits a v1 job (JSON body) and returns its id.
     func submit(_ json: String) async throws -> String {

@@ -15,10 +15,13 @@ struct Hub: AsyncParsableCommand {
     @Option(name: [.customShort("i"), .long], help: "Interface to listen on.")
     var interface = "127.0.0.1"
 
-    @Option(name: [.customShort("w"), .long], help: "Comma-separated commands allowed, matched exactly (default: all).")
+    @Option(
+        name: [.customShort("w"), .long], help: "Comma-separated commands allowed, matched exactly (default: all).")
     var whitelist: String?
 
-    @Option(name: [.customShort("n"), .long], help: "Finished jobs to keep; the oldest are purged first (default: keep all).")
+    @Option(
+        name: [.customShort("n"), .long],
+        help: "Finished jobs to keep; the oldest are purged first (default: keep all).")
     var maxJobs: Int?
 
     @Option(name: .long, help: "Data folder for the job store.")
@@ -45,7 +48,9 @@ struct Hub: AsyncParsableCommand {
         if let maxJobs, maxJobs < 0 { throw ValidationError("-n must be 0 or more") }
         guard maxOutput >= 0 else { throw ValidationError("--max-output must be 0 or more") }
         guard grace >= 0, killGrace >= 0 else { throw ValidationError("--grace and --kill-grace must be 0 or more") }
-        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level \(logLevel) is not a level") }
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("--log-level \(logLevel) is not a level")
+        }
     }
 
     func run() async throws {

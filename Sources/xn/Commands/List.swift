@@ -22,7 +22,8 @@ struct List: AsyncParsableCommand {
         var states: [JobState] = []
         for name in (state ?? "").split(separator: ",") {
             guard let parsed = JobState(rawValue: String(name)) else {
-                throw ValidationError("unknown state '\(name)'; states: \(JobState.allCases.map(\.rawValue).joined(separator: ", "))")
+                throw ValidationError(
+                    "unknown state '\(name)'; states: \(JobState.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             states.append(parsed)
         }

@@ -16,9 +16,10 @@ struct Run: AsyncParsableCommand {
         let hub = client.makeClient()
         let job = try await reportingErrors {
             let submitted = try await hub.submit(spec)
-            return try await follow(submitted.id, on: hub)
+            return try await cancelOnInterrupt(submitted.id, hub: hub) { try await follow(submitted.id, on: hub) }
         }
-        if let err = job.err, job.state != .succeeded, job.exitCode == nil || job.state != .failed {
+        // A plain non-zero exit speaks for itself; anything else (timeout, spawn failure, signal) is explained.
+        if let err = job.err, !(job.state == .failed && job.exitCode != nil && job.signal == nil) {
             printError("job \(job.id) \(job.state.rawValue): \(err)")
         }
         throw ExitCode(exitStatus(of: job))

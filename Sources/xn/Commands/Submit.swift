@@ -50,7 +50,8 @@ struct Submit: AsyncParsableCommand {
 
     /// Reads and checks every job in a file before any is submitted, so a bad file queues nothing.
     static func loadJobFile(_ path: String) throws -> [JobSpec] {
-        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8)
+        else {
             throw ValidationError("cannot read job file \(path)")
         }
         let document: Any?
@@ -86,7 +87,9 @@ struct Submit: AsyncParsableCommand {
 
     /// execnode's `-s "cmd args"`.
     static func submitCommand(_ command: String, args: [String], client: ClientOptions) async throws {
-        let job = try await reportingErrors { try await client.makeClient().submit(JobSpec(command: command, args: args)) }
+        let job = try await reportingErrors {
+            try await client.makeClient().submit(JobSpec(command: command, args: args))
+        }
         say(job.id)
     }
 }

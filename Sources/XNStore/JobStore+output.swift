@@ -1,0 +1,10 @@
+public import XNProtocol
+
+extension JobStore {
+    /// Both streams of a finished or running job as stored; skips the query for an empty stream.
+    public func fullOutput(of job: JobRecord) async throws -> (stdout: [UInt8], stderr: [UInt8]) {
+        let stdout = job.stdoutBytes > 0 ? try await output(job.id, stream: .stdout, from: 0, limit: .max) : []
+        let stderr = job.stderrBytes > 0 ? try await output(job.id, stream: .stderr, from: 0, limit: .max) : []
+        return (stdout, stderr)
+    }
+}

@@ -1,0 +1,41 @@
+import Dispatch
+import Foundation
+import XNClient
+import XNProtocol
+
+/// Ctrl-C while following a job cancels the job on the hub (like ssh ending the remote command);
+/// a second Ctrl-C ends xn at once.
+func cancelOnInterrupt(
+    _ id: String, hub: HubClient, _ body: @escaping @Sendable () async throws -> JobView
+) async throws -> JobView {
+    let (interrupts, continuation) = AsyncStream.makeStream(of: Void.self)
+    signal(SIGINT, SIG_IGN)
+    let source = DispatchSource.makeSignalSource(signal: SIGINT)
+    source.setEventHandler {
+        signal(SIGINT, SIG_DFL)
+        continuation.yield()
+    }
+    source.resume()
+    defer {
+        source.cancel()
+        signal(SIGINT, SIG_DFL)
+    }
+    return try await withThrowingTaskGroup(of: JobView?.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            for await _ in interrupts {
+                printError("interrupted: canceling job \(id)")
+                return try await hub.cancel(id)
+            }
+            return nil
+        }
+        while let result = try await group.next() {
+            if let job = result {
+                group.cancelAll()
+                continuation.finish()
+                return job
+            }
+        }
+        throw ClientError("job \(id) was not followed to its end")
+    }
+}
