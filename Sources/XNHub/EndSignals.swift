@@ -1,7 +1,8 @@
 import Synchronization
 import XNProtocol
 
-/// Wakes whoever waits for a job to end (long-polling `?wait=`), without polling the store.
+/// Wakes whoever waits for a job to end (long-polling `?wait=`) and hands them the ended record,
+/// so neither the wait nor the answer needs the store.
 ///
 /// A waiter registers before it checks the store, so an end that lands between the check and
 /// the wait is not missed.
@@ -9,6 +10,7 @@ final class EndSignals: Sendable {
     private struct Waiter {
         var continuation: CheckedContinuation<Void, Never>?
         var fired = false
+        var ended: JobRecord?
     }
 
     private let waiters = Mutex<[JobID: [UInt64: Waiter]]>([:])
@@ -20,8 +22,8 @@ final class EndSignals: Sendable {
         return ticket
     }
 
-    /// Returns when the job ends or `timeout` passes, whichever is first; always unregisters.
-    func wait(_ id: JobID, ticket: UInt64, timeout: Duration) async {
+    /// Returns the ended job once it ends, or nil when `timeout` passes first; always unregisters.
+    func wait(_ id: JobID, ticket: UInt64, timeout: Duration) async -> JobRecord? {
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 await withCheckedContinuation { continuation in
@@ -41,23 +43,31 @@ final class EndSignals: Sendable {
             await group.next()
             group.cancelAll()
             // Whichever finished first, wake the other so the group can end.
-            self.fire(id, ticket: ticket)
+            self.fire(id, ticket: ticket, ended: nil)
         }
+        return cancel(id, ticket: ticket)
+    }
+
+    /// Unregisters a waiter that will not wait after all; returns the ended job if it came.
+    @discardableResult
+    func cancel(_ id: JobID, ticket: UInt64) -> JobRecord? {
         waiters.withLock { all in
-            all[id]?[ticket] = nil
+            let waiter = all[id]?.removeValue(forKey: ticket)
             if all[id]?.isEmpty == true { all[id] = nil }
+            return waiter?.ended
         }
     }
 
-    func notify(_ id: JobID) {
-        let tickets = waiters.withLock { all in all[id].map { Array($0.keys) } ?? [] }
-        for ticket in tickets { fire(id, ticket: ticket) }
+    func notify(_ job: JobRecord) {
+        let tickets = waiters.withLock { all in all[job.id].map { Array($0.keys) } ?? [] }
+        for ticket in tickets { fire(job.id, ticket: ticket, ended: job) }
     }
 
-    private func fire(_ id: JobID, ticket: UInt64) {
+    private func fire(_ id: JobID, ticket: UInt64, ended: JobRecord?) {
         let continuation = waiters.withLock { all -> CheckedContinuation<Void, Never>? in
             guard var waiter = all[id]?[ticket] else { return nil }
             waiter.fired = true
+            if let ended { waiter.ended = ended }
             let continuation = waiter.continuation
             waiter.continuation = nil
             all[id]?[ticket] = waiter

@@ -56,26 +56,27 @@ struct JobsController: Sendable {
                 .forbidden, "command_not_allowed", "command '\(spec.command)' is not in the hub's whitelist",
                 field: "command")
         }
-        let job = try await scheduler.submit(spec)
-        guard let wait else { return Responses.json(.created, JobView(job)) }
-        try await scheduler.waitForEnd(job.id, timeout: .milliseconds(Int64(wait * 1000)))
-        return try await view(job.id, status: .created)
+        guard let wait else { return Responses.json(.created, JobView(try await scheduler.submit(spec))) }
+        let job = try await scheduler.submitAndWait(spec, timeout: .milliseconds(Int64(wait * 1000)))
+        return try await view(job, status: .created)
     }
 
     private func show(_ id: JobID, wait: String?) async throws -> Response {
+        let job: JobRecord?
         switch parseWait(wait) {
         case .success(let seconds?):
-            try await scheduler.waitForEnd(id, timeout: .milliseconds(Int64(seconds * 1000)))
+            job = try await scheduler.job(id, waitingUpTo: .milliseconds(Int64(seconds * 1000)))
         case .success(nil):
-            break
+            job = try await store.job(id)
         case .failure(let response):
             return response.response
         }
-        return try await view(id, status: .ok)
+        guard let job else { return notFound(id) }
+        return try await view(job, status: .ok)
     }
 
-    private func view(_ id: JobID, status: HTTPResponse.Status) async throws -> Response {
-        guard let job = try await store.job(id) else { return notFound(id) }
+    /// The full v1 view of a job, with its output as text.
+    private func view(_ job: JobRecord, status: HTTPResponse.Status) async throws -> Response {
         let (stdout, stderr) = try await store.fullOutput(of: job)
         return Responses.json(status, JobView(job, stdout: stdout, stderr: stderr))
     }
@@ -152,8 +153,7 @@ struct JobsController: Sendable {
             return Responses.error(.conflict, "job_finished", "job \(id) already ended (\(before.state.rawValue))")
         }
         guard let job = try await scheduler.cancel(id) else { return notFound(id) }
-        let (stdout, stderr) = try await store.fullOutput(of: job)
-        return Responses.json(.ok, JobView(job, stdout: stdout, stderr: stderr))
+        return try await view(job, status: .ok)
     }
 
     private func withJob(

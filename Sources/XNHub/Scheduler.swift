@@ -28,6 +28,8 @@ public actor Scheduler: Service {
     private var dispatching = false
     private var dispatchAgain = false
     private var finishedCount = 0
+    /// Jobs waiting in the store; zero lets a submission skip the queue round trip.
+    private var queuedCount = 0
     private var idleWaiters: [CheckedContinuation<Void, Never>] = []
 
     /// A job holding a local slot.
@@ -56,7 +58,8 @@ public actor Scheduler: Service {
         let lost = try await store.markInterruptedLost(
             reason: "hub stopped while the job was running; its exit was not recorded", at: Timestamp.now())
         if lost > 0 { logger.warning("marked \(lost) interrupted job(s) lost") }
-        finishedCount = try await store.count(state: nil) - store.count(state: .queued)
+        queuedCount = try await store.count(state: .queued)
+        finishedCount = try await store.count(state: nil) - queuedCount
     }
 
     public func run() async throws {
@@ -76,38 +79,84 @@ public actor Scheduler: Service {
         await callbacks.shutdown()
     }
 
-    /// Stores a new job and starts it if a slot is free.
-    public func submit(_ spec: JobSpec) async throws -> JobRecord {
+    /// Stores a new job. With a slot free and nothing queued before it, it is stored as running
+    /// and started at once (one write instead of insert, then claim).
+    public func submit(_ spec: JobSpec, id: JobID = .random()) async throws -> JobRecord {
         await purgeBeyondLimit()
-        let job = try await store.insert(JobRecord(id: .random(), spec: spec, createdAt: Timestamp.now()))
-        await dispatch()
+        var job = JobRecord(id: id, spec: spec, createdAt: Timestamp.now())
+        guard accepting, queuedCount == 0, running.count < configuration.slots else {
+            job = try await store.insert(job)
+            queuedCount += 1
+            await dispatch()
+            return job
+        }
+        running[id] = RunningJob(process: nil, stopReason: nil, stops: nil)
+        job.state = .running
+        job.startedAt = job.createdAt
+        job.worker = "local"
+        do {
+            job = try await store.insert(job)
+        } catch {
+            running[id] = nil
+            throw error
+        }
+        if accepting {
+            launchQueue.yield(job)
+        } else {
+            // Shutdown began while it was being stored: it never ran.
+            _ = try? await store.finish(
+                id, JobOutcome(state: .lost, err: "hub shut down before the job started", finishedAt: Timestamp.now()))
+            running[id] = nil
+        }
         return job
+    }
+
+    /// Submits a job and returns it once it ended, or as it is after `timeout`.
+    public nonisolated func submitAndWait(_ spec: JobSpec, timeout: Duration) async throws -> JobRecord {
+        let id = JobID.random()
+        let ticket = endSignals.register(id)
+        let job: JobRecord
+        do {
+            job = try await submit(spec, id: id)
+        } catch {
+            endSignals.cancel(id, ticket: ticket)
+            throw error
+        }
+        if let ended = await endSignals.wait(id, ticket: ticket, timeout: timeout) { return ended }
+        return try await store.job(id) ?? job
+    }
+
+    /// The job, after waiting up to `timeout` for it to end; nil if there is no such job.
+    public nonisolated func job(_ id: JobID, waitingUpTo timeout: Duration) async throws -> JobRecord? {
+        let ticket = endSignals.register(id)
+        let current: JobRecord?
+        do {
+            current = try await store.job(id)
+        } catch {
+            endSignals.cancel(id, ticket: ticket)
+            throw error
+        }
+        guard let current, !current.state.isTerminal else {
+            endSignals.cancel(id, ticket: ticket)
+            return current
+        }
+        if let ended = await endSignals.wait(id, ticket: ticket, timeout: timeout) { return ended }
+        return try await store.job(id)
     }
 
     /// Cancels a queued or running job; returns nil if it does not exist.
     public func cancel(_ id: JobID) async throws -> JobRecord? {
         if running[id] != nil {
             requestStop(id, .canceled)
-            try await waitForEnd(id, timeout: configuration.killGrace + .seconds(2))
-            return try await store.job(id)
+            return try await job(id, waitingUpTo: configuration.killGrace + .seconds(2))
         }
         guard let job = try await store.job(id) else { return nil }
         guard job.state == .queued || job.state == .assigned else { return job }
         let outcome = JobOutcome(state: .canceled, err: "canceled before it started", finishedAt: Timestamp.now())
         guard let ended = try await store.finish(id, outcome) else { return try await store.job(id) }
+        queuedCount = max(0, queuedCount - 1)
         jobEnded(ended)
         return ended
-    }
-
-    /// Waits until `id` ends or `timeout` passes.
-    public func waitForEnd(_ id: JobID, timeout: Duration) async throws {
-        let ticket = endSignals.register(id)
-        let job = try await store.job(id)
-        if job == nil || job?.state.isTerminal == true {
-            await endSignals.wait(id, ticket: ticket, timeout: .zero)
-            return
-        }
-        await endSignals.wait(id, ticket: ticket, timeout: timeout)
     }
 
     /// Fills free slots with the oldest queued jobs. Re-entrant calls fold into one pass.
@@ -129,12 +178,16 @@ public actor Scheduler: Service {
                     logger.error("cannot read the queue: \(error)")
                     return
                 }
-                if jobs.isEmpty { break }
+                if jobs.isEmpty {
+                    queuedCount = 0
+                    break
+                }
                 for job in jobs where accepting && running[job.id] == nil {
                     do {
                         guard try await store.markRunning(job.id, worker: "local", at: Timestamp.now()) else {
                             continue
                         }
+                        queuedCount = max(0, queuedCount - 1)
                     } catch {
                         logger.error("cannot start job \(job.id): \(error)")
                         return
@@ -183,7 +236,7 @@ public actor Scheduler: Service {
     }
 
     func jobEnded(_ job: JobRecord) {
-        endSignals.notify(job.id)
+        endSignals.notify(job)
         finishedCount += 1
     }
 

@@ -2,7 +2,8 @@ public import XNProtocol
 
 /// Durable home of jobs and their output. The queue lives here, not in memory.
 public protocol JobStore: Sendable {
-    /// Stores a new queued job and returns it with its submission order set.
+    /// Stores a new job (queued, or running when it starts at once) and returns it with its
+    /// submission order set.
     func insert(_ job: JobRecord) async throws -> JobRecord
     func job(_ id: JobID) async throws -> JobRecord?
     /// Newest first; `states` nil means all; `before` is a `seq` to page back from.

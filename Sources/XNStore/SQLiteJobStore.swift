@@ -65,9 +65,9 @@ public final class SQLiteJobStore: JobStore {
     public func insert(_ job: JobRecord) async throws -> JobRecord {
         let spec = try JSONEncoder().encode(job.spec)
         return try await db.write { db in
-            try db.execute(
-                sql: "INSERT INTO jobs (id, spec, state, created_at) VALUES (?, ?, ?, ?)",
-                arguments: [job.id.rawValue, spec, job.state.rawValue, job.createdAt])
+            try db.cachedStatement(
+                sql: "INSERT INTO jobs (id, spec, state, created_at, started_at, worker) VALUES (?, ?, ?, ?, ?, ?)"
+            ).execute(arguments: [job.id.rawValue, spec, job.state.rawValue, job.createdAt, job.startedAt, job.worker])
             var stored = job
             stored.seq = db.lastInsertedRowID
             return stored
@@ -100,8 +100,10 @@ public final class SQLiteJobStore: JobStore {
 
     public func job(_ id: JobID) async throws -> JobRecord? {
         try await db.read { db in
-            try Row.fetchOne(db, sql: "SELECT \(Self.columns) FROM jobs WHERE id = ?", arguments: [id.rawValue])
-                .map(Self.record)
+            try Row.fetchOne(
+                db.cachedStatement(sql: "SELECT \(Self.columns) FROM jobs WHERE id = ?"), arguments: [id.rawValue]
+            )
+            .map(Self.record)
         }
     }
 
@@ -128,7 +130,7 @@ public final class SQLiteJobStore: JobStore {
     public func queued(limit: Int) async throws -> [JobRecord] {
         try await db.read { db in
             try Row.fetchAll(
-                db, sql: "SELECT \(Self.columns) FROM jobs WHERE state = 'queued' ORDER BY seq LIMIT ?",
+                db.cachedStatement(sql: "SELECT \(Self.columns) FROM jobs WHERE state = 'queued' ORDER BY seq LIMIT ?"),
                 arguments: [limit]
             ).map(Self.record)
         }
@@ -147,7 +149,9 @@ public final class SQLiteJobStore: JobStore {
     public func appendOutput(_ id: JobID, stream: OutputStreamName, offset: Int, bytes: [UInt8]) async throws {
         let column = stream == .stdout ? "stdout_bytes" : "stderr_bytes"
         try await db.write { db in
-            guard let seq = try Int64.fetchOne(db, sql: "SELECT seq FROM jobs WHERE id = ?", arguments: [id.rawValue])
+            guard
+                let seq = try Int64.fetchOne(
+                    db.cachedStatement(sql: "SELECT seq FROM jobs WHERE id = ?"), arguments: [id.rawValue])
             else { return }
             try db.execute(
                 sql: "INSERT OR REPLACE INTO output (job_seq, stream, offset, data) VALUES (?, ?, ?, ?)",
@@ -160,19 +164,19 @@ public final class SQLiteJobStore: JobStore {
 
     public func finish(_ id: JobID, _ outcome: JobOutcome) async throws -> JobRecord? {
         try await db.write { db in
-            try db.execute(
+            try db.cachedStatement(
                 sql: """
                     UPDATE jobs SET state = ?, exit_code = ?, signal = ?, err = ?, finished_at = ?,
                         stdout_truncated = ?, stderr_truncated = ?
                     WHERE id = ? AND state NOT IN ('succeeded', 'failed', 'canceled', 'timed_out', 'lost')
-                    """,
-                arguments: [
-                    outcome.state.rawValue, outcome.exitCode, outcome.signal, outcome.err, outcome.finishedAt,
-                    outcome.stdoutTruncated, outcome.stderrTruncated, id.rawValue,
-                ])
+                    """
+            ).execute(arguments: [
+                outcome.state.rawValue, outcome.exitCode, outcome.signal, outcome.err, outcome.finishedAt,
+                outcome.stdoutTruncated, outcome.stderrTruncated, id.rawValue,
+            ])
             guard db.changesCount == 1 else { return nil }
             return try Row.fetchOne(
-                db, sql: "SELECT \(Self.columns) FROM jobs WHERE id = ?", arguments: [id.rawValue]
+                db.cachedStatement(sql: "SELECT \(Self.columns) FROM jobs WHERE id = ?"), arguments: [id.rawValue]
             ).map(Self.record)
         }
     }
@@ -202,9 +206,9 @@ public final class SQLiteJobStore: JobStore {
 
     public func markInterruptedLost(reason: String, at time: Int64) async throws -> Int {
         try await db.write { db in
-            try db.execute(
-                sql: "UPDATE jobs SET state = 'lost', err = ?, finished_at = ? WHERE state IN ('assigned', 'running')",
-                arguments: [reason, time])
+            try db.cachedStatement(
+                sql: "UPDATE jobs SET state = 'lost', err = ?, finished_at = ? WHERE state IN ('assigned', 'running')"
+            ).execute(arguments: [reason, time])
             return db.changesCount
         }
     }
@@ -215,10 +219,11 @@ public final class SQLiteJobStore: JobStore {
             let total = try Int.fetchOne(db, sql: "SELECT count(*) FROM jobs WHERE \(finished)") ?? 0
             guard total > keeping else { return 0 }
             let victims = try Int64.fetchAll(
-                db, sql: "SELECT seq FROM jobs WHERE \(finished) ORDER BY seq LIMIT ?", arguments: [total - keeping])
+                db.cachedStatement(sql: "SELECT seq FROM jobs WHERE \(finished) ORDER BY seq LIMIT ?"),
+                arguments: [total - keeping])
             for seq in victims {
-                try db.execute(sql: "DELETE FROM output WHERE job_seq = ?", arguments: [seq])
-                try db.execute(sql: "DELETE FROM jobs WHERE seq = ?", arguments: [seq])
+                try db.cachedStatement(sql: "DELETE FROM output WHERE job_seq = ?").execute(arguments: [seq])
+                try db.cachedStatement(sql: "DELETE FROM jobs WHERE seq = ?").execute(arguments: [seq])
             }
             return victims.count
         }
@@ -226,7 +231,9 @@ public final class SQLiteJobStore: JobStore {
 
     public func setCallbackStatus(_ id: JobID, _ status: String) async throws {
         try await db.write { db in
-            try db.execute(sql: "UPDATE jobs SET callback_status = ? WHERE id = ?", arguments: [status, id.rawValue])
+            try db.cachedStatement(sql: "UPDATE jobs SET callback_status = ? WHERE id = ?").execute(arguments: [
+                status, id.rawValue,
+            ])
         }
     }
 
@@ -234,7 +241,8 @@ public final class SQLiteJobStore: JobStore {
         try await db.read { db in
             if let state {
                 return try Int.fetchOne(
-                    db, sql: "SELECT count(*) FROM jobs WHERE state = ?", arguments: [state.rawValue]) ?? 0
+                    db.cachedStatement(sql: "SELECT count(*) FROM jobs WHERE state = ?"), arguments: [state.rawValue])
+                    ?? 0
             }
             return try Int.fetchOne(db, sql: "SELECT count(*) FROM jobs") ?? 0
         }

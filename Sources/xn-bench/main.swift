@@ -2,8 +2,18 @@ import Foundation
 
 /// xn-bench: the hub measured beside the machine's own floor, in one run.
 ///
-/// Usage: `swift run -c release xn-bench [--quick]`. `--quick` shrinks every loop (smoke run).
+/// Usage: `swift run -c release xn-bench [--quick] [--profile-sequential N]`. `--quick` shrinks every
+/// loop (smoke run); `--profile-sequential N` only runs N sequential submit→exit jobs, for a profiler.
 let quick = CommandLine.arguments.contains("--quick")
+if let flag = CommandLine.arguments.firstIndex(of: "--profile-sequential"),
+    let iterations = CommandLine.arguments.dropFirst(flag + 1).first.flatMap({ Int($0) })
+{
+    let hub = try await BenchHub.start(slots: ProcessInfo.processInfo.activeProcessorCount)
+    let sample = try await hub.sequentialLatency(iterations: iterations)
+    await hub.stop()
+    print("submit→exit p50 \(us(sample.p50)), p99 \(us(sample.p99)) over \(iterations) jobs")
+    exit(0)
+}
 let cores = ProcessInfo.processInfo.activeProcessorCount
 let scale = quick ? 0.1 : 1.0
 

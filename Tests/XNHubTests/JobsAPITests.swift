@@ -97,6 +97,27 @@ struct JobsAPITests {
         }
     }
 
+    @Test func queuedJobsRunOldestFirstWhenASlotFrees() async throws {
+        try await withHub({ $0.slots = 1 }) { hub in
+            let blocker = try await hub.submit(#"{"command":"sleep","args":["30"]}"#)
+            var queued: [String] = []
+            for index in 0..<4 {
+                queued.append(try await hub.submit(#"{"command":"echo","args":["\#(index)"]}"#))
+            }
+            for id in queued { #expect(try await hub.state(id) == "queued") }
+            _ = try await hub.post("/v1/jobs/\(blocker)/cancel", "")
+            var started: [String] = []
+            for id in queued {
+                let job = try await hub.ended(id)
+                started.append(try #require(job["started_at"] as? String))
+            }
+            #expect(started == started.sorted())
+            // With the queue empty again, a new job starts at once.
+            let next = try await hub.post("/v1/jobs?wait=10", #"{"command":"true"}"#)
+            #expect(try next.object()["state"] as? String == "succeeded")
+        }
+    }
+
     @Test func binaryOutputRoundTripsByteForByte() async throws {
         try await withHub { hub in
             let count = 3_000_001
