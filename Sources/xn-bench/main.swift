@@ -2,16 +2,21 @@ import Foundation
 
 /// xn-bench: the hub measured beside the machine's own floor, in one run.
 ///
-/// Usage: `swift run -c release xn-bench [--quick] [--profile-sequential N]`. `--quick` shrinks every
-/// loop (smoke run); `--profile-sequential N` only runs N sequential submit→exit jobs, for a profiler.
+/// Usage: `swift run -c release xn-bench [--quick] [--profile sequential|concurrent N]`. `--quick`
+/// shrinks every loop (smoke run); `--profile` runs one scenario alone, N jobs, under a profiler.
 let quick = CommandLine.arguments.contains("--quick")
-if let flag = CommandLine.arguments.firstIndex(of: "--profile-sequential"),
-    let iterations = CommandLine.arguments.dropFirst(flag + 1).first.flatMap({ Int($0) })
-{
+if let flag = CommandLine.arguments.firstIndex(of: "--profile") {
+    let rest = Array(CommandLine.arguments.dropFirst(flag + 1))
+    guard rest.count == 2, let jobs = Int(rest[1]), ["sequential", "concurrent"].contains(rest[0]) else {
+        print("usage: xn-bench --profile sequential|concurrent N")
+        exit(2)
+    }
     let hub = try await BenchHub.start(slots: ProcessInfo.processInfo.activeProcessorCount)
-    let sample = try await hub.sequentialLatency(iterations: iterations)
+    let sample =
+        rest[0] == "sequential"
+        ? try await hub.sequentialLatency(iterations: jobs) : try await hub.throughput(submitters: 32, jobs: jobs)
     await hub.stop()
-    print("submit→exit p50 \(us(sample.p50)), p99 \(us(sample.p99)) over \(iterations) jobs")
+    print("\(rest[0]): p50 \(us(sample.p50)), p99 \(us(sample.p99)), \(rate(sample.rate)) over \(jobs) jobs")
     exit(0)
 }
 let cores = ProcessInfo.processInfo.activeProcessorCount
