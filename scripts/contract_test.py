@@ -388,6 +388,8 @@ def run_document_checks(spec: Spec, c: Contract) -> None:
 
 
 def run_meta(hub: Hub, c: Contract) -> None:
+    r = c.call(hub, "GET", "/v1/workers", "no worker connected", expect=200)
+    c.check((json_of(r) or {}).get("workers") == [], "GET /v1/workers: empty without workers")
     r = c.call(hub, "GET", "/openapi.yaml", "served document", expect=200)
     if r is not None:
         c.check(r.body == c.spec.raw, "GET /openapi.yaml: served document equals the repository file byte for byte",

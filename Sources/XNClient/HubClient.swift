@@ -59,6 +59,10 @@ public struct HubClient: Sendable {
         return try await call(.GET, "/v1/jobs" + query(parameters))
     }
 
+    public func workers() async throws(ClientError) -> WorkerList {
+        try await call(.GET, "/v1/workers")
+    }
+
     public func cancel(_ id: String) async throws(ClientError) -> JobView {
         try await call(.POST, "/v1/jobs/\(escape(id))/cancel")
     }

@@ -1,7 +1,10 @@
 import Foundation
+import HTTPTypes
 public import Hummingbird
+import HummingbirdWebSocket
 public import Logging
 import NIOCore
+import Synchronization
 public import XNExec
 import XNProtocol
 import XNStore
@@ -16,8 +19,24 @@ public func buildApplication(
     let store = try openStore(configuration)
     let scheduler = Scheduler(store: store, executor: executor, configuration: configuration, logger: logger)
     let router = buildRouter(scheduler: scheduler, store: store, configuration: configuration)
+    let session = WorkerSession(scheduler: scheduler, store: store, configuration: configuration, logger: logger)
+    let sockets = Router(context: BasicWebSocketRequestContext.self)
+    sockets.ws(RouterPath(WireProtocol.workerPath)) { request, _ in
+        // Accept every upgrade so a worker speaking another version gets a reason, not a bare 4xx.
+        let offered = request.headers[.secWebSocketProtocol] ?? ""
+        let speaksOurs = offered.split(separator: ",").contains {
+            $0.trimmingCharacters(in: .whitespaces) == WireProtocol.subprotocol
+        }
+        return .upgrade(speaksOurs ? [.secWebSocketProtocol: WireProtocol.subprotocol] : [:])
+    } onUpgrade: { inbound, outbound, context in
+        await session.run(
+            inbound: inbound, outbound: outbound, offered: context.request.headers[.secWebSocketProtocol])
+    }
     var app = Application(
         router: router,
+        server: .http1WebSocketUpgrade(
+            webSocketRouter: sockets,
+            configuration: .init(ws: .init(maxFrameSize: WireProtocol.maxFrameBytes))),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
         onServerRunning: { channel in
             await onListening(channel.localAddress?.port ?? configuration.port)
@@ -46,6 +65,15 @@ func buildRouter(
     router.middlewares.add(UnknownRouteMiddleware())
     JobsController(scheduler: scheduler, store: store, configuration: configuration).register(on: router)
     CompatController(scheduler: scheduler, store: store, configuration: configuration).register(on: router)
+    router.get("/v1/workers") { _, _ in
+        let workers = await scheduler.workerList().map { worker in
+            WorkerView(
+                name: worker.name, labels: worker.labels, slots: worker.slots, running: worker.attempts.count,
+                connectedAt: worker.connectedAt, lastHeartbeat: worker.lastSeen, version: worker.version,
+                draining: worker.draining)
+        }
+        return Responses.json(.ok, WorkerList(workers: workers))
+    }
     router.get("/openapi.yaml") { _, _ in
         Responses.text(.ok, PackageResources.openapi_yaml, contentType: "application/yaml")
     }

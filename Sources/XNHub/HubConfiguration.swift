@@ -5,7 +5,7 @@ public struct HubConfiguration: Sendable {
     public var port = 9000
     /// Folder for the SQLite store; nil keeps everything in memory (tests only).
     public var dataDirectory: String? = "./xn-data"
-    /// Local slots: jobs the hub runs itself at once; further jobs wait queued.
+    /// Local slots: jobs the hub runs itself at once (0: only workers run jobs); further jobs wait queued.
     public var slots = 2
     /// Commands allowed, matched exactly (http-runner's `-w`); empty allows all.
     public var whitelist: Set<String> = []
@@ -23,6 +23,11 @@ public struct HubConfiguration: Sendable {
     public var callbackAttempts = 3
     public var callbackBackoff: Duration = .seconds(1)
     public var callbackTimeout: Duration = .seconds(10)
+
+    /// A worker silent this long is lost; a disconnected worker has this long to come back.
+    public var heartbeatTimeout: Duration = .seconds(5)
+    /// How often workers send a heartbeat.
+    public var heartbeatInterval: Duration = .seconds(1)
 
     public init() {}
 }

@@ -78,7 +78,8 @@ struct JobsController: Sendable {
     /// The full v1 view of a job, with its output as text.
     private func view(_ job: JobRecord, status: HTTPResponse.Status) async throws -> Response {
         let (stdout, stderr) = try await store.fullOutput(of: job)
-        return Responses.json(status, JobView(job, stdout: stdout, stderr: stderr))
+        let waiting = job.state == .queued ? await scheduler.waitingReason(job.spec) : nil
+        return Responses.json(status, JobView(job, stdout: stdout, stderr: stderr, waiting: waiting))
     }
 
     private func list(_ request: Request) async throws -> Response {

@@ -24,12 +24,17 @@ public actor Scheduler: Service {
     private let launches: AsyncStream<JobRecord>
     private let launchQueue: AsyncStream<JobRecord>.Continuation
     private var running: [JobID: RunningJob] = [:]
-    private var accepting = true
+    var accepting = true
     private var dispatching = false
     private var dispatchAgain = false
-    private var finishedCount = 0
+    var finishedCount = 0
     /// Jobs waiting in the store; zero lets a submission skip the queue round trip.
-    private var queuedCount = 0
+    var queuedCount = 0
+    /// Connected workers by session.
+    var workers: [UInt64: RemoteWorker] = [:]
+    /// Attempts running on workers (or waiting for their worker to come back), by token.
+    var remote: [UInt64: RemoteAttempt] = [:]
+    var nextSession: UInt64 = 0
     private var idleWaiters: [CheckedContinuation<Void, Never>] = []
 
     /// A job holding a local slot.
@@ -41,7 +46,7 @@ public actor Scheduler: Service {
         var stops: AsyncStream<Void>.Continuation?
     }
 
-    enum StopReason: Sendable {
+    enum StopReason: Sendable, Equatable {
         case canceled, timedOut(Double), shutdown
     }
 
@@ -58,6 +63,7 @@ public actor Scheduler: Service {
         let lost = try await store.markInterruptedLost(
             reason: "hub stopped while the job was running; its exit was not recorded", at: Timestamp.now())
         if lost > 0 { logger.warning("marked \(lost) interrupted job(s) lost") }
+        try await adoptRemoteAttempts()
         queuedCount = try await store.count(state: .queued)
         finishedCount = try await store.count(state: nil) - queuedCount
     }
@@ -67,6 +73,7 @@ public actor Scheduler: Service {
         self.callbacks = callbacks
         await withDiscardingTaskGroup { group in
             group.addTask { await self.dispatch() }
+            group.addTask { await self.reapOrphansUntilCancelled() }
             group.addTask {
                 try? await gracefulShutdown()
                 await self.drain()
@@ -146,6 +153,9 @@ public actor Scheduler: Service {
 
     /// Cancels a queued or running job; returns nil if it does not exist.
     public func cancel(_ id: JobID) async throws -> JobRecord? {
+        if let token = remoteToken(of: id) {
+            return try await cancelRemote(id, token: token)
+        }
         if running[id] != nil {
             requestStop(id, .canceled)
             return try await job(id, waitingUpTo: configuration.killGrace + .seconds(2))
@@ -159,7 +169,8 @@ public actor Scheduler: Service {
         return ended
     }
 
-    /// Fills free slots with the oldest queued jobs. Re-entrant calls fold into one pass.
+    /// Fills free slots, local and on workers, with the oldest queued jobs each slot may run.
+    /// Re-entrant calls fold into one pass.
     func dispatch() async {
         if dispatching {
             dispatchAgain = true
@@ -169,11 +180,10 @@ public actor Scheduler: Service {
         defer { dispatching = false }
         repeat {
             dispatchAgain = false
-            while accepting, running.count < configuration.slots {
-                let free = configuration.slots - running.count
+            while accepting, freeCapacity > 0 {
                 let jobs: [JobRecord]
                 do {
-                    jobs = try await store.queued(limit: free)
+                    jobs = try await store.queued(limit: max(freeCapacity, Self.queueScan))
                 } catch {
                     logger.error("cannot read the queue: \(error)")
                     return
@@ -182,21 +192,40 @@ public actor Scheduler: Service {
                     queuedCount = 0
                     break
                 }
-                for job in jobs where accepting && running[job.id] == nil {
+                var placed = 0
+                for job in jobs where accepting && freeCapacity > 0 && running[job.id] == nil {
                     do {
-                        guard try await store.markRunning(job.id, worker: "local", at: Timestamp.now()) else {
-                            continue
-                        }
-                        queuedCount = max(0, queuedCount - 1)
+                        if try await place(job) { placed += 1 }
                     } catch {
                         logger.error("cannot start job \(job.id): \(error)")
                         return
                     }
-                    running[job.id] = RunningJob(process: nil, stopReason: nil, stops: nil)
-                    launchQueue.yield(job)
                 }
+                if placed == 0 { break }
             }
         } while dispatchAgain
+    }
+
+    /// How many queued jobs one dispatch pass looks at, so jobs behind one that no worker can
+    /// take still run.
+    static let queueScan = 256
+
+    /// Slots free now, local and on workers that take jobs.
+    var freeCapacity: Int {
+        max(0, configuration.slots - running.count) + workers.values.reduce(0) { $0 + $1.freeSlots }
+    }
+
+    /// Starts `job` on the hub's slots or on a worker that matches it; false if none can take it.
+    private func place(_ job: JobRecord) async throws -> Bool {
+        if job.spec.labels.isEmpty && running.count < configuration.slots {
+            guard try await store.markRunning(job.id, worker: "local", at: Timestamp.now()) else { return false }
+            queuedCount = max(0, queuedCount - 1)
+            running[job.id] = RunningJob(process: nil, stopReason: nil, stops: nil)
+            launchQueue.yield(job)
+            return true
+        }
+        guard let session = pickWorker(for: job.spec) else { return false }
+        return try await assign(job, to: session)
     }
 
     /// Marks why a running job must stop and asks its task to kill it.

@@ -22,6 +22,10 @@ public struct JobRecord: Sendable, Equatable {
     public var callbackStatus: String?
     /// Who ran it: "local" for the hub's own slots.
     public var worker: String?
+    /// Attempts started so far (a lost worker's job may be queued again).
+    public var attempts: Int
+    /// Fencing token of the current attempt: reports carrying another token are refused.
+    public var attemptToken: UInt64?
 
     public init(id: JobID, spec: JobSpec, createdAt: Int64) {
         self.id = id
@@ -33,6 +37,7 @@ public struct JobRecord: Sendable, Equatable {
         self.stderrBytes = 0
         self.stdoutTruncated = false
         self.stderrTruncated = false
+        self.attempts = 0
     }
 }
 

@@ -2,7 +2,9 @@ import Foundation
 
 extension JobSpec {
     /// The fields a v1 body may carry; any other is refused so a typo ("timout") is not ignored.
-    public static let fields: Set<String> = ["command", "args", "env", "cwd", "timeout", "stdin", "name", "callback"]
+    public static let fields: Set<String> = [
+        "command", "args", "env", "cwd", "timeout", "stdin", "name", "callback", "labels", "retries",
+    ]
 
     /// Parses a JSON request body.
     ///
@@ -51,6 +53,15 @@ extension JobSpec {
         if let callback = spec.callback {
             try validateCallback(callback)
         }
+        spec.labels = try parseLabels(body["labels"])
+        if let raw = body["retries"], !(raw is NSNull) {
+            guard let number = raw as? NSNumber, !isBool(number), number.doubleValue == number.doubleValue.rounded(),
+                (0...100).contains(number.intValue)
+            else {
+                throw SpecError(field: "retries", "retries must be a whole number from 0 to 100")
+            }
+            spec.retries = number.intValue
+        }
         if let raw = body["timeout"], !(raw is NSNull) {
             guard let number = raw as? NSNumber, !isBool(number), number.doubleValue.isFinite,
                 number.doubleValue > 0, number.doubleValue <= 31_536_000
@@ -98,6 +109,21 @@ extension JobSpec {
             env[key] = text
         }
         return env
+    }
+
+    private static func parseLabels(_ raw: Any?) throws(SpecError) -> [String: String] {
+        guard let raw, !(raw is NSNull) else { return [:] }
+        guard let object = raw as? [String: Any] else {
+            throw SpecError(field: "labels", "labels must be an object of strings")
+        }
+        var labels: [String: String] = [:]
+        for (key, value) in object {
+            guard let text = string(value), !key.isEmpty else {
+                throw SpecError(field: "labels", "labels.\(key) must be a string")
+            }
+            labels[key] = text
+        }
+        return labels
     }
 
     private static func optionalString(_ body: [String: Any], _ field: String) throws(SpecError) -> String? {

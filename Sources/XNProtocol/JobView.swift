@@ -25,6 +25,11 @@ public struct JobView: Sendable, Codable, Equatable {
     public var stderrTruncated: Bool
     public var callbackStatus: String?
     public var worker: String?
+    public var labels: [String: String]?
+    public var retries: Int?
+    public var attempts: Int
+    /// Why a queued job has not started ("waiting for a worker with gpu=1").
+    public var waiting: String?
 
     enum CodingKeys: String, CodingKey {
         case id, name, state, command, args, cwd, timeout, callback
@@ -32,11 +37,11 @@ public struct JobView: Sendable, Codable, Equatable {
         case exitCode = "exit_code", signal, err, stdout, stderr
         case stdoutBytes = "stdout_bytes", stderrBytes = "stderr_bytes"
         case stdoutTruncated = "stdout_truncated", stderrTruncated = "stderr_truncated"
-        case callbackStatus = "callback_status", worker
+        case callbackStatus = "callback_status", worker, labels, retries, attempts, waiting
     }
 
     /// The view of `record`; pass output bytes to include the text fields (`get`), nil to omit them (`list`).
-    public init(_ record: JobRecord, stdout: [UInt8]? = nil, stderr: [UInt8]? = nil) {
+    public init(_ record: JobRecord, stdout: [UInt8]? = nil, stderr: [UInt8]? = nil, waiting: String? = nil) {
         id = record.id.rawValue
         name = record.spec.name
         state = record.state
@@ -59,6 +64,10 @@ public struct JobView: Sendable, Codable, Equatable {
         stderrTruncated = record.stderrTruncated
         callbackStatus = record.callbackStatus
         worker = record.worker
+        labels = record.spec.labels.isEmpty ? nil : record.spec.labels
+        retries = record.spec.retries == 0 ? nil : record.spec.retries
+        attempts = record.attempts
+        self.waiting = waiting
     }
 }
 

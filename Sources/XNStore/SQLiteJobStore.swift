@@ -54,20 +54,31 @@ public final class SQLiteJobStore: JobStore {
                     );
                     """)
         }
+        migrator.registerMigration("v2: attempts and fencing tokens") { db in
+            try db.execute(sql: "ALTER TABLE jobs ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0")
+            try db.execute(sql: "ALTER TABLE jobs ADD COLUMN attempt_token TEXT")
+        }
         return migrator
     }
 
     private static let columns = """
         seq, id, spec, state, created_at, started_at, finished_at, exit_code, signal, err,
-        stdout_bytes, stderr_bytes, stdout_truncated, stderr_truncated, callback_status, worker
+        stdout_bytes, stderr_bytes, stdout_truncated, stderr_truncated, callback_status, worker,
+        attempts, attempt_token
         """
 
     public func insert(_ job: JobRecord) async throws -> JobRecord {
         let spec = try JSONEncoder().encode(job.spec)
         return try await db.write { db in
             try db.cachedStatement(
-                sql: "INSERT INTO jobs (id, spec, state, created_at, started_at, worker) VALUES (?, ?, ?, ?, ?, ?)"
-            ).execute(arguments: [job.id.rawValue, spec, job.state.rawValue, job.createdAt, job.startedAt, job.worker])
+                sql: """
+                    INSERT INTO jobs (id, spec, state, created_at, started_at, worker, attempts, attempt_token)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    """
+            ).execute(arguments: [
+                job.id.rawValue, spec, job.state.rawValue, job.createdAt, job.startedAt, job.worker, job.attempts,
+                job.attemptToken.map(AttemptToken.format),
+            ])
             var stored = job
             stored.seq = db.lastInsertedRowID
             return stored
@@ -137,12 +148,60 @@ public final class SQLiteJobStore: JobStore {
     }
 
     public func markRunning(_ id: JobID, worker: String, at time: Int64) async throws -> Bool {
+        try await claim(id, worker: worker, token: nil, state: .running, at: time)
+    }
+
+    public func claim(_ id: JobID, worker: String, token: UInt64?, state: JobState, at time: Int64) async throws -> Bool
+    {
         try await db.write { db in
-            try db.execute(
-                sql:
-                    "UPDATE jobs SET state = 'running', started_at = ?, worker = ? WHERE id = ? AND state IN ('queued', 'assigned')",
-                arguments: [time, worker, id.rawValue])
+            try db.cachedStatement(
+                sql: """
+                    UPDATE jobs SET state = ?, started_at = ?, worker = ?, attempts = attempts + 1, attempt_token = ?
+                    WHERE id = ? AND state = 'queued'
+                    """
+            ).execute(arguments: [state.rawValue, time, worker, token.map(AttemptToken.format), id.rawValue])
             return db.changesCount == 1
+        }
+    }
+
+    public func markStarted(_ id: JobID, token: UInt64) async throws -> Bool {
+        try await db.write { db in
+            try db.cachedStatement(
+                sql: "UPDATE jobs SET state = 'running' WHERE id = ? AND attempt_token = ? AND state = 'assigned'"
+            ).execute(arguments: [id.rawValue, AttemptToken.format(token)])
+            return db.changesCount == 1
+        }
+    }
+
+    public func requeue(_ id: JobID, token: UInt64, reason: String) async throws -> Bool {
+        try await db.write { db in
+            try db.cachedStatement(
+                sql: """
+                    UPDATE jobs SET state = 'queued', err = ?, worker = NULL, started_at = NULL, attempt_token = NULL
+                    WHERE id = ? AND attempt_token = ? AND state IN ('assigned', 'running')
+                    """
+            ).execute(arguments: [reason, id.rawValue, AttemptToken.format(token)])
+            guard db.changesCount == 1 else { return false }
+            // The next attempt writes its output from the start.
+            try db.cachedStatement(
+                sql: "DELETE FROM output WHERE job_seq = (SELECT seq FROM jobs WHERE id = ?)"
+            ).execute(arguments: [id.rawValue])
+            try db.cachedStatement(sql: "UPDATE jobs SET stdout_bytes = 0, stderr_bytes = 0 WHERE id = ?")
+                .execute(arguments: [id.rawValue])
+            return true
+        }
+    }
+
+    public func remoteAttempts() async throws -> [JobRecord] {
+        try await db.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT \(Self.columns) FROM jobs
+                    WHERE state IN ('assigned', 'running') AND worker IS NOT NULL AND worker != 'local'
+                    ORDER BY seq
+                    """
+            ).map(Self.record)
         }
     }
 
@@ -162,17 +221,19 @@ public final class SQLiteJobStore: JobStore {
         }
     }
 
-    public func finish(_ id: JobID, _ outcome: JobOutcome) async throws -> JobRecord? {
-        try await db.write { db in
+    public func finish(_ id: JobID, _ outcome: JobOutcome, token: UInt64?) async throws -> JobRecord? {
+        let fence = token.map(AttemptToken.format)
+        return try await db.write { db in
             try db.cachedStatement(
                 sql: """
                     UPDATE jobs SET state = ?, exit_code = ?, signal = ?, err = ?, finished_at = ?,
                         stdout_truncated = ?, stderr_truncated = ?
                     WHERE id = ? AND state NOT IN ('succeeded', 'failed', 'canceled', 'timed_out', 'lost')
+                        AND (? IS NULL OR attempt_token = ?)
                     """
             ).execute(arguments: [
                 outcome.state.rawValue, outcome.exitCode, outcome.signal, outcome.err, outcome.finishedAt,
-                outcome.stdoutTruncated, outcome.stderrTruncated, id.rawValue,
+                outcome.stdoutTruncated, outcome.stderrTruncated, id.rawValue, fence, fence,
             ])
             guard db.changesCount == 1 else { return nil }
             return try Row.fetchOne(
@@ -207,7 +268,10 @@ public final class SQLiteJobStore: JobStore {
     public func markInterruptedLost(reason: String, at time: Int64) async throws -> Int {
         try await db.write { db in
             try db.cachedStatement(
-                sql: "UPDATE jobs SET state = 'lost', err = ?, finished_at = ? WHERE state IN ('assigned', 'running')"
+                sql: """
+                    UPDATE jobs SET state = 'lost', err = ?, finished_at = ?
+                    WHERE state IN ('assigned', 'running') AND (worker IS NULL OR worker = 'local')
+                    """
             ).execute(arguments: [reason, time])
             return db.changesCount
         }
@@ -269,6 +333,8 @@ public final class SQLiteJobStore: JobStore {
         record.stderrTruncated = row["stderr_truncated"]
         record.callbackStatus = row["callback_status"]
         record.worker = row["worker"]
+        record.attempts = row["attempts"]
+        record.attemptToken = (row["attempt_token"] as String?).flatMap(AttemptToken.parse)
         return record
     }
 }

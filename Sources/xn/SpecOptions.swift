@@ -19,6 +19,12 @@ struct SpecOptions: ParsableArguments {
     @Option(help: "URL that receives the finished job by POST.")
     var callback: String?
 
+    @Option(name: .customLong("on"), help: "Run only on workers with this label: k=v (repeatable).")
+    var labels: [String] = []
+
+    @Option(help: "Times the job is queued again if its worker is lost.")
+    var retries: Int?
+
     @Option(help: "File whose contents become the job's stdin ('-' reads this command's stdin).")
     var stdinFile: String?
 
@@ -43,6 +49,15 @@ struct SpecOptions: ParsableArguments {
         if let cwd { object["cwd"] = cwd }
         if let name { object["name"] = name }
         if let callback { object["callback"] = callback }
+        var wanted: [String: String] = [:]
+        for pair in labels {
+            guard let equals = pair.firstIndex(of: "="), equals != pair.startIndex else {
+                throw ValidationError("--on \(pair): expected k=v")
+            }
+            wanted[String(pair[..<equals])] = String(pair[pair.index(after: equals)...])
+        }
+        if !wanted.isEmpty { object["labels"] = wanted }
+        if let retries { object["retries"] = retries }
         if let stdinFile { object["stdin"] = try readInput(stdinFile) }
         do {
             return try JobSpec.parse(object: object, strict: true)

@@ -9,10 +9,13 @@ struct XN: AsyncParsableCommand {
         abstract: "Run commands on a hub over HTTP, follow them, fetch their output.",
         discussion: """
             Start a hub with `xn hub`, then `xn run -- CMD ARGS`. execnode's flags still work:
-            `xn -s "cmd args"` submits, `xn -l` lists, `xn -f ID` fetches a result.
+            `xn -s "cmd args"` submits, `xn -l` lists, `xn -f ID` fetches a result (hub from $XN_HUB).
             """,
         version: xnVersion,
-        subcommands: [Hub.self, Run.self, Submit.self, List.self, Show.self, Logs.self, Cancel.self])
+        subcommands: [
+            Hub.self, WorkerCommand.self, Run.self, Submit.self, List.self, Show.self, Logs.self, Cancel.self,
+            Workers.self,
+        ])
 
     @Option(name: .customShort("s"), help: "Submit a command line (execnode style) and print the job id.")
     var submitLine: String?
@@ -23,9 +26,10 @@ struct XN: AsyncParsableCommand {
     @Option(name: .customShort("f"), help: "Fetch a job's result (execnode style).")
     var fetchID: String?
 
-    @OptionGroup var client: ClientOptions
-
     func run() async throws {
+        // execnode's flags talk to $XN_HUB (or the default hub); a root --hub would clash with the
+        // subcommands' own --hub in ArgumentParser.
+        let client = try ClientOptions.parse([])
         if let submitLine {
             let words = submitLine.split(whereSeparator: \.isWhitespace).map(String.init)
             guard let command = words.first else { throw ValidationError("-s needs a command line") }

@@ -30,6 +30,12 @@ struct Hub: AsyncParsableCommand {
     @Option(name: .long, help: "Jobs run at once on this hub (default: number of cores).")
     var slots = ProcessInfo.processInfo.activeProcessorCount
 
+    @Flag(help: "Run no jobs on the hub itself: only workers run them.")
+    var noLocal = false
+
+    @Option(help: "Seconds after which a silent or disconnected worker's jobs are lost (or retried).")
+    var heartbeatTimeout = 5.0
+
     @Option(name: .long, help: "Bytes kept per output stream of a job.")
     var maxOutput = 16 << 20
 
@@ -47,6 +53,7 @@ struct Hub: AsyncParsableCommand {
         guard slots >= 1 else { throw ValidationError("--slots must be at least 1") }
         if let maxJobs, maxJobs < 0 { throw ValidationError("-n must be 0 or more") }
         guard maxOutput >= 0 else { throw ValidationError("--max-output must be 0 or more") }
+        guard heartbeatTimeout > 0 else { throw ValidationError("--heartbeat-timeout must be more than 0") }
         guard grace >= 0, killGrace >= 0 else { throw ValidationError("--grace and --kill-grace must be 0 or more") }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level \(logLevel) is not a level")
@@ -58,7 +65,9 @@ struct Hub: AsyncParsableCommand {
         configuration.host = interface
         configuration.port = port
         configuration.dataDirectory = data
-        configuration.slots = slots
+        configuration.slots = noLocal ? 0 : slots
+        configuration.heartbeatTimeout = .milliseconds(Int64(heartbeatTimeout * 1000))
+        configuration.heartbeatInterval = .milliseconds(Int64(max(0.1, heartbeatTimeout / 5) * 1000))
         configuration.whitelist = Set((whitelist ?? "").split(separator: ",").map(String.init))
         configuration.maxFinishedJobs = maxJobs
         configuration.maxOutputBytes = maxOutput
@@ -67,7 +76,7 @@ struct Hub: AsyncParsableCommand {
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
         var logger = Logger(label: "xn.hub")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
-        let banner = "(data \(data), \(slots) local slot(s))"
+        let banner = "(data \(data), \(noLocal ? 0 : slots) local slot(s))"
         let host = interface
         do {
             try await runHub(configuration: configuration, executor: PipeExecutor(), logger: logger) { port in

@@ -29,7 +29,13 @@ struct Show: AsyncParsableCommand {
             ("id", job.id), ("state", job.state.rawValue),
             ("command", ([job.command] + job.args).map(quoteIfNeeded).joined(separator: " ")),
         ]
+        if let waiting = job.waiting { lines.append(("waiting", waiting)) }
         if let name = job.name { lines.append(("name", name)) }
+        if let labels = job.labels {
+            lines.append(
+                ("labels", labels.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")))
+        }
+        if job.attempts > 1 { lines.append(("attempts", String(job.attempts))) }
         if let cwd = job.cwd { lines.append(("cwd", cwd)) }
         if let timeout = job.timeout { lines.append(("timeout", "\(timeout)s")) }
         lines.append(("created", job.createdAt))

@@ -1,0 +1,128 @@
+import Foundation
+import Glibc
+import Logging
+import XNExec
+import XNProtocol
+
+/// Why a worker stops a running job.
+enum StopReason: Sendable {
+    case canceled, timedOut, killed, drained
+}
+
+/// One attempt on this worker: its process, its spooled output, what the hub has of it.
+struct Attempt {
+    let token: UInt64
+    let job: String
+    let spec: JobSpec
+    let outputLimit: Int
+    let stops: AsyncStream<StopReason>.Continuation
+    let stopSignals: AsyncStream<StopReason>
+    var spool: [OutputStreamKind: SpoolFile] = [:]
+    /// Bytes spooled per stream.
+    var written: [OutputStreamKind: Int] = [:]
+    /// Bytes sent on the current connection (from the hub's ack); nil until the hub says.
+    var sent: [OutputStreamKind: Int] = [:]
+    var end: AttemptEnd?
+    var endSent = false
+    /// The hub no longer wants this attempt: kill it and report nothing.
+    var forget = false
+    var stopReason: StopReason?
+}
+
+extension Worker {
+    /// Runs one assigned attempt from spawn to its end, spooling output as it comes.
+    nonisolated func execute(_ token: UInt64) async {
+        guard let attempt = await attempts[token] else { return }
+        let spec = attempt.spec
+        let request = ProcessRequest(
+            command: spec.command, arguments: spec.args, environment: spec.env, workingDirectory: spec.cwd,
+            standardInput: spec.stdin.map { Array($0.utf8) }, outputLimit: attempt.outputLimit)
+        let process: any RunningProcess
+        do {
+            process = try executor.start(request)
+        } catch {
+            await finish(token, AttemptEnd(err: error.description))
+            return
+        }
+        var started = WireMessage(.started)
+        started.attempt = AttemptToken.format(token)
+        started.pid = process.pid
+        await sendControl(started)
+        let result = await withTaskGroup(of: Void.self) { group -> ProcessResult in
+            group.addTask {
+                for await reason in attempt.stopSignals {
+                    await self.noteStop(token, reason)
+                    _ = await process.terminate(grace: self.configuration.killGrace)
+                    return
+                }
+            }
+            if let timeout = spec.timeout {
+                group.addTask {
+                    guard (try? await Task.sleep(for: .milliseconds(Int64(timeout * 1000)))) != nil else { return }
+                    attempt.stops.yield(.timedOut)
+                }
+            }
+            for await chunk in process.output {
+                await spool(token, chunk, into: attempt.spool[chunk.stream])
+            }
+            let result = await process.result()
+            attempt.stops.finish()
+            group.cancelAll()
+            return result
+        }
+        let reason = await attempts[token]?.stopReason
+        var end = AttemptEnd(
+            stdoutBytes: result.stdoutBytes, stderrBytes: result.stderrBytes,
+            stdoutTruncated: result.stdoutBytes > attempt.outputLimit,
+            stderrTruncated: result.stderrBytes > attempt.outputLimit)
+        switch result.termination {
+        case .exited(let code): end.exitCode = code
+        case .signaled(let signal): end.signal = signal
+        }
+        switch reason {
+        case .timedOut?:
+            end.timedOut = true
+            end.err = "timed out after \(spec.timeout.map { $0 == $0.rounded() ? "\(Int($0))s" : "\($0)s" } ?? "?")"
+        case .canceled?:
+            end.canceled = true
+        case .drained?:
+            end.err = "worker \(configuration.name) shut down before the job finished"
+        case .killed?, nil:
+            break
+        }
+        await finish(token, end)
+    }
+
+    private nonisolated func spool(_ token: UInt64, _ chunk: OutputChunk, into file: SpoolFile?) async {
+        guard let file else { return }
+        let offset = await attempts[token]?.written[chunk.stream] ?? 0
+        do {
+            try file.append(chunk.bytes, at: offset)
+        } catch {
+            logger.error("\(error)")
+            return
+        }
+        await wrote(token, chunk.stream, upTo: offset + chunk.bytes.count)
+    }
+
+    func wrote(_ token: UInt64, _ stream: OutputStreamKind, upTo offset: Int) {
+        attempts[token]?.written[stream] = offset
+        wake()
+    }
+
+    func noteStop(_ token: UInt64, _ reason: StopReason) {
+        if attempts[token]?.stopReason == nil { attempts[token]?.stopReason = reason }
+    }
+
+    func finish(_ token: UInt64, _ end: AttemptEnd) {
+        guard var attempt = attempts[token] else { return }
+        if attempt.forget {
+            attempt.spool.values.forEach { $0.remove() }
+            attempts[token] = nil
+            return
+        }
+        attempt.end = end
+        attempts[token] = attempt
+        wake()
+    }
+}

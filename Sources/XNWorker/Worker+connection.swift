@@ -1,0 +1,109 @@
+import Foundation
+import HTTPTypes
+import HummingbirdWSClient
+import Logging
+import NIOCore
+import NIOWebSocket
+import XNExec
+import XNProtocol
+
+extension Worker {
+    /// Connects to the hub and reconnects with backoff until the worker stops.
+    nonisolated func stayConnected() async {
+        var pause = configuration.reconnectMin
+        while !(await isStopped) && !Task.isCancelled {
+            let began = ContinuousClock.now
+            do {
+                var headers = HTTPFields()
+                headers[.secWebSocketProtocol] = WireProtocol.subprotocol
+                let client = WebSocketClient(
+                    url: configuration.endpoint,
+                    configuration: .init(maxFrameSize: WireProtocol.maxFrameBytes, additionalHeaders: headers),
+                    logger: logger
+                ) { inbound, outbound, _ in
+                    await self.session(inbound: inbound, outbound: outbound)
+                }
+                try await client.run()
+            } catch {
+                logger.info("cannot reach hub at \(configuration.hub): \(error)")
+            }
+            if await isStopped { return }
+            // A connection that lasted a while was fine: start the backoff over.
+            if ContinuousClock.now - began > .seconds(5) { pause = configuration.reconnectMin }
+            guard (try? await Task.sleep(for: pause)) != nil else { return }
+            pause = min(pause * 2, configuration.reconnectMax)
+        }
+    }
+
+    /// One connection: hello, then a writer, a heartbeat and the reader until it closes.
+    private nonisolated func session(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async {
+        do {
+            try await outbound.write(.text(Self.encode(await hello())))
+        } catch {
+            return
+        }
+        var messages = inbound.messages(maxSize: WireProtocol.maxFrameBytes).makeAsyncIterator()
+        guard case .text(let text)? = try? await messages.next(),
+            let first = try? JSONDecoder().decode(WireMessage.self, from: Data(text.utf8))
+        else { return }
+        guard first.type == .welcome else {
+            let reason = first.reason ?? "the hub refused the worker"
+            logger.error("hub refused this worker: \(reason)")
+            if reason.contains("protocol mismatch") { await refusedForGood(reason) }
+            return
+        }
+        logger.info("connected to hub \(configuration.hub)")
+        let interval = Duration.milliseconds(Int64((first.heartbeat ?? 1) * 1000))
+        let (wakes, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        let id = await connected(wake)
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.write(on: id, wakes: wakes, outbound: outbound) }
+            group.addTask {
+                while (try? await Task.sleep(for: interval)) != nil {
+                    await self.sendControl(WireMessage(.heartbeat))
+                }
+            }
+            do {
+                while let message = try await messages.next() {
+                    guard case .text(let text) = message,
+                        let decoded = try? JSONDecoder().decode(WireMessage.self, from: Data(text.utf8))
+                    else { continue }
+                    await handle(decoded)
+                }
+            } catch {
+                logger.info("connection to hub lost: \(error)")
+            }
+            await disconnected(id)
+            group.cancelAll()
+        }
+    }
+
+    /// Sends what `nextToSend` hands out whenever something new is there.
+    private nonisolated func write(on id: UInt64, wakes: AsyncStream<Void>, outbound: WebSocketOutboundWriter) async {
+        for await _ in wakes {
+            while let next = await nextToSend(on: id) {
+                do {
+                    switch next {
+                    case .control(let message):
+                        try await outbound.write(.text(Self.encode(message)))
+                    case .output(let token, let stream, let offset, let count, let file):
+                        let frame = OutputFrame(
+                            stream: stream == .stdout ? 1 : 2, attempt: token, offset: UInt64(offset),
+                            bytes: file.read(at: offset, count: count))
+                        try await outbound.write(.binary(ByteBuffer(bytes: frame.encoded())))
+                    }
+                } catch {
+                    try? await outbound.close(.goingAway, reason: nil)
+                    return
+                }
+            }
+        }
+        try? await outbound.close(.normalClosure, reason: nil)
+    }
+
+    static func encode(_ message: WireMessage) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        return (try? String(decoding: encoder.encode(message), as: UTF8.self)) ?? "{}"
+    }
+}

@@ -1,0 +1,78 @@
+import ArgumentParser
+import Foundation
+import Logging
+import XNExec
+import XNWorker
+
+/// `xn worker --hub ws://HOST:PORT`: run jobs for a hub; Ctrl-C or SIGTERM drains it.
+struct WorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Run jobs for a hub: dial out, take jobs, stream their output back.",
+        discussion: "SIGTERM or Ctrl-C drains: no new jobs, running ones get --drain-grace, then exit.")
+
+    @Option(help: "The hub, as ws://HOST:PORT (default: $XN_HUB, else ws://127.0.0.1:9000).")
+    var hub: String?
+
+    @Option(help: "The worker's name (default: the host name).")
+    var name = ProcessInfo.processInfo.hostName
+
+    @Option(help: "Labels jobs can ask for: k=v,k=v.")
+    var labels: String?
+
+    @Option(help: "Jobs run at once (default: number of cores).")
+    var slots = ProcessInfo.processInfo.activeProcessorCount
+
+    @Option(help: "Folder for output not yet acknowledged by the hub (default: a new temporary folder).")
+    var spool: String?
+
+    @Option(help: "Seconds running jobs get to finish when the worker is stopped.")
+    var drainGrace = 30.0
+
+    @Option(help: "Seconds between SIGTERM and SIGKILL on cancel or timeout.")
+    var killGrace = 5.0
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error.")
+    var logLevel = "info"
+
+    func validate() throws {
+        guard (1...1024).contains(slots) else { throw ValidationError("--slots must be from 1 to 1024") }
+        _ = try parsedLabels()
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("--log-level \(logLevel) is not a level")
+        }
+    }
+
+    func parsedLabels() throws -> [String: String] {
+        var result: [String: String] = [:]
+        for pair in (labels ?? "").split(separator: ",") {
+            let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, !parts[0].isEmpty else { throw ValidationError("--labels \(pair): expected k=v") }
+            result[parts[0]] = parts[1]
+        }
+        return result
+    }
+
+    func run() async throws {
+        let url =
+            hub ?? ProcessInfo.processInfo.environment["XN_HUB"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? "ws://127.0.0.1:9000"
+        var configuration = WorkerConfiguration(
+            hub: url, name: name,
+            spoolDirectory: spool ?? NSTemporaryDirectory() + "xn-worker-\(getpid())-\(UUID().uuidString.prefix(8))")
+        configuration.labels = try parsedLabels()
+        configuration.slots = slots
+        configuration.drainGrace = .milliseconds(Int64(drainGrace * 1000))
+        configuration.killGrace = .milliseconds(Int64(killGrace * 1000))
+        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        var logger = Logger(label: "xn.worker")
+        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        say("xn worker \(name) for \(url): \(slots) slot(s)")
+        do {
+            try await runWorker(configuration: configuration, executor: PipeExecutor(), logger: logger)
+        } catch {
+            printError("worker stopped: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}
