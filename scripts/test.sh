@@ -21,7 +21,8 @@ if grep -E "^$root/(Sources|Tests)/.*warning:" "$log"; then
 fi
 
 echo "== swift test"
-swift test --skip-build
+# Serially: the integration tests time real processes on 2 cores; in parallel they starve each other.
+swift test --skip-build --no-parallel
 
 echo "== API contract (OpenAPI document vs. the running hub)"
 python3 scripts/contract_test.py "$(swift build --show-bin-path)/xn"

@@ -28,6 +28,9 @@ int xn_spawn(const char *file, char *const argv[], char *const envp[], const cha
     if ((rc = posix_spawn_file_actions_adddup2(&actions, stdin_fd, 0)) != 0) goto done;
     if ((rc = posix_spawn_file_actions_adddup2(&actions, stdout_fd, 1)) != 0) goto done;
     if ((rc = posix_spawn_file_actions_adddup2(&actions, stderr_fd, 2)) != 0) goto done;
+    // Nothing else of the runner's crosses into a job: not its sockets, not its database, not
+    // other jobs' pipes (which would keep their readers from seeing EOF).
+    if ((rc = posix_spawn_file_actions_addclosefrom_np(&actions, 3)) != 0) goto done;
 
     sigset_t empty, defaults;
     sigemptyset(&empty);

@@ -26,8 +26,8 @@ public struct HubConfiguration: Sendable {
 
     /// A worker silent this long is lost; a disconnected worker has this long to come back.
     public var heartbeatTimeout: Duration = .seconds(5)
-    /// How often workers send a heartbeat.
-    public var heartbeatInterval: Duration = .seconds(1)
+    /// How often workers send a heartbeat: five times per timeout.
+    public var heartbeatInterval: Duration { heartbeatTimeout / 5 }
 
     public init() {}
 }

@@ -158,7 +158,7 @@ public actor Scheduler: Service {
         }
         if running[id] != nil {
             requestStop(id, .canceled)
-            return try await job(id, waitingUpTo: configuration.killGrace + .seconds(2))
+            return try await job(id, waitingUpTo: configuration.killGrace + .seconds(5))
         }
         guard let job = try await store.job(id) else { return nil }
         guard job.state == .queued || job.state == .assigned else { return job }

@@ -70,6 +70,11 @@ struct WorkerSession: Sendable {
             }
             if hello && silent > configuration.heartbeatTimeout {
                 state.expired.withLock { $0 = true }
+                // Declare it gone now: the closing handshake with a dead peer can take long.
+                if let session = state.session.withLock({ $0 }) {
+                    await scheduler.disconnected(
+                        session, reason: "no heartbeat within \(configuration.heartbeatTimeout)", expired: true)
+                }
                 try? await outbound.close(.goingAway, reason: "no heartbeat")
                 return
             }

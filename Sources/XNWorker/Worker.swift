@@ -1,6 +1,5 @@
 import Foundation
 public import Logging
-import ServiceLifecycle
 import UnixSignals
 public import XNExec
 import XNProtocol
@@ -11,8 +10,10 @@ import XNProtocol
 ///     assigned ──▶ running ──▶ ended ──▶ (hub acknowledges the end) ──▶ forgotten
 ///                      │ output is spooled to disk and sent from the last acknowledged offset
 ///
-/// - Important: Run it as a service (`run()`); every job task is a child of that call.
-public actor Worker: Service {
+/// - Important: `run()` until `drain()` (or a refusal) ends it; every job task is a child of that
+///   call. It is not stopped through ServiceLifecycle's graceful shutdown on purpose: that would
+///   also close its WebSocket client, and a draining worker must keep reporting to the hub.
+public actor Worker {
     let configuration: WorkerConfiguration
     let executor: any JobExecutor
     let logger: Logger
@@ -42,10 +43,6 @@ public actor Worker: Service {
             atPath: configuration.spoolDirectory, withIntermediateDirectories: true)
         await withDiscardingTaskGroup { group in
             group.addTask { await self.stayConnected() }
-            group.addTask {
-                try? await gracefulShutdown()
-                await self.drain()
-            }
             for await token in launches {
                 group.addTask { await self.execute(token) }
             }
@@ -55,7 +52,7 @@ public actor Worker: Service {
 
     /// Stops taking jobs, lets running ones finish within the grace, kills the rest, and waits
     /// (briefly) until the hub has their ends.
-    func drain() async {
+    public func drain() async {
         guard !draining else { return }
         draining = true
         sendControl(WireMessage(.draining))
@@ -235,7 +232,16 @@ public actor Worker: Service {
 /// Runs a worker until SIGTERM or SIGINT, then drains it.
 public func runWorker(configuration: WorkerConfiguration, executor: any JobExecutor, logger: Logger) async throws {
     let worker = Worker(configuration: configuration, executor: executor, logger: logger)
-    let group = ServiceGroup(
-        configuration: .init(services: [worker], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-    try await group.run()
+    let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask { try await worker.run() }
+        group.addTask {
+            for await _ in signals {
+                await worker.drain()
+                return
+            }
+        }
+        try await group.next()
+        group.cancelAll()
+    }
 }

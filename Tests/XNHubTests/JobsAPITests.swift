@@ -41,6 +41,14 @@ struct JobsAPITests {
         }
     }
 
+    @Test func aJobInheritsNoDescriptorOfTheHubBeyondItsStdio() async throws {
+        try await withHub { hub in
+            let id = try await hub.submit(#"{"command":"ls","args":["-1","/proc/self/fd"]}"#)
+            // 0, 1, 2, and the directory ls itself opened to list them.
+            #expect(try await hub.ended(id)["stdout"] as? String == "0\n1\n2\n3\n")
+        }
+    }
+
     @Test func timeoutKillsTheWholeProcessTree() async throws {
         try await withHub { hub in
             let folder = try temporaryFolder()

@@ -1,18 +1,17 @@
 import Foundation
 import Logging
-import ServiceLifecycle
 import XNExec
 import XNWorker
 
 /// A real worker in this process, connected to a test hub over loopback.
 final class TestWorker: Sendable {
     let name: String
-    private let group: ServiceGroup
+    private let worker: Worker
     private let task: Task<Void, any Error>
 
-    private init(name: String, group: ServiceGroup, task: Task<Void, any Error>) {
+    private init(name: String, worker: Worker, task: Task<Void, any Error>) {
         self.name = name
-        self.group = group
+        self.worker = worker
         self.task = task
     }
 
@@ -29,14 +28,13 @@ final class TestWorker: Sendable {
         configure(&configuration)
         let logger = Logger(label: "test.worker") { _ in SwiftLogNoOpLogHandler() }
         let worker = Worker(configuration: configuration, executor: PipeExecutor(), logger: logger)
-        let group = ServiceGroup(configuration: .init(services: [worker], logger: logger))
-        let task = Task { try await group.run() }
-        return TestWorker(name: name, group: group, task: task)
+        let task = Task { try await worker.run() }
+        return TestWorker(name: name, worker: worker, task: task)
     }
 
     /// Drains the worker (as on SIGTERM) and waits for it to stop.
     func stop() async {
-        await group.triggerGracefulShutdown()
+        await worker.drain()
         _ = try? await withDeadline(.seconds(30)) { try? await self.task.value }
     }
 }

@@ -41,9 +41,11 @@ struct WorkerTests {
         try await withHub({ $0.slots = 0 }) { hub in
             let worker = try TestWorker.start(hub: hub.url, name: "one-slot", slots: 1)
             try await hub.waitForWorkers(["one-slot"])
-            let first = try await hub.submit(#"{"command":"sleep","args":["1"]}"#)
+            let first = try await hub.submit(#"{"command":"sleep","args":["2"]}"#)
             let second = try await hub.submit(#"{"command":"echo","args":["second"]}"#)
-            try await eventually("first running") { try await hub.state(first) == "running" ? true : nil }
+            try await eventually("first holding the slot") {
+                ["assigned", "running"].contains(try await hub.state(first)) ? true : nil
+            }
             #expect(try await hub.state(second) == "queued")
             let workers = try await hub.get("/v1/workers").object()["workers"] as? [[String: Any]]
             #expect(workers?.first?["running"] as? Int == 1)

@@ -67,7 +67,6 @@ struct Hub: AsyncParsableCommand {
         configuration.dataDirectory = data
         configuration.slots = noLocal ? 0 : slots
         configuration.heartbeatTimeout = .milliseconds(Int64(heartbeatTimeout * 1000))
-        configuration.heartbeatInterval = .milliseconds(Int64(max(0.1, heartbeatTimeout / 5) * 1000))
         configuration.whitelist = Set((whitelist ?? "").split(separator: ",").map(String.init))
         configuration.maxFinishedJobs = maxJobs
         configuration.maxOutputBytes = maxOutput
