@@ -89,7 +89,7 @@ let package = Package(
         .executableTarget(
             name: "xn-bench",
             dependencies: [
-                "XNHub", "XNClient", "XNExec", "XNStore", "XNProtocol",
+                "XNHub", "XNClient", "XNExec", "XNStore", "XNProtocol", "XNWorker",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

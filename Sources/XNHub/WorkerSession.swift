@@ -95,6 +95,8 @@ struct WorkerSession: Sendable {
                 case .binary(let buffer):
                     problem = await handleOutput(Array(buffer.readableBytesView), outbox: outbox, state: state)
                 }
+                // Silence is time spent waiting for the worker, not time the hub took to store.
+                state.lastSeen.withLock { $0 = ContinuousClock.now }
                 if let problem {
                     logger.warning("closing worker connection: \(problem)")
                     var refused = WireMessage(.refused)

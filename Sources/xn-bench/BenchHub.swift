@@ -29,7 +29,7 @@ final class BenchHub: Sendable {
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
-    static func start(slots: Int, preloadFinishedJobs: Int = 0) async throws -> BenchHub {
+    static func start(slots: Int, preloadFinishedJobs: Int = 0, maxOutput: Int = 16 << 20) async throws -> BenchHub {
         let folder = NSTemporaryDirectory() + "xn-bench-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let preloaded = try await preload(preloadFinishedJobs, into: folder + "/xn.sqlite")
@@ -37,6 +37,7 @@ final class BenchHub: Sendable {
         configuration.port = 0
         configuration.dataDirectory = folder
         configuration.slots = slots
+        configuration.maxOutputBytes = maxOutput
         let logger = Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() }
         let (ports, sink) = AsyncStream.makeStream(of: Int.self)
         let app = try buildApplication(configuration: configuration, executor: PipeExecutor(), logger: logger) {
@@ -82,6 +83,44 @@ final class BenchHub: Sendable {
             return now() - began
         }
         return (ids.count, sample.p50, sample.rate)
+    }
+
+    /// Waits until `count` workers are connected.
+    func waitForWorkers(_ count: Int) async throws {
+        for _ in 0..<500 {
+            let response = try await client.execute(HTTPClientRequest(url: url + "/v1/workers"), timeout: .seconds(10))
+            let body = try await response.body.collect(upTo: 1 << 20)
+            if String(buffer: body).components(separatedBy: "\"name\"").count - 1 >= count { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw BenchError("no worker connected")
+    }
+
+    /// Runs one job that writes `bytes` to stdout and returns the rate its output was stored at
+    /// (bytes per second, submit to end). Polls the job list, whose entries carry no output text.
+    func ingest(bytes: Int) async throws -> Double {
+        var request = HTTPClientRequest(url: url + "/v1/jobs")
+        request.method = .POST
+        request.body = .bytes(
+            ByteBuffer(string: #"{"command":"head","args":["-c","\#(bytes)","/dev/zero"]}"#))
+        let began = now()
+        let response = try await client.execute(request, timeout: .seconds(30))
+        _ = try await response.body.collect(upTo: 1 << 20)
+        while now() - began < 600 {
+            let list = try await client.execute(HTTPClientRequest(url: url + "/v1/jobs?limit=1"), timeout: .seconds(30))
+            let body = String(buffer: try await list.body.collect(upTo: 1 << 20))
+            if body.contains(#""state":"succeeded""#) {
+                guard body.contains(#""stdout_bytes":\#(bytes)"#) else {
+                    throw BenchError("ingest: \(body.prefix(300))")
+                }
+                return Double(bytes) / (now() - began)
+            }
+            if body.contains(#""state":"failed""#) || body.contains(#""state":"lost""#) {
+                throw BenchError("ingest: \(body.prefix(300))")
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        throw BenchError("ingest did not finish")
     }
 
     private func submitAndWait() async throws -> Double {

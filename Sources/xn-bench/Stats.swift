@@ -23,6 +23,7 @@ func now() -> Double {
 
 func us(_ seconds: Double) -> String { String(format: "%.0f µs", seconds * 1e6) }
 func rate(_ perSecond: Double) -> String { String(format: "%.0f/s", perSecond) }
+func mbps(_ bytesPerSecond: Double) -> String { String(format: "%.0f MB/s", bytesPerSecond / 1e6) }
 func percent(_ ratio: Double) -> String { String(format: "%.0f%%", ratio * 100) }
 
 /// A plain-text table with aligned columns.

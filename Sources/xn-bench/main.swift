@@ -7,9 +7,19 @@ import Foundation
 let quick = CommandLine.arguments.contains("--quick")
 if let flag = CommandLine.arguments.firstIndex(of: "--profile") {
     let rest = Array(CommandLine.arguments.dropFirst(flag + 1))
-    guard rest.count == 2, let jobs = Int(rest[1]), ["sequential", "concurrent"].contains(rest[0]) else {
-        print("usage: xn-bench --profile sequential|concurrent N")
+    guard rest.count == 2, let jobs = Int(rest[1]), ["sequential", "concurrent", "ingest"].contains(rest[0]) else {
+        print("usage: xn-bench --profile sequential|concurrent N, or --profile ingest MIB")
         exit(2)
+    }
+    if rest[0] == "ingest" {
+        let hub = try await BenchHub.start(slots: 0, maxOutput: 1 << 40)
+        let worker = BenchWorker(hub: hub.url, slots: 1)
+        try await hub.waitForWorkers(1)
+        let rate = try await hub.ingest(bytes: jobs << 20)
+        await worker.stop()
+        await hub.stop()
+        print("ingest: \(mbps(rate)) for \(jobs) MiB")
+        exit(0)
     }
     let hub = try await BenchHub.start(slots: ProcessInfo.processInfo.activeProcessorCount)
     let sample =
@@ -36,6 +46,18 @@ let concurrent16 = try await hub.throughput(submitters: 16, jobs: count(4000))
 let concurrent32 = try await hub.throughput(submitters: 32, jobs: count(4000))
 await hub.stop()
 
+// Remote: a hub that runs nothing itself and one worker on loopback.
+let remoteHub = try await BenchHub.start(slots: 0, maxOutput: 1 << 30)
+let remoteWorker = BenchWorker(hub: remoteHub.url, slots: cores)
+try await remoteHub.waitForWorkers(1)
+let remoteSequential = try await remoteHub.sequentialLatency(iterations: count(1000))
+let remote32 = try await remoteHub.throughput(submitters: 32, jobs: count(3000))
+let ingestBytes = quick ? 64 << 20 : 1 << 30
+let ingest = try await remoteHub.ingest(bytes: ingestBytes)
+await remoteWorker.stop()
+await remoteHub.stop()
+let rawPipe = RawPipe.throughput(bytes: ingestBytes)
+
 let lookupHub = try await BenchHub.start(slots: cores, preloadFinishedJobs: quick ? 10_000 : 100_000)
 let lookups = try await lookupHub.lookupRate(concurrency: 16, requests: count(40_000))
 await lookupHub.stop()
@@ -58,6 +80,16 @@ table.add(
     "completed jobs/s, 32 submitters", rate(concurrent32.rate), rate(rawPerCore),
     percent(concurrent32.rate / rawPerCore), "≥ 80%")
 table.add("  latency p50 / p99", "\(us(concurrent32.p50)) / \(us(concurrent32.p99))", "-", "-", "-")
+table.add(
+    "remote: submit→exit /bin/true, sequential p50", us(remoteSequential.p50), us(rawOne.p50),
+    "+\(us(remoteSequential.p50 - rawOne.p50))", "≤ +800 µs")
+table.add("remote: submit→exit p99", us(remoteSequential.p99), "-", "-", "-")
+table.add(
+    "remote: completed jobs/s, 32 submitters", rate(remote32.rate), rate(rawPerCore),
+    percent(remote32.rate / rawPerCore), "≥ 80%")
+table.add(
+    "remote: output ingest, \(ingestBytes >> 20) MiB job", mbps(ingest), mbps(rawPipe) + " (raw pipe)",
+    percent(ingest / rawPipe), "≥ 30%")
 table.add(
     "GET /<id> with \(lookups.stored) jobs stored, 16 clients", rate(lookups.rate),
     "-", "p50 \(us(lookups.p50))", "≥ 10,000/s")

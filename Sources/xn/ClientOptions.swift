@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Logging
 import XNClient
 
 /// Options every client command shares.
@@ -40,4 +41,24 @@ func writeBytes(_ bytes: [UInt8], to handle: FileHandle) {
 /// One line on stdout, unbuffered so it stays in order with raw output bytes.
 func say(_ line: String) {
     FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
+
+/// Parses `KEY=VALUE` words (`--env`, `--on`, `--labels`); `option` names the flag in errors.
+func keyValuePairs(_ words: [String], option: String) throws -> [String: String] {
+    var result: [String: String] = [:]
+    for word in words {
+        guard let equals = word.firstIndex(of: "="), equals != word.startIndex else {
+            throw ValidationError("\(option) \(word): expected KEY=VALUE")
+        }
+        result[String(word[..<equals])] = String(word[word.index(after: equals)...])
+    }
+    return result
+}
+
+/// Logs to stderr at `level` (a valid level name; commands check it in `validate()`).
+func makeLogger(label: String, level: String) -> Logger {
+    LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+    var logger = Logger(label: label)
+    logger.logLevel = Logger.Level(rawValue: level) ?? .info
+    return logger
 }

@@ -37,25 +37,13 @@ struct SpecOptions: ParsableArguments {
         if words.first == "--" { words.removeFirst() }
         guard let program = words.first else { throw ValidationError("give the command to run after --") }
         var object: [String: Any] = ["command": program, "args": Array(words.dropFirst())]
-        var variables: [String: String] = [:]
-        for pair in env {
-            guard let equals = pair.firstIndex(of: "="), equals != pair.startIndex else {
-                throw ValidationError("--env \(pair): expected KEY=VALUE")
-            }
-            variables[String(pair[..<equals])] = String(pair[pair.index(after: equals)...])
-        }
+        let variables = try keyValuePairs(env, option: "--env")
         if !variables.isEmpty { object["env"] = variables }
         if let timeout { object["timeout"] = timeout }
         if let cwd { object["cwd"] = cwd }
         if let name { object["name"] = name }
         if let callback { object["callback"] = callback }
-        var wanted: [String: String] = [:]
-        for pair in labels {
-            guard let equals = pair.firstIndex(of: "="), equals != pair.startIndex else {
-                throw ValidationError("--on \(pair): expected k=v")
-            }
-            wanted[String(pair[..<equals])] = String(pair[pair.index(after: equals)...])
-        }
+        let wanted = try keyValuePairs(labels, option: "--on")
         if !wanted.isEmpty { object["labels"] = wanted }
         if let retries { object["retries"] = retries }
         if let stdinFile { object["stdin"] = try readInput(stdinFile) }

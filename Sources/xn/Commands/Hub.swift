@@ -72,9 +72,7 @@ struct Hub: AsyncParsableCommand {
         configuration.maxOutputBytes = maxOutput
         configuration.shutdownGrace = .milliseconds(Int64(grace * 1000))
         configuration.killGrace = .milliseconds(Int64(killGrace * 1000))
-        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
-        var logger = Logger(label: "xn.hub")
-        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        let logger = makeLogger(label: "xn.hub", level: logLevel)
         let banner = "(data \(data), \(noLocal ? 0 : slots) local slot(s))"
         let host = interface
         do {

@@ -44,13 +44,7 @@ struct WorkerCommand: AsyncParsableCommand {
     }
 
     func parsedLabels() throws -> [String: String] {
-        var result: [String: String] = [:]
-        for pair in (labels ?? "").split(separator: ",") {
-            let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
-            guard parts.count == 2, !parts[0].isEmpty else { throw ValidationError("--labels \(pair): expected k=v") }
-            result[parts[0]] = parts[1]
-        }
-        return result
+        try keyValuePairs((labels ?? "").split(separator: ",").map(String.init), option: "--labels")
     }
 
     func run() async throws {
@@ -64,9 +58,7 @@ struct WorkerCommand: AsyncParsableCommand {
         configuration.slots = slots
         configuration.drainGrace = .milliseconds(Int64(drainGrace * 1000))
         configuration.killGrace = .milliseconds(Int64(killGrace * 1000))
-        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
-        var logger = Logger(label: "xn.worker")
-        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        let logger = makeLogger(label: "xn.worker", level: logLevel)
         say("xn worker \(name) for \(url): \(slots) slot(s)")
         do {
             try await runWorker(configuration: configuration, executor: PipeExecutor(), logger: logger)
