@@ -138,15 +138,33 @@ struct JobsController: Sendable {
             limit = value
         }
         guard let job = try await store.job(id) else { return notFound(id) }
-        let bytes = try await store.output(id, stream: stream, from: offset, limit: limit)
         let total = stream == .stdout ? job.stdoutBytes : job.stderrBytes
         let truncated = stream == .stdout ? job.stdoutTruncated : job.stderrTruncated
         var headers = HTTPFields()
+        headers[.contentType] = "application/octet-stream"
         headers[.xnTotalBytes] = String(total)
         headers[.xnTruncated] = truncated ? "true" : "false"
         headers[.xnJobState] = job.state.rawValue
-        return Responses.bytes(bytes, headers: headers)
+        // Streamed a piece at a time: a large output never sits whole in the hub's memory.
+        let length = max(0, min(limit, total - offset))
+        let start = offset
+        let store = store
+        let body = ResponseBody(contentLength: length) { writer in
+            var position = start
+            while position < start + length {
+                let piece = try await store.output(
+                    id, stream: stream, from: position, limit: min(Self.pieceBytes, start + length - position))
+                if piece.isEmpty { break }
+                try await writer.write(ByteBuffer(bytes: piece))
+                position += piece.count
+            }
+            try await writer.finish(nil)
+        }
+        return Response(status: .ok, headers: headers, body: body)
     }
+
+    /// Bytes read from the store per piece of a raw output response.
+    static let pieceBytes = 1 << 20
 
     private func cancel(_ id: JobID) async throws -> Response {
         guard let before = try await store.job(id) else { return notFound(id) }

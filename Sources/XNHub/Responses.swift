@@ -27,12 +27,6 @@ enum Responses {
         json(status, APIErrorBody(code: code, message: message, field: field))
     }
 
-    static func bytes(_ bytes: [UInt8], headers: HTTPFields = [:]) -> Response {
-        var fields = headers
-        fields[.contentType] = "application/octet-stream"
-        return Response(status: .ok, headers: fields, body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
-    }
-
     static func text(_ status: HTTPResponse.Status, _ text: [UInt8], contentType: String) -> Response {
         Response(
             status: status, headers: [.contentType: contentType],
