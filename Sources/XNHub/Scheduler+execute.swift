@@ -95,7 +95,7 @@ extension Scheduler {
         return outcome
     }
 
-    /// Stores the end, frees the slot, wakes waiters and delivers the callback.
+    /// Stores the end, frees the slot and announces the end.
     private nonisolated func record(_ job: JobRecord, _ outcome: JobOutcome) async {
         var ended: JobRecord?
         do {
@@ -106,9 +106,6 @@ extension Scheduler {
         await release(job.id)
         guard let ended else { return }
         await jobEnded(ended)
-        if ended.spec.callback != nil, let callbacks = await callbacks {
-            await callbacks.deliver(ended)
-        }
     }
 }
 

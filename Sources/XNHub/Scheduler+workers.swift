@@ -213,10 +213,7 @@ extension Scheduler {
         let ended = try? await store.finish(attempt.job, outcome, token: token)
         release(token)
         workers[session]?.outbox.yield(Self.forget(AttemptToken.format(token)))
-        if let ended {
-            jobEnded(ended)
-            if ended.spec.callback != nil, let callbacks { await callbacks.deliver(ended) }
-        }
+        if let ended { jobEnded(ended) }
         await dispatch()
     }
 

@@ -19,8 +19,10 @@ public actor Scheduler: Service {
     let configuration: HubConfiguration
     let logger: Logger
     let endSignals = EndSignals()
-    /// Created when the service runs and shut down when it stops (its HTTP client must be).
-    private(set) var callbacks: CallbackSender?
+    /// Ended jobs with a callback, delivered by `run()` off the path that recorded the end: a
+    /// slow or unreachable callback must hold up neither a job's slot nor a worker's session.
+    private let endedWithCallback: AsyncStream<JobRecord>
+    private let callbackQueue: AsyncStream<JobRecord>.Continuation
     private let launches: AsyncStream<JobRecord>
     private let launchQueue: AsyncStream<JobRecord>.Continuation
     private var running: [JobID: RunningJob] = [:]
@@ -56,6 +58,7 @@ public actor Scheduler: Service {
         self.configuration = configuration
         self.logger = logger
         (launches, launchQueue) = AsyncStream.makeStream(of: JobRecord.self)
+        (endedWithCallback, callbackQueue) = AsyncStream.makeStream(of: JobRecord.self)
     }
 
     /// Resolves what a previous hub process left running; must finish before the server accepts jobs.
@@ -70,19 +73,28 @@ public actor Scheduler: Service {
 
     public func run() async throws {
         let callbacks = CallbackSender(configuration: configuration, store: store, logger: logger)
-        self.callbacks = callbacks
-        await withDiscardingTaskGroup { group in
-            group.addTask { await self.dispatch() }
-            group.addTask { await self.reapOrphansUntilCancelled() }
-            group.addTask {
-                try? await gracefulShutdown()
-                await self.drain()
+        await withDiscardingTaskGroup { outer in
+            outer.addTask {
+                await withDiscardingTaskGroup { deliveries in
+                    for await job in self.endedWithCallback {
+                        deliveries.addTask { await callbacks.deliver(job) }
+                    }
+                }
             }
-            for await job in launches {
-                group.addTask { await self.execute(job) }
+            await withDiscardingTaskGroup { group in
+                group.addTask { await self.dispatch() }
+                group.addTask { await self.reapOrphansUntilCancelled() }
+                group.addTask {
+                    try? await gracefulShutdown()
+                    await self.drain()
+                }
+                for await job in launches {
+                    group.addTask { await self.execute(job) }
+                }
             }
+            // Every job task has ended: deliver what is queued, then stop.
+            callbackQueue.finish()
         }
-        self.callbacks = nil
         await callbacks.shutdown()
     }
 
@@ -264,9 +276,11 @@ public actor Scheduler: Service {
         await dispatch()
     }
 
+    /// Every end goes through here: waiters, the `-n` count, and the callback, if any.
     func jobEnded(_ job: JobRecord) {
         endSignals.notify(job)
         finishedCount += 1
+        if job.spec.callback != nil { callbackQueue.yield(job) }
     }
 
     /// http-runner's `-n`: when a job is created, the oldest finished jobs beyond the limit go.

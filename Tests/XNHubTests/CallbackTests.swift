@@ -39,6 +39,30 @@ struct CallbackTests {
         }
     }
 
+    @Test func everyEndIsPostedIncludingACancelBeforeTheStartAndAWorkersJob() async throws {
+        try await withCallbackListener { listener in
+            try await withHub({ $0.slots = 1 }) { hub in
+                let blocker = try await hub.submit(#"{"command":"sleep","args":["30"]}"#)
+                let waiting = try await hub.submit(#"{"command":"true","callback":"\#(listener.url)/queued"}"#)
+                _ = try await hub.post("/v1/jobs/\(waiting)/cancel", "")
+                _ = try await hub.post("/v1/jobs/\(blocker)/cancel", "")
+                let worker = try TestWorker.start(hub: hub.url, name: "remote", labels: ["at": "worker"])
+                let remote = try await hub.submit(
+                    #"{"command":"echo","args":["far"],"labels":{"at":"worker"},"callback":"\#(listener.url)/remote"}"#)
+                let paths = try await eventually("both callbacks") { () -> Set<String>? in
+                    let paths = Set(await listener.deliveries.map(\.path))
+                    return paths.count == 2 ? paths : nil
+                }
+                #expect(paths == ["/queued", "/remote"])
+                let remoteBody = try #require(await listener.deliveries.first { $0.path == "/remote" }?.body)
+                let job = try #require(try JSONSerialization.jsonObject(with: Data(remoteBody)) as? [String: Any])
+                #expect(job["id"] as? String == remote)
+                #expect(job["stdout"] as? String == "far\n")
+                await worker.stop()
+            }
+        }
+    }
+
     @Test func anUnreachableCallbackIsRetriedAndRecordedWithoutAffectingTheJob() async throws {
         try await withHub { hub in
             let id = try await hub.submit(#"{"command":"echo","args":["ok"],"callback":"http://127.0.0.1:1/x"}"#)
