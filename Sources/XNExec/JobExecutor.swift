@@ -87,7 +87,8 @@ public protocol JobExecutor: Sendable {
 public protocol RunningProcess: AnyObject, Sendable {
     var pid: Int32 { get }
     /// Every chunk of kept output in the order read; finishes once both streams are drained.
-    var output: AsyncStream<OutputChunk> { get }
+    /// Read it to the end: unread output holds the process back (see `ProcessOutput`).
+    var output: ProcessOutput { get }
     /// Sends `signal` to the process's whole process group.
     func signal(_ signal: Int32)
     /// Waits for the process to end and its output to be drained.

@@ -7,7 +7,7 @@ import Synchronization
 /// so output is read as soon as it is written and the exit is seen without a SIGCHLD handler.
 final class PipeProcess: RunningProcess {
     let pid: Int32
-    let output: AsyncStream<OutputChunk>
+    let output: ProcessOutput
     private let state = Mutex(WaitState())
 
     private struct WaitState {
@@ -21,10 +21,12 @@ final class PipeProcess: RunningProcess {
     init(pid: Int32, stdout: Int32, stderr: Int32, stdin: Int32?, input: [UInt8], outputLimit: Int) {
         self.pid = pid
         let (stream, continuation) = AsyncStream.makeStream(of: OutputChunk.self)
-        self.output = stream
+        let credits = OutputCredits(ProcessOutput.capacity)
+        continuation.onTermination = { _ in credits.abandon() }
+        self.output = ProcessOutput(stream: stream, credits: credits)
         let pump = OutputPump(
             pid: pid, stdout: stdout, stderr: stderr, stdin: stdin, input: input,
-            outputLimit: outputLimit, continuation: continuation)
+            outputLimit: outputLimit, sink: OutputSink(continuation: continuation, credits: credits))
         let thread = Thread { [self] in
             let result = pump.run()
             continuation.finish()
@@ -108,7 +110,7 @@ private struct OutputPump: @unchecked Sendable {
     var stdin: Int32?
     let input: [UInt8]
     let outputLimit: Int
-    let continuation: AsyncStream<OutputChunk>.Continuation
+    let sink: OutputSink
 
     /// After the child exits, how long to keep reading from pipes a grandchild may still hold.
     static let drainAfterExit: Double = 0.5
@@ -153,17 +155,17 @@ private struct OutputPump: @unchecked Sendable {
                 break
             }
             if ready == 0 {
-                out.flush(continuation)
-                err.flush(continuation)
+                out.flush(sink)
+                err.flush(sink)
                 idle = true
                 continue
             }
             idle = false
             for entry in fds where entry.revents != 0 {
                 if entry.fd == out.fd {
-                    out.read(into: buffer, limit: outputLimit, continuation: continuation)
+                    out.read(into: buffer, limit: outputLimit, sink: sink)
                 } else if entry.fd == err.fd {
-                    err.read(into: buffer, limit: outputLimit, continuation: continuation)
+                    err.read(into: buffer, limit: outputLimit, sink: sink)
                 } else if entry.fd == inputFD {
                     if writeInput(entry.fd, &inputOffset) {
                         close(entry.fd)
@@ -177,8 +179,8 @@ private struct OutputPump: @unchecked Sendable {
                 }
             }
         }
-        out.flush(continuation)
-        err.flush(continuation)
+        out.flush(sink)
+        err.flush(sink)
         out.closeIfOpen()
         err.closeIfOpen()
         if let fd = inputFD { close(fd) }
@@ -221,12 +223,12 @@ private struct StreamState {
     var kept = 0
 
     mutating func read(
-        into buffer: UnsafeMutableRawBufferPointer, limit: Int, continuation: AsyncStream<OutputChunk>.Continuation
+        into buffer: UnsafeMutableRawBufferPointer, limit: Int, sink: OutputSink
     ) {
         let count = Glibc.read(fd, buffer.baseAddress!, buffer.count)
         if count < 0 && (errno == EAGAIN || errno == EINTR) { return }
         if count <= 0 {
-            flush(continuation)
+            flush(sink)
             closeIfOpen()
             return
         }
@@ -236,12 +238,12 @@ private struct StreamState {
             pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[0..<keep]))
             kept += keep
         }
-        if pending.count >= OutputPump.chunkSize { flush(continuation) }
+        if pending.count >= OutputPump.chunkSize { flush(sink) }
     }
 
-    mutating func flush(_ continuation: AsyncStream<OutputChunk>.Continuation) {
+    mutating func flush(_ sink: OutputSink) {
         guard !pending.isEmpty else { return }
-        continuation.yield(OutputChunk(stream: kind, bytes: pending))
+        sink.hand(OutputChunk(stream: kind, bytes: pending))
         pending = []
     }
 
@@ -250,6 +252,17 @@ private struct StreamState {
             close(fd)
             fd = -1
         }
+    }
+}
+
+/// Where the pump hands chunks: waits for a credit first, so at most `capacity` chunks wait.
+struct OutputSink: Sendable {
+    let continuation: AsyncStream<OutputChunk>.Continuation
+    let credits: OutputCredits
+
+    func hand(_ chunk: OutputChunk) {
+        credits.acquire()
+        continuation.yield(chunk)
     }
 }
 

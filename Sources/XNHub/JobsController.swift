@@ -75,9 +75,9 @@ struct JobsController: Sendable {
         return try await view(job, status: .ok)
     }
 
-    /// The full v1 view of a job, with its output as text.
+    /// The full v1 view of a job, with (the start of) its output as text.
     private func view(_ job: JobRecord, status: HTTPResponse.Status) async throws -> Response {
-        let (stdout, stderr) = try await store.fullOutput(of: job)
+        let (stdout, stderr) = try await store.fullOutput(of: job, limit: Self.inlineOutputBytes)
         let waiting = job.state == .queued ? await scheduler.waitingReason(job.spec) : nil
         return Responses.json(status, JobView(job, stdout: stdout, stderr: stderr, waiting: waiting))
     }
@@ -162,6 +162,10 @@ struct JobsController: Sendable {
         }
         return Response(status: .ok, headers: headers, body: body)
     }
+
+    /// Output bytes per stream a job's JSON view carries: polling a job that wrote gigabytes must
+    /// not make the hub build gigabytes of JSON. The raw endpoints give all of it.
+    static let inlineOutputBytes = 1 << 20
 
     /// Bytes read from the store per piece of a raw output response.
     static let pieceBytes = 1 << 20

@@ -53,7 +53,7 @@ extension Scheduler {
     }
 
     /// Appends each chunk to the store as it arrives, tracking each stream's offset.
-    private nonisolated func store(_ output: AsyncStream<OutputChunk>, of id: JobID) async {
+    private nonisolated func store(_ output: ProcessOutput, of id: JobID) async {
         var offsets: [OutputStreamKind: Int] = [:]
         for await chunk in output {
             let offset = offsets[chunk.stream, default: 0]

@@ -203,11 +203,19 @@ extension Scheduler {
         worker.outbox.yield(ack)
     }
 
-    /// A worker's attempt ended: record it (if it is still the job's current attempt).
-    func remoteEnded(_ token: UInt64, _ end: AttemptEnd, session: UInt64) async {
+    /// A worker's attempt ended: record it (if it is still the job's current attempt). Returns a
+    /// problem that ends the connection when the end comes before the output it reports.
+    func remoteEnded(_ token: UInt64, _ end: AttemptEnd, session: UInt64) async -> String? {
         guard let attempt = remote[token], attempt.session == session else {
             workers[session]?.outbox.yield(Self.forget(AttemptToken.format(token)))
+            return nil
+        }
+        let cap = configuration.maxOutputBytes
+        for (stream, written) in [(OutputStreamName.stdout, end.stdoutBytes), (.stderr, end.stderrBytes)]
+        where attempt.stored[stream] ?? 0 < min(written, cap) {
             return
+                "attempt \(AttemptToken.format(token)) ended with \(stream.rawValue) at \(attempt.stored[stream] ?? 0) of "
+                + "\(min(written, cap)) bytes"
         }
         let outcome = Self.outcome(of: end, reason: attempt.stopReason, cap: configuration.maxOutputBytes)
         let ended = try? await store.finish(attempt.job, outcome, token: token)
@@ -215,6 +223,7 @@ extension Scheduler {
         workers[session]?.outbox.yield(Self.forget(AttemptToken.format(token)))
         if let ended { jobEnded(ended) }
         await dispatch()
+        return nil
     }
 
     static func outcome(of end: AttemptEnd, reason: StopReason?, cap: Int) -> JobOutcome {

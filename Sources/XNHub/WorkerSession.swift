@@ -143,7 +143,7 @@ struct WorkerSession: Sendable {
             guard let token = message.attempt.flatMap(AttemptToken.parse), let end = message.end else {
                 return "ended without an attempt or an end"
             }
-            await scheduler.remoteEnded(token, end, session: session)
+            return await scheduler.remoteEnded(token, end, session: session)
         default:
             return "unexpected message \(message.type.rawValue)"
         }

@@ -1,10 +1,11 @@
 public import XNProtocol
 
 extension JobStore {
-    /// Both streams of a finished or running job as stored; skips the query for an empty stream.
-    public func fullOutput(of job: JobRecord) async throws -> (stdout: [UInt8], stderr: [UInt8]) {
-        let stdout = job.stdoutBytes > 0 ? try await output(job.id, stream: .stdout, from: 0, limit: .max) : []
-        let stderr = job.stderrBytes > 0 ? try await output(job.id, stream: .stderr, from: 0, limit: .max) : []
+    /// Both streams of a finished or running job as stored (the first `limit` bytes of each);
+    /// skips the query for an empty stream.
+    public func fullOutput(of job: JobRecord, limit: Int = .max) async throws -> (stdout: [UInt8], stderr: [UInt8]) {
+        let stdout = job.stdoutBytes > 0 ? try await output(job.id, stream: .stdout, from: 0, limit: limit) : []
+        let stderr = job.stderrBytes > 0 ? try await output(job.id, stream: .stderr, from: 0, limit: limit) : []
         return (stdout, stderr)
     }
 }

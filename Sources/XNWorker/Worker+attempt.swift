@@ -22,6 +22,8 @@ struct Attempt {
     var written: [OutputStreamKind: Int] = [:]
     /// Bytes sent on the current connection (from the hub's ack); nil until the hub says.
     var sent: [OutputStreamKind: Int] = [:]
+    /// Bytes the hub has stored, as its acks say.
+    var acked: [OutputStreamKind: Int] = [:]
     var end: AttemptEnd?
     var endSent = false
     /// The hub no longer wants this attempt: kill it and report nothing.
@@ -97,7 +99,7 @@ extension Worker {
         guard let file else { return }
         let offset = await attempts[token]?.written[chunk.stream] ?? 0
         do {
-            try file.append(chunk.bytes, at: offset)
+            try await file.append(chunk.bytes, at: offset)
         } catch {
             logger.error("\(error)")
             return

@@ -89,7 +89,7 @@ extension Worker {
                     case .output(let token, let stream, let offset, let count, let file):
                         let frame = OutputFrame(
                             stream: stream == .stdout ? 1 : 2, attempt: token, offset: UInt64(offset),
-                            bytes: file.read(at: offset, count: count))
+                            bytes: try await file.read(at: offset, count: count))
                         try await outbound.write(.binary(ByteBuffer(bytes: frame.encoded())))
                     }
                 } catch {

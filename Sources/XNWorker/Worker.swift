@@ -94,12 +94,14 @@ public actor Worker {
                 }
                 return
             }
-            let stdout = message.stdout ?? 0
-            let stderr = message.stderr ?? 0
+            let acked: [OutputStreamKind: Int] = [.stdout: message.stdout ?? 0, .stderr: message.stderr ?? 0]
             if attempt.sent[.stdout] == nil {
                 // The first ack on a new connection says where the hub's copy ends: resume there.
-                attempt.sent = [.stdout: stdout, .stderr: stderr]
+                attempt.sent = acked
+                attempt.acked = acked
                 attempt.endSent = false
+            } else {
+                attempt.acked.merge(acked, uniquingKeysWith: max)
             }
             attempts[token] = attempt
             wake()
@@ -153,11 +155,16 @@ public actor Worker {
         connection?.wake.yield()
     }
 
-    /// What the writer sends next on connection `id`: control first, then output, then ends.
+    /// What the writer sends next on connection `id`: control first, then output while less than
+    /// `window` bytes wait for the hub's ack, then ends.
     func nextToSend(on id: UInt64) -> Outgoing? {
         guard connection?.id == id else { return nil }
         if !control.isEmpty { return .control(control.removeFirst()) }
-        for (token, attempt) in attempts.sorted(by: { $0.key < $1.key }) where !attempt.forget {
+        let unacknowledged = attempts.values.reduce(0) { total, attempt in
+            total + attempt.sent.reduce(0) { $0 + max(0, $1.value - (attempt.acked[$1.key] ?? 0)) }
+        }
+        for (token, attempt) in attempts.sorted(by: { $0.key < $1.key })
+        where !attempt.forget && unacknowledged < Self.window {
             for stream in [OutputStreamKind.stdout, .stderr] {
                 guard let sent = attempt.sent[stream], let file = attempt.spool[stream] else { continue }
                 let written = attempt.written[stream] ?? 0
@@ -169,7 +176,10 @@ public actor Worker {
             }
         }
         for (token, attempt) in attempts where attempt.end != nil && !attempt.endSent && !attempt.forget {
-            guard attempt.sent[.stdout] != nil else { continue }
+            // The end goes after the last byte of output, never before it.
+            guard attempt.sent[.stdout] != nil,
+                OutputStreamKind.allCases.allSatisfy({ attempt.sent[$0] == (attempt.written[$0] ?? 0) })
+            else { continue }
             attempts[token]?.endSent = true
             var ended = WireMessage(.ended)
             ended.attempt = AttemptToken.format(token)
@@ -181,6 +191,11 @@ public actor Worker {
 
     /// Output bytes per frame: large frames cost less per byte; the hub accepts up to 1 MiB.
     static let frameBytes = 256 << 10
+
+    /// Output bytes sent but not yet acknowledged, at most. Without a limit the writer hands
+    /// frames to the event loop faster than the socket takes them: memory grows and heartbeats
+    /// queue behind the output until the hub declares the worker lost.
+    static let window = 8 << 20
 
     enum Outgoing: Sendable {
         case control(WireMessage)

@@ -23,6 +23,22 @@ struct ExecutorRunTests {
         #expect(finished.bytes(.stderr) == generatedBytes(count: 1_000_001, seed: 12))
     }
 
+    @Test("unread output holds the process back instead of filling memory", arguments: executors)
+    func backpressure(executor: any JobExecutor) async throws {
+        let count = 16 << 20  // far beyond what the hand-off and the pipe hold
+        let process = try executor.start(TestTask.request("bytes", "\(count)", "4", outputLimit: count))
+        // Nobody reads: the process must still be blocked on its pipe well after it could have finished.
+        try await Task.sleep(for: .seconds(1))
+        #expect(await process.result(timeout: .milliseconds(100)) == nil)
+        var bytes: [UInt8] = []
+        for await chunk in process.output {
+            bytes += chunk.bytes
+        }
+        #expect(bytes.count == count)
+        #expect(bytes == generatedBytes(count: count, seed: 4))
+        #expect(await process.result().termination == .exited(0))
+    }
+
     @Test("writes separated by a pause keep their order across streams", arguments: executors)
     func interleaving(executor: any JobExecutor) async throws {
         let finished = try await run(

@@ -167,6 +167,19 @@ struct JobsAPITests {
         }
     }
 
+    @Test func aJobViewCarriesTheFirstMiBOfOutputAndTheRawEndpointAllOfIt() async throws {
+        try await withHub { hub in
+            let count = 3 << 20
+            let id = try await hub.submit(#"{"command":"sh","args":["-c","head -c \#(count) /dev/zero | tr '\\0' a"]}"#)
+            let job = try await hub.ended(id)
+            #expect(job["stdout_bytes"] as? Int == count)
+            #expect(job["stdout_truncated"] as? Bool == false)
+            #expect((job["stdout"] as? String)?.utf8.count == 1 << 20)
+            let raw = try await hub.get("/v1/jobs/\(id)/stdout")
+            #expect(raw.body == [UInt8](repeating: UInt8(ascii: "a"), count: count))
+        }
+    }
+
     @Test func listFiltersByStateAndPagesNewestFirst() async throws {
         try await withHub { hub in
             var ids: [String] = []
@@ -244,10 +257,11 @@ func readPids(_ path: String) throws -> [Int32] {
 /// The bytes `xn-testtask bytes COUNT SEED` writes.
 func generatedBytes(count: Int, seed: UInt64) -> [UInt8] {
     var state = seed
-    var bytes = [UInt8](repeating: 0, count: count)
-    for index in 0..<count {
-        state = state &* 6364136223846793005 &+ 1442695040888963407
-        bytes[index] = UInt8(truncatingIfNeeded: state >> 33)
+    return [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+        for index in 0..<count {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            buffer[index] = UInt8(truncatingIfNeeded: state >> 33)
+        }
+        initialized = count
     }
-    return bytes
 }

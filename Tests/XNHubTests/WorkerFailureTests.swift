@@ -106,6 +106,54 @@ struct WorkerFailureTests {
         #expect(try await worker.exitStatus(timeout: .seconds(20)) == 0)
     }
 
+    /// 200 MB through a hub that is killed and restarted mid-stream: every byte arrives once, in
+    /// order, and neither side holds the stream in memory (acknowledged window, bounded hand-off).
+    @Test func aLargeStreamSurvivesAForcedReconnectByteForByteInBoundedMemory() async throws {
+        let data = try temporaryFolder()
+        let count = 200_000_000
+        let options = ["--no-local", "--heartbeat-timeout", "3", "--max-output", String(count)]
+        let first = try await HubProcess.start(data: data, options)
+        defer { first.killNow() }
+        let worker = try Self.workerProcess(first.url, name: "bulk")
+        defer { worker.signal(SIGKILL) }
+        try await eventually("worker connected") { () -> Bool? in
+            let list = try await first.get("/v1/workers").object()["workers"] as? [[String: Any]]
+            return list?.isEmpty == false ? true : nil
+        }
+        let id = try await first.submit(#"{"command":"\#(Binaries.testtask)","args":["bytes","\#(count)","5"]}"#)
+        try await eventually("a part stored", timeout: .seconds(60)) { () -> Bool? in
+            let job = try await first.get("/v1/jobs/\(id)").object()
+            return (job["stdout_bytes"] as? Int ?? 0) >= 16_000_000 ? true : nil
+        }
+        first.child.signal(SIGKILL)
+        _ = try await first.child.exitStatus()
+        let port = URL(string: first.url)!.port!
+        let second = try await HubProcess.start(data: data, options + ["-p", String(port)])
+        defer { second.killNow() }
+        let job = try await eventually("job ended after the restart", timeout: .seconds(150)) { () -> [String: Any]? in
+            let job = try await second.get("/v1/jobs/\(id)").object()
+            return ["running", "assigned"].contains(job["state"] as? String ?? "") ? nil : job
+        }
+        #expect(job["state"] as? String == "succeeded")
+        #expect(job["stdout_bytes"] as? Int == count)
+        // Peak memory while it streamed, before the download below.
+        let hubPeak = try peakResidentMiB(second.child.process.processIdentifier)
+        let workerPeak = try peakResidentMiB(worker.process.processIdentifier)
+        #expect(hubPeak < 160, "hub peaked at \(hubPeak) MiB while storing \(count / 1_000_000) MB")
+        #expect(workerPeak < 160, "worker peaked at \(workerPeak) MiB while streaming \(count / 1_000_000) MB")
+        var stored: [UInt8] = []
+        stored.reserveCapacity(count)
+        let piece = 50_000_000
+        for offset in stride(from: 0, to: count, by: piece) {
+            stored += try await second.get("/v1/jobs/\(id)/stdout?offset=\(offset)&limit=\(piece)").body
+        }
+        #expect(stored.count == count)
+        #expect(
+            sameBytes(stored, generatedBytes(count: count, seed: 5)), "stored output differs from what the job wrote")
+        worker.signal(SIGTERM)
+        #expect(try await worker.exitStatus(timeout: .seconds(20)) == 0)
+    }
+
     @Test func sigtermDrainsTheWorkerAfterItsRunningJobs() async throws {
         try await withHub({ $0.slots = 0 }) { hub in
             let worker = try Self.workerProcess(hub.url, name: "drained")
@@ -127,4 +175,19 @@ struct WorkerFailureTests {
             #expect(try await hub.state(later) == "queued")
         }
     }
+}
+
+/// A process's peak resident memory (VmHWM) in MiB.
+func peakResidentMiB(_ pid: Int32) throws -> Int {
+    let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+    guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+        let kilobytes = Int(line.split(separator: " ", omittingEmptySubsequences: true)[1])
+    else { throw TestFailure("no VmHWM for process \(pid)") }
+    return kilobytes / 1024
+}
+
+/// Byte equality without a per-element loop (debug builds compare 200 MB arrays slowly).
+func sameBytes(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+    a.count == b.count
+        && a.withUnsafeBytes { x in b.withUnsafeBytes { y in memcmp(x.baseAddress!, y.baseAddress!, a.count) == 0 } }
 }
