@@ -36,7 +36,10 @@ public func buildApplication(
         router: router,
         server: .http1WebSocketUpgrade(
             webSocketRouter: sockets,
-            configuration: .init(ws: .init(maxFrameSize: WireProtocol.maxFrameBytes))),
+            configuration: .init(
+                ws: .init(
+                    maxFrameSize: WireProtocol.maxFrameBytes,
+                    extensions: [.nonNegotiatedExtension { WordwiseUnmask() }]))),
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
         onServerRunning: { channel in
             await onListening(channel.localAddress?.port ?? configuration.port)

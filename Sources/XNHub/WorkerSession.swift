@@ -93,7 +93,7 @@ struct WorkerSession: Sendable {
                 case .text(let text):
                     problem = await handle(text, outbox: outbox, state: state)
                 case .binary(let buffer):
-                    problem = await handleOutput(Array(buffer.readableBytesView), outbox: outbox, state: state)
+                    problem = await handleOutput(buffer, outbox: outbox, state: state)
                 }
                 // Silence is time spent waiting for the worker, not time the hub took to store.
                 state.lastSeen.withLock { $0 = ContinuousClock.now }
@@ -152,12 +152,13 @@ struct WorkerSession: Sendable {
 
     /// Stores one output frame at its offset (skipping what is already stored) and acknowledges it.
     private func handleOutput(
-        _ bytes: [UInt8], outbox: AsyncStream<WireMessage>.Continuation, state: SessionState
+        _ buffer: ByteBuffer, outbox: AsyncStream<WireMessage>.Continuation, state: SessionState
     ) async
         -> String?
     {
         guard let session = state.session.withLock({ $0 }) else { return "expected hello first" }
-        guard let frame = OutputFrame(decoding: bytes) else { return "malformed output frame" }
+        guard let frame = OutputFrame.parseHeader(buffer.readableBytesView) else { return "malformed output frame" }
+        let count = buffer.readableBytes - OutputFrame.headerSize
         let stream: OutputStreamName = frame.stream == 1 ? .stdout : .stderr
         switch await scheduler.outputTarget(frame.attempt, stream: stream, session: session) {
         case .stale:
@@ -166,12 +167,14 @@ struct WorkerSession: Sendable {
         case .store(let job, let stored):
             let offset = Int(frame.offset)
             guard offset <= stored else { return "output gap: got offset \(offset), expected \(stored)" }
-            let end = offset + frame.bytes.count
+            let end = offset + count
             let keepUpTo = min(end, configuration.maxOutputBytes)
             if keepUpTo > stored {
-                let slice = Array(frame.bytes[(stored - offset)..<(keepUpTo - offset)])
+                let kept = buffer.withUnsafeReadableBytes { raw in
+                    Data(raw[(OutputFrame.headerSize + stored - offset)..<(OutputFrame.headerSize + keepUpTo - offset)])
+                }
                 do {
-                    try await store.appendOutput(job, stream: stream, offset: stored, bytes: slice)
+                    try await store.appendOutput(job, stream: stream, offset: stored, data: kept)
                 } catch {
                     logger.error("cannot store output of job \(job): \(error)")
                     return "the hub cannot store output"

@@ -118,22 +118,26 @@ public struct OutputFrame: Sendable, Equatable {
 
     /// The header and bytes as sent.
     public func encoded() -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(Self.headerSize + bytes.count)
-        out.append(stream)
+        Self.header(stream: stream, attempt: attempt, offset: offset) + bytes
+    }
+
+    /// The 17 header bytes; the bytes of output follow them.
+    public static func header(stream: UInt8, attempt: UInt64, offset: UInt64) -> [UInt8] {
+        var out: [UInt8] = [stream]
+        out.reserveCapacity(headerSize)
         for shift in stride(from: 56, through: 0, by: -8) {
             out.append(UInt8(truncatingIfNeeded: attempt >> UInt64(shift)))
         }
         for shift in stride(from: 56, through: 0, by: -8) {
             out.append(UInt8(truncatingIfNeeded: offset >> UInt64(shift)))
         }
-        out.append(contentsOf: bytes)
         return out
     }
 
-    /// Parses a frame; nil when it is too short or names no known stream.
-    public init?(decoding frame: some Collection<UInt8>) {
-        guard frame.count >= Self.headerSize else { return nil }
+    /// Parses a header; nil when it is too short or names no known stream.
+    public static func parseHeader(_ frame: some Collection<UInt8>) -> (stream: UInt8, attempt: UInt64, offset: UInt64)?
+    {
+        guard frame.count >= headerSize else { return nil }
         var iterator = frame.makeIterator()
         let stream = iterator.next()!
         guard stream == 1 || stream == 2 else { return nil }
@@ -142,9 +146,15 @@ public struct OutputFrame: Sendable, Equatable {
         for _ in 0..<8 { attempt = attempt << 8 | UInt64(iterator.next()!) }
         for _ in 0..<8 { offset = offset << 8 | UInt64(iterator.next()!) }
         guard offset <= UInt64(Int.max) else { return nil }
-        self.stream = stream
-        self.attempt = attempt
-        self.offset = offset
+        return (stream, attempt, offset)
+    }
+
+    /// Parses a frame; nil when it is too short or names no known stream.
+    public init?(decoding frame: some Collection<UInt8>) {
+        guard let header = Self.parseHeader(frame) else { return nil }
+        self.stream = header.stream
+        self.attempt = header.attempt
+        self.offset = header.offset
         self.bytes = Array(frame.dropFirst(Self.headerSize))
     }
 }

@@ -1,6 +1,11 @@
+import Foundation
 public import XNProtocol
 
 extension JobStore {
+    public func appendOutput(_ id: JobID, stream: OutputStreamName, offset: Int, bytes: [UInt8]) async throws {
+        try await appendOutput(id, stream: stream, offset: offset, data: Data(bytes))
+    }
+
     /// Both streams of a finished or running job as stored (the first `limit` bytes of each);
     /// skips the query for an empty stream.
     public func fullOutput(of job: JobRecord, limit: Int = .max) async throws -> (stdout: [UInt8], stderr: [UInt8]) {

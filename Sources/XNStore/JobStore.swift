@@ -1,3 +1,4 @@
+public import Foundation
 public import XNProtocol
 
 /// Durable home of jobs and their output. The queue lives here, not in memory.
@@ -21,7 +22,7 @@ public protocol JobStore: Sendable {
     /// Jobs assigned to or running on remote workers: after a restart they wait for their worker.
     func remoteAttempts() async throws -> [JobRecord]
     /// Appends bytes at `offset` of one stream of a job.
-    func appendOutput(_ id: JobID, stream: OutputStreamName, offset: Int, bytes: [UInt8]) async throws
+    func appendOutput(_ id: JobID, stream: OutputStreamName, offset: Int, data: Data) async throws
     /// Records how a job ended; nil when it had already ended (the first end wins) or, with a
     /// `token`, when that attempt is no longer the job's current one.
     func finish(_ id: JobID, _ outcome: JobOutcome, token: UInt64?) async throws -> JobRecord?

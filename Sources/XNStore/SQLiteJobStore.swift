@@ -205,7 +205,7 @@ public final class SQLiteJobStore: JobStore {
         }
     }
 
-    public func appendOutput(_ id: JobID, stream: OutputStreamName, offset: Int, bytes: [UInt8]) async throws {
+    public func appendOutput(_ id: JobID, stream: OutputStreamName, offset: Int, data: Data) async throws {
         let column = stream == .stdout ? "stdout_bytes" : "stderr_bytes"
         try await db.write { db in
             guard
@@ -214,10 +214,10 @@ public final class SQLiteJobStore: JobStore {
             else { return }
             try db.execute(
                 sql: "INSERT OR REPLACE INTO output (job_seq, stream, offset, data) VALUES (?, ?, ?, ?)",
-                arguments: [seq, stream.rawValue, offset, Data(bytes)])
+                arguments: [seq, stream.rawValue, offset, data])
             try db.execute(
                 sql: "UPDATE jobs SET \(column) = max(\(column), ?) WHERE seq = ?",
-                arguments: [offset + bytes.count, seq])
+                arguments: [offset + data.count, seq])
         }
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import NIOCore
 import NIOPosix
 
 /// One stream of one attempt's output on disk, so output waiting for the hub costs no memory.
@@ -23,8 +24,24 @@ final class SpoolFile: @unchecked Sendable {
         try await NIOThreadPool.singleton.runIfActive { try self.appendNow(bytes, at: offset) }
     }
 
-    func read(at offset: Int, count: Int) async throws -> [UInt8] {
-        try await NIOThreadPool.singleton.runIfActive { self.readNow(at: offset, count: count) }
+    /// `header` followed by up to `count` bytes from `offset`, read straight into the buffer that
+    /// goes to the socket (one copy of the output instead of three).
+    func read(after header: [UInt8], at offset: Int, count: Int) async throws -> ByteBuffer {
+        try await NIOThreadPool.singleton.runIfActive {
+            var buffer = ByteBufferAllocator().buffer(capacity: header.count + count)
+            buffer.writeBytes(header)
+            let got = try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { raw in
+                let got = pread(self.fd, raw.baseAddress!, count, off_t(offset))
+                guard got >= 0 else {
+                    throw WorkerError("cannot read spool file \(self.path): \(String(cString: strerror(errno)))")
+                }
+                return got
+            }
+            guard got == count else {
+                throw WorkerError("spool file \(self.path) ends before offset \(offset + count)")
+            }
+            return buffer
+        }
     }
 
     private func appendNow(_ bytes: [UInt8], at offset: Int) throws {
@@ -39,14 +56,6 @@ final class SpoolFile: @unchecked Sendable {
             }
             done += written
         }
-    }
-
-    private func readNow(at offset: Int, count: Int) -> [UInt8] {
-        var bytes = [UInt8](repeating: 0, count: count)
-        let got = bytes.withUnsafeMutableBytes { raw in pread(fd, raw.baseAddress!, count, off_t(offset)) }
-        if got <= 0 { return [] }
-        bytes.removeLast(count - got)
-        return bytes
     }
 
     /// Closes and deletes the file.

@@ -87,10 +87,9 @@ extension Worker {
                     case .control(let message):
                         try await outbound.write(.text(Self.encode(message)))
                     case .output(let token, let stream, let offset, let count, let file):
-                        let frame = OutputFrame(
-                            stream: stream == .stdout ? 1 : 2, attempt: token, offset: UInt64(offset),
-                            bytes: try await file.read(at: offset, count: count))
-                        try await outbound.write(.binary(ByteBuffer(bytes: frame.encoded())))
+                        let header = OutputFrame.header(
+                            stream: stream == .stdout ? 1 : 2, attempt: token, offset: UInt64(offset))
+                        try await outbound.write(.binary(try await file.read(after: header, at: offset, count: count)))
                     }
                 } catch {
                     try? await outbound.close(.goingAway, reason: nil)
