@@ -5,7 +5,11 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
+#include <termios.h>
 #include <unistd.h>
 
 #ifndef POSIX_SPAWN_SETSID
@@ -13,7 +17,7 @@
 #endif
 
 int xn_spawn(const char *file, char *const argv[], char *const envp[], const char *cwd,
-             int stdin_fd, int stdout_fd, int stderr_fd, int new_session, int search_path,
+             int stdin_fd, int stdout_fd, int stderr_fd, const char *tty_path, int search_path,
              pid_t *pid) {
     posix_spawn_file_actions_t actions;
     posix_spawnattr_t attr;
@@ -25,9 +29,17 @@ int xn_spawn(const char *file, char *const argv[], char *const envp[], const cha
         return rc;
     }
     if (cwd != NULL && (rc = posix_spawn_file_actions_addchdir_np(&actions, cwd)) != 0) goto done;
-    if ((rc = posix_spawn_file_actions_adddup2(&actions, stdin_fd, 0)) != 0) goto done;
-    if ((rc = posix_spawn_file_actions_adddup2(&actions, stdout_fd, 1)) != 0) goto done;
-    if ((rc = posix_spawn_file_actions_adddup2(&actions, stderr_fd, 2)) != 0) goto done;
+    if (tty_path != NULL) {
+        // Opened by path (not inherited) and without O_NOCTTY after setsid: the terminal becomes
+        // the child's controlling terminal, so /dev/tty, job control and Ctrl-C work inside it.
+        if ((rc = posix_spawn_file_actions_addopen(&actions, 0, tty_path, O_RDWR, 0)) != 0) goto done;
+        if ((rc = posix_spawn_file_actions_adddup2(&actions, 0, 1)) != 0) goto done;
+        if ((rc = posix_spawn_file_actions_adddup2(&actions, 0, 2)) != 0) goto done;
+    } else {
+        if ((rc = posix_spawn_file_actions_adddup2(&actions, stdin_fd, 0)) != 0) goto done;
+        if ((rc = posix_spawn_file_actions_adddup2(&actions, stdout_fd, 1)) != 0) goto done;
+        if ((rc = posix_spawn_file_actions_adddup2(&actions, stderr_fd, 2)) != 0) goto done;
+    }
     // Nothing else of the runner's crosses into a job: not its sockets, not its database, not
     // other jobs' pipes (which would keep their readers from seeing EOF).
     if ((rc = posix_spawn_file_actions_addclosefrom_np(&actions, 3)) != 0) goto done;
@@ -41,7 +53,7 @@ int xn_spawn(const char *file, char *const argv[], char *const envp[], const cha
     if ((rc = posix_spawnattr_setsigmask(&attr, &empty)) != 0) goto done;
     if ((rc = posix_spawnattr_setsigdefault(&attr, &defaults)) != 0) goto done;
     short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
-    if (new_session) {
+    if (tty_path != NULL) {
         flags |= POSIX_SPAWN_SETSID;
     } else {
         flags |= POSIX_SPAWN_SETPGROUP;
@@ -72,4 +84,31 @@ int xn_set_nonblocking(int fd) {
     int flags = fcntl(fd, F_GETFL);
     if (flags < 0) return errno;
     return fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0 ? 0 : errno;
+}
+
+int xn_open_terminal(unsigned short rows, unsigned short cols, int *master, char *name, size_t length) {
+    int fd = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) return errno;
+    if (grantpt(fd) != 0 || unlockpt(fd) != 0 || ptsname_r(fd, name, length) != 0) {
+        int saved = errno;
+        close(fd);
+        return saved;
+    }
+    struct winsize size = {.ws_row = rows, .ws_col = cols};
+    if (ioctl(fd, TIOCSWINSZ, &size) != 0) {
+        int saved = errno;
+        close(fd);
+        return saved;
+    }
+    *master = fd;
+    return 0;
+}
+
+int xn_resize_terminal(int master, unsigned short rows, unsigned short cols) {
+    struct winsize size = {.ws_row = rows, .ws_col = cols};
+    return ioctl(master, TIOCSWINSZ, &size) == 0 ? 0 : errno;
+}
+
+int xn_eventfd(void) {
+    return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 }

@@ -16,10 +16,16 @@ public struct ProcessRequest: Sendable {
     public var standardInput: [UInt8]?
     /// Bytes kept per stream; the rest is read, counted and dropped so memory stays bounded.
     public var outputLimit: Int
+    /// Run under a pseudo-terminal of this size, as the process's controlling terminal and its
+    /// stdin, stdout and stderr (all output then arrives as `.stdout`). nil: pipes.
+    public var terminal: TerminalSize?
+    /// Keep stdin open after `standardInput` for `RunningProcess.send`. A terminal always is.
+    public var keepsInputOpen: Bool
 
     public init(
         command: String, arguments: [String] = [], environment: [String: String] = [:],
-        workingDirectory: String? = nil, standardInput: [UInt8]? = nil, outputLimit: Int = 16 << 20
+        workingDirectory: String? = nil, standardInput: [UInt8]? = nil, outputLimit: Int = 16 << 20,
+        terminal: TerminalSize? = nil, keepsInputOpen: Bool = false
     ) {
         self.command = command
         self.arguments = arguments
@@ -27,6 +33,37 @@ public struct ProcessRequest: Sendable {
         self.workingDirectory = workingDirectory
         self.standardInput = standardInput
         self.outputLimit = outputLimit
+        self.terminal = terminal
+        self.keepsInputOpen = keepsInputOpen
+    }
+}
+
+/// A terminal's size in character cells.
+public struct TerminalSize: Sendable, Equatable, Codable {
+    public var rows: UInt16
+    public var columns: UInt16
+
+    public init(rows: UInt16, columns: UInt16) {
+        self.rows = rows
+        self.columns = columns
+    }
+}
+
+/// Why input or a resize did not reach a process.
+public enum InputError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// Its stdin was never kept open, was closed, or the process ended.
+    case closed
+    /// More than `InputQueue.limit` bytes wait for the process to read them.
+    case full
+    /// A resize of a process that has no terminal.
+    case notATerminal
+
+    public var description: String {
+        switch self {
+        case .closed: "the job's input is closed"
+        case .full: "the job is not reading its input fast enough"
+        case .notATerminal: "the job has no terminal"
+        }
     }
 }
 
@@ -91,6 +128,12 @@ public protocol RunningProcess: AnyObject, Sendable {
     var output: ProcessOutput { get }
     /// Sends `signal` to the process's whole process group.
     func signal(_ signal: Int32)
+    /// Queues `bytes` for the process's stdin (or terminal), after everything sent before.
+    func send(_ bytes: [UInt8]) throws(InputError)
+    /// Ends the input once what was sent is written: closes stdin, or on a terminal types Ctrl-D.
+    func closeInput()
+    /// Sets the terminal's size; the kernel sends the program SIGWINCH.
+    func resize(_ size: TerminalSize) throws(InputError)
     /// Waits for the process to end and its output to be drained.
     func result() async -> ProcessResult
     /// The result if the process ends within `timeout`, else nil (the process keeps running).

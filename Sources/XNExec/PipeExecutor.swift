@@ -2,7 +2,8 @@ import CXNSystem
 import Foundation
 import Glibc
 
-/// Runs processes with stdin, stdout and stderr on pipes, each in its own process group.
+/// Runs processes with stdin, stdout and stderr on pipes, each in its own process group; or, when
+/// the request asks for a terminal, on a pseudo-terminal in a session of their own.
 public struct PipeExecutor: JobExecutor {
     public init() {
         // A job closing its stdin early must give us EPIPE, not kill the runner.
@@ -19,6 +20,7 @@ public struct PipeExecutor: JobExecutor {
                 throw SpawnError(code: ENOTDIR, description: "cwd \(cwd): not a directory")
             }
         }
+        if let size = request.terminal { return try startOnTerminal(request, size: size) }
         let stdin = try Pipe.make()
         let stdout: Pipe
         let stderr: Pipe
@@ -48,12 +50,65 @@ public struct PipeExecutor: JobExecutor {
                 code: rc, description: "spawn \(request.command) \(errnoName(rc)): \(String(cString: strerror(rc)))")
         }
         let input = request.standardInput ?? []
-        if input.isEmpty {
+        let live: InputQueue?
+        do {
+            live = request.keepsInputOpen ? try InputQueue() : nil
+        } catch {
+            // The process runs already: it gets an empty stdin rather than none.
+            live = nil
+        }
+        let keepsStdin = !input.isEmpty || live != nil
+        if !keepsStdin {
             close(stdin.write)
         }
         return PipeProcess(
             pid: pid, stdout: stdout.read, stderr: stderr.read,
-            stdin: input.isEmpty ? nil : stdin.write, input: input, outputLimit: request.outputLimit)
+            stdin: keepsStdin ? stdin.write : nil, input: input, outputLimit: request.outputLimit, live: live)
+    }
+
+    private func startOnTerminal(_ request: ProcessRequest, size: TerminalSize) throws(SpawnError) -> any RunningProcess
+    {
+        var master: Int32 = -1
+        var name = [CChar](repeating: 0, count: 128)
+        var rc = xn_open_terminal(size.rows, size.columns, &master, &name, name.count)
+        if rc != 0 {
+            throw SpawnError(code: rc, description: "cannot open a terminal: \(String(cString: strerror(rc)))")
+        }
+        let path = name.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        // Held open until the child has its own: a master whose slave nobody holds reads EIO.
+        let slave = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC)
+        let input = fcntl(master, F_DUPFD_CLOEXEC, 0)
+        let control = fcntl(master, F_DUPFD_CLOEXEC, 0)
+        let live: InputQueue
+        do throws(SpawnError) {
+            guard slave >= 0, input >= 0, control >= 0 else {
+                throw SpawnError(
+                    code: errno, description: "cannot open terminal \(path): \(String(cString: strerror(errno)))")
+            }
+            live = try InputQueue()
+        } catch {
+            for fd in [slave, input, control, master] where fd >= 0 { close(fd) }
+            throw error
+        }
+        var environment = mergedEnvironment(request.environment)
+        if !environment.contains(where: { $0.hasPrefix("TERM=") }) { environment.append("TERM=xterm-256color") }
+        var pid: pid_t = 0
+        let searchPath: Int32 = request.command.contains("/") ? 0 : 1
+        rc = withCStrings([request.command] + request.arguments) { argv in
+            withCStrings(environment) { envp in
+                xn_spawn(request.command, argv, envp, request.workingDirectory, -1, -1, -1, path, searchPath, &pid)
+            }
+        }
+        close(slave)
+        if rc != 0 {
+            for fd in [input, control, master] { close(fd) }
+            live.markClosed()
+            throw SpawnError(
+                code: rc, description: "spawn \(request.command) \(errnoName(rc)): \(String(cString: strerror(rc)))")
+        }
+        return PipeProcess(
+            pid: pid, stdout: master, stderr: -1, stdin: input, input: request.standardInput ?? [],
+            outputLimit: request.outputLimit, live: live, terminal: control)
     }
 
     private func spawn(
@@ -62,10 +117,8 @@ public struct PipeExecutor: JobExecutor {
         pid: inout pid_t
     ) -> Int32 {
         let searchPath: Int32 = request.command.contains("/") ? 0 : 1
-        if let cwd = request.workingDirectory {
-            return xn_spawn(request.command, argv, envp, cwd, stdin, stdout, stderr, 0, searchPath, &pid)
-        }
-        return xn_spawn(request.command, argv, envp, nil, stdin, stdout, stderr, 0, searchPath, &pid)
+        return xn_spawn(
+            request.command, argv, envp, request.workingDirectory, stdin, stdout, stderr, nil, searchPath, &pid)
     }
 }
 

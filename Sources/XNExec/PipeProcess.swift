@@ -9,6 +9,11 @@ final class PipeProcess: RunningProcess {
     let pid: Int32
     let output: ProcessOutput
     private let state = Mutex(WaitState())
+    /// Where `send` queues input; nil when stdin was not kept open.
+    private let live: InputQueue?
+    /// A descriptor of the terminal's master for `resize`; -1 without a terminal or once ended.
+    private let terminal: Mutex<Int32>
+    private let hasTerminal: Bool
 
     private struct WaitState {
         var result: ProcessResult?
@@ -18,15 +23,22 @@ final class PipeProcess: RunningProcess {
         var abandoned: Set<UInt64> = []
     }
 
-    init(pid: Int32, stdout: Int32, stderr: Int32, stdin: Int32?, input: [UInt8], outputLimit: Int) {
+    init(
+        pid: Int32, stdout: Int32, stderr: Int32, stdin: Int32?, input: [UInt8], outputLimit: Int,
+        live: InputQueue? = nil, terminal: Int32 = -1
+    ) {
         self.pid = pid
+        self.live = live
+        self.terminal = Mutex(terminal)
+        self.hasTerminal = terminal >= 0
         let (stream, continuation) = AsyncStream.makeStream(of: OutputChunk.self)
         let credits = OutputCredits(ProcessOutput.capacity)
         continuation.onTermination = { _ in credits.abandon() }
         self.output = ProcessOutput(stream: stream, credits: credits)
         let pump = OutputPump(
-            pid: pid, stdout: stdout, stderr: stderr, stdin: stdin, input: input,
-            outputLimit: outputLimit, sink: OutputSink(continuation: continuation, credits: credits))
+            pid: pid, stdout: stdout, stderr: stderr, stdin: stdin, input: input, live: live,
+            isTerminal: terminal >= 0, outputLimit: outputLimit,
+            sink: OutputSink(continuation: continuation, credits: credits))
         let thread = Thread { [self] in
             let result = pump.run()
             continuation.finish()
@@ -39,6 +51,23 @@ final class PipeProcess: RunningProcess {
 
     func signal(_ signal: Int32) {
         _ = kill(-pid, signal)
+    }
+
+    func send(_ bytes: [UInt8]) throws(InputError) {
+        guard let live else { throw InputError.closed }
+        try live.send(bytes)
+    }
+
+    func closeInput() {
+        live?.close()
+    }
+
+    func resize(_ size: TerminalSize) throws(InputError) {
+        guard hasTerminal else { throw InputError.notATerminal }
+        try terminal.withLock { fd throws(InputError) in
+            guard fd >= 0 else { throw InputError.closed }
+            _ = xn_resize_terminal(fd, size.rows, size.columns)
+        }
     }
 
     func result() async -> ProcessResult {
@@ -91,6 +120,10 @@ final class PipeProcess: RunningProcess {
     }
 
     private func finish(_ result: ProcessResult) {
+        terminal.withLock { fd in
+            if fd >= 0 { close(fd) }
+            fd = -1
+        }
         let waiters = state.withLock { state in
             state.result = result
             defer { state.waiters = [:] }
@@ -109,6 +142,10 @@ private struct OutputPump: @unchecked Sendable {
     var stderr: Int32
     var stdin: Int32?
     let input: [UInt8]
+    /// Live input, when stdin is kept open; nil: stdin closes once `input` is written.
+    let live: InputQueue?
+    /// stdout is a terminal's master and stdin a second descriptor of it.
+    let isTerminal: Bool
     let outputLimit: Int
     let sink: OutputSink
 
@@ -120,7 +157,11 @@ private struct OutputPump: @unchecked Sendable {
         var out = StreamState(fd: stdout, kind: .stdout)
         var err = StreamState(fd: stderr, kind: .stderr)
         var inputFD = stdin
+        var pendingInput = input
         var inputOffset = 0
+        // Without live input, stdin closes as soon as the initial input is written.
+        var inputEnding = live == nil
+        var listening = live != nil && stdin != nil
         var pidfd = xn_pidfd_open(pid)
         var termination: ProcessTermination?
         var exitTime = 0.0
@@ -128,6 +169,12 @@ private struct OutputPump: @unchecked Sendable {
         defer { buffer.deallocate() }
         for fd in [out.fd, err.fd, inputFD ?? -1] where fd >= 0 {
             _ = xn_set_nonblocking(fd)
+        }
+        func endInput() {
+            if let fd = inputFD { close(fd) }
+            inputFD = nil
+            listening = false
+            live?.markClosed()
         }
         var idle = false  // the last poll found nothing ready: pending bytes go out now
         while true {
@@ -139,7 +186,10 @@ private struct OutputPump: @unchecked Sendable {
             var fds: [pollfd] = []
             if out.fd >= 0 { fds.append(pollfd(fd: out.fd, events: Int16(POLLIN), revents: 0)) }
             if err.fd >= 0 { fds.append(pollfd(fd: err.fd, events: Int16(POLLIN), revents: 0)) }
-            if let fd = inputFD { fds.append(pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)) }
+            if let fd = inputFD, inputOffset < pendingInput.count {
+                fds.append(pollfd(fd: fd, events: Int16(POLLOUT), revents: 0))
+            }
+            if listening, let live { fds.append(pollfd(fd: live.wakeFD, events: Int16(POLLIN), revents: 0)) }
             if pidfd >= 0 && termination == nil {
                 fds.append(pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0))
             }
@@ -167,10 +217,22 @@ private struct OutputPump: @unchecked Sendable {
                 } else if entry.fd == err.fd {
                     err.read(into: buffer, limit: outputLimit, sink: sink)
                 } else if entry.fd == inputFD {
-                    if writeInput(entry.fd, &inputOffset) {
-                        close(entry.fd)
-                        inputFD = nil
+                    if !writeInput(entry.fd, pendingInput, &inputOffset) {
+                        endInput()
+                    } else if inputOffset == pendingInput.count {
+                        pendingInput = []
+                        inputOffset = 0
+                        if inputEnding { endInput() }
                     }
+                } else if listening, let live, entry.fd == live.wakeFD {
+                    let (bytes, close) = live.take()
+                    pendingInput += bytes
+                    if close {
+                        listening = false
+                        // A terminal has no end of input but the EOF character (Ctrl-D).
+                        if isTerminal { pendingInput.append(4) } else { inputEnding = true }
+                    }
+                    if inputEnding && pendingInput.isEmpty { endInput() }
                 } else if entry.fd == pidfd {
                     termination = reap(blocking: true)
                     exitTime = monotonicSeconds()
@@ -183,20 +245,20 @@ private struct OutputPump: @unchecked Sendable {
         err.flush(sink)
         out.closeIfOpen()
         err.closeIfOpen()
-        if let fd = inputFD { close(fd) }
+        endInput()
         if pidfd >= 0 { close(pidfd) }
         let ended = termination ?? reap(blocking: true)
         return ProcessResult(termination: ended, stdoutBytes: out.total, stderrBytes: err.total)
     }
 
-    /// Writes what the pipe takes of the remaining input; true when done (or the reader left).
-    private func writeInput(_ fd: Int32, _ offset: inout Int) -> Bool {
+    /// Writes what the pipe takes of the remaining input; false when the reader is gone.
+    private func writeInput(_ fd: Int32, _ input: [UInt8], _ offset: inout Int) -> Bool {
         let written = input.withUnsafeBytes { raw in
             Glibc.write(fd, raw.baseAddress! + offset, input.count - offset)
         }
-        if written < 0 { return errno != EAGAIN && errno != EINTR }
+        if written < 0 { return errno == EAGAIN || errno == EINTR }
         offset += written
-        return offset >= input.count
+        return true
     }
 
     private func reap(blocking: Bool) -> ProcessTermination {

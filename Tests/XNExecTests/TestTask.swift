@@ -21,11 +21,11 @@ enum TestTask {
     /// A request running `xn-testtask ARGUMENTS...`.
     static func request(
         _ arguments: String..., environment: [String: String] = [:], workingDirectory: String? = nil,
-        standardInput: [UInt8]? = nil, outputLimit: Int = 16 << 20
+        standardInput: [UInt8]? = nil, outputLimit: Int = 16 << 20, keepsInputOpen: Bool = false
     ) -> ProcessRequest {
         ProcessRequest(
             command: path, arguments: arguments, environment: environment, workingDirectory: workingDirectory,
-            standardInput: standardInput, outputLimit: outputLimit)
+            standardInput: standardInput, outputLimit: outputLimit, keepsInputOpen: keepsInputOpen)
     }
 
     /// A request running `/bin/sh -c SCRIPT` with the helper's path as `$0`.

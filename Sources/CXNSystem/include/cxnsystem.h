@@ -6,9 +6,22 @@
 /// Starts `file` with posix_spawn(p) in its own process group (or session), signals reset
 /// to default and an empty mask, with the given fds as 0, 1 and 2 and an optional cwd.
 /// Returns 0 and sets *pid, or an errno value. `search_path` selects posix_spawnp.
+#include <stddef.h>
+
+/// Spawns `file` in a new process group, stdio on the given fds; or, when `tty_path` is set, in a
+/// new session with that terminal as its controlling terminal and stdio.
 int xn_spawn(const char *file, char *const argv[], char *const envp[], const char *cwd,
-             int stdin_fd, int stdout_fd, int stderr_fd, int new_session, int search_path,
+             int stdin_fd, int stdout_fd, int stderr_fd, const char *tty_path, int search_path,
              pid_t *pid);
+
+/// Opens a pseudo-terminal of the given size: its master (close-on-exec) and the path of its slave.
+int xn_open_terminal(unsigned short rows, unsigned short cols, int *master, char *name, size_t length);
+
+/// Sets a terminal's size; the kernel sends SIGWINCH to its foreground process group.
+int xn_resize_terminal(int master, unsigned short rows, unsigned short cols);
+
+/// A non-blocking, close-on-exec eventfd for waking a poll loop.
+int xn_eventfd(void);
 
 /// pidfd_open(2): an fd that polls readable when the process exits; -1 with errno on failure.
 int xn_pidfd_open(pid_t pid);
