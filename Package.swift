@@ -28,7 +28,7 @@ let package = Package(
     targets: [
         .target(name: "XNProtocol", swiftSettings: strict),
         .target(name: "CXNSystem"),
-        .target(name: "XNExec", dependencies: ["CXNSystem"], swiftSettings: strict),
+        .target(name: "XNExec", dependencies: ["CXNSystem", "XNProtocol"], swiftSettings: strict),
         .target(
             name: "XNStore",
             dependencies: ["XNProtocol", .product(name: "GRDB", package: "GRDB.swift")],

@@ -584,11 +584,21 @@ def run_v1(hub: Hub, c: Contract) -> None:
             r = c.call(hub, "GET", template, "malformed id", id="nope", expect=404)
             c.error_is(r, f"GET {template} [malformed id]", "job_not_found", "id")
 
-    # Cancel.
+    # Cancel (and signals, while the sleeper runs).
     sleeper = submit_v1(hub, c, "sleep 30 to cancel", {"command": "sleep", "args": ["30"]})
     if "id" in sleeper:
         running = poll(hub, f"/v1/jobs/{sleeper['id']}", lambda v: v.get("state") == "running")
         c.check((running or {}).get("state") == "running", "sleep 30 is running before the cancel")
+        r = c.call(hub, "POST", "/v1/jobs/{id}/signal", "CONT to a running job", id=sleeper["id"],
+                   body={"signal": "SIGCONT"}, expect=202, request_ok=True)
+        c.check((json_of(r) or {}).get("state") == "running",
+                "POST /v1/jobs/{id}/signal: the job still runs after CONT")
+        r = c.call(hub, "POST", "/v1/jobs/{id}/signal", "unknown signal", id=sleeper["id"],
+                   body={"signal": "SEGV"}, expect=400, request_ok=True)
+        c.error_is(r, "POST /v1/jobs/{id}/signal [unknown signal]", "invalid_field", "signal")
+        r = c.call(hub, "POST", "/v1/jobs/{id}/signal", "extra field", id=sleeper["id"],
+                   body={"signal": "INT", "to": "all"}, expect=400, request_ok=False)
+        c.error_is(r, "POST /v1/jobs/{id}/signal [extra field]", "invalid_field", "signal")
         r = c.call(hub, "GET", "/v1/jobs/{id}", "running job", id=sleeper["id"], expect=200)
         c.check("started_at" in (json_of(r) or {}) and "finished_at" not in (json_of(r) or {}),
                 "GET /v1/jobs/{id} [running job]: started_at present, finished_at absent")
@@ -604,6 +614,12 @@ def run_v1(hub: Hub, c: Contract) -> None:
     if "id" in plain:
         r = c.call(hub, "POST", "/v1/jobs/{id}/cancel", "finished job", id=plain["id"], expect=409)
         c.error_is(r, "POST /v1/jobs/{id}/cancel [finished job]", "job_finished")
+    if "id" in plain:
+        r = c.call(hub, "POST", "/v1/jobs/{id}/signal", "finished job", id=plain["id"],
+                   body={"signal": 15}, expect=409, request_ok=True)
+        c.error_is(r, "POST /v1/jobs/{id}/signal [finished job]", "job_not_running")
+    r = c.call(hub, "POST", "/v1/jobs/{id}/signal", "unknown id", id=ZERO_ID, body={"signal": "TERM"}, expect=404)
+    c.error_is(r, "POST /v1/jobs/{id}/signal [unknown id]", "job_not_found")
     r = c.call(hub, "POST", "/v1/jobs/{id}/cancel", "unknown id", id=ZERO_ID, expect=404)
     c.error_is(r, "POST /v1/jobs/{id}/cancel [unknown id]", "job_not_found")
     r = c.call(hub, "POST", "/v1/jobs/{id}/cancel", "malformed id", id="123", expect=404)

@@ -1,3 +1,4 @@
+import Foundation
 import HTTPTypes
 import Hummingbird
 import XNProtocol
@@ -27,6 +28,9 @@ struct JobsController: Sendable {
         }
         jobs.post(":id/cancel") { _, context in
             try await withJob(context) { try await cancel($0) }
+        }
+        jobs.post(":id/signal") { request, context in
+            try await withJob(context) { try await signal($0, request) }
         }
     }
 
@@ -177,6 +181,41 @@ struct JobsController: Sendable {
         }
         guard let job = try await scheduler.cancel(id) else { return notFound(id) }
         return try await view(job, status: .ok)
+    }
+
+    /// `{"signal": "INT"}` (or `"SIGINT"`, or `2`) to the job's whole process group.
+    private func signal(_ id: JobID, _ request: Request) async throws -> Response {
+        var request = request
+        let body: ByteBuffer
+        do {
+            body = try await request.body(upTo: 4096)
+        } catch is BodyTooLarge {
+            return Responses.error(.contentTooLarge, "body_too_large", "request body is larger than 4096 bytes")
+        }
+        let object = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any]
+        let known = SignalName.numbers.keys.sorted().joined(separator: ", ")
+        let raw = object?["signal"]
+        let number: Int32? =
+            if let text = raw as? String {
+                SignalName.parse(text)
+            } else if let value = raw as? NSNumber, String(cString: value.objCType) != "c" {
+                SignalName.parse(value.stringValue)
+            } else {
+                nil
+            }
+        guard let object, object.keys.allSatisfy({ $0 == "signal" }), let number else {
+            return Responses.error(
+                .badRequest, "invalid_field", "body must be {\"signal\": NAME}, NAME one of \(known)", field: "signal")
+        }
+        switch try await scheduler.signal(id, number) {
+        case .notFound:
+            return notFound(id)
+        case .notRunning(let why):
+            return Responses.error(.conflict, "job_not_running", "job \(id) is not running: \(why)")
+        case .sent:
+            guard let job = try await store.job(id) else { return notFound(id) }
+            return Responses.json(.accepted, JobView(job))
+        }
     }
 
     private func withJob(

@@ -8,10 +8,7 @@ extension Scheduler {
     /// Runs one job that holds a slot, from spawn to its recorded end. Off the actor: spawning
     /// and storing output must not hold up submissions and other jobs.
     nonisolated func execute(_ job: JobRecord) async {
-        let request = ProcessRequest(
-            command: job.spec.command, arguments: job.spec.args, environment: job.spec.env,
-            workingDirectory: job.spec.cwd, standardInput: job.spec.stdin.map { Array($0.utf8) },
-            outputLimit: configuration.maxOutputBytes)
+        let request = ProcessRequest(job.spec, outputLimit: configuration.maxOutputBytes)
         let process: any RunningProcess
         do {
             process = try executor.start(request)

@@ -181,6 +181,34 @@ public actor Scheduler: Service {
         return ended
     }
 
+    /// What became of a signal for a job.
+    enum SignalDelivery: Sendable {
+        case sent
+        /// Queued or assigned, or its worker is away: nothing to signal (yet).
+        case notRunning(String)
+        case notFound
+    }
+
+    /// Sends `signal` to a running job's process group, on the hub or on its worker.
+    func signal(_ id: JobID, _ signal: Int32) async throws -> SignalDelivery {
+        if let token = remoteToken(of: id) {
+            guard let session = remote[token]?.session, let worker = workers[session] else {
+                return .notRunning("its worker is disconnected")
+            }
+            var message = WireMessage(.signal)
+            message.attempt = AttemptToken.format(token)
+            message.signal = signal
+            worker.outbox.yield(message)
+            return .sent
+        }
+        if let process = running[id]?.process {
+            process.signal(signal)
+            return .sent
+        }
+        guard let job = try await store.job(id) else { return .notFound }
+        return .notRunning(job.state.isTerminal ? "already ended" : "it has not started")
+    }
+
     /// Fills free slots, local and on workers, with the oldest queued jobs each slot may run.
     /// Re-entrant calls fold into one pass.
     func dispatch() async {

@@ -3,7 +3,8 @@ import Foundation
 extension JobSpec {
     /// The fields a v1 body may carry; any other is refused so a typo ("timout") is not ignored.
     public static let fields: Set<String> = [
-        "command", "args", "env", "cwd", "timeout", "stdin", "name", "callback", "labels", "retries",
+        "command", "args", "env", "cwd", "timeout", "stdin", "name", "callback", "labels", "retries", "tty",
+        "interactive",
     ]
 
     /// Parses a JSON request body.
@@ -61,6 +62,13 @@ extension JobSpec {
                 throw SpecError(field: "retries", "retries must be a whole number from 0 to 100")
             }
             spec.retries = number.intValue
+        }
+        spec.tty = try parseTerminal(body["tty"])
+        if let raw = body["interactive"], !(raw is NSNull) {
+            guard let flag = raw as? NSNumber, isBool(flag) else {
+                throw SpecError(field: "interactive", "interactive must be true or false")
+            }
+            spec.interactive = flag.boolValue
         }
         if let raw = body["timeout"], !(raw is NSNull) {
             guard let number = raw as? NSNumber, !isBool(number), number.doubleValue.isFinite,
@@ -124,6 +132,20 @@ extension JobSpec {
             labels[key] = text
         }
         return labels
+    }
+
+    /// `true` (24×80), `false`, or `{"rows": R, "cols": C}` with both from 1 to 1000.
+    private static func parseTerminal(_ raw: Any?) throws(SpecError) -> JobTerminal? {
+        guard let raw, !(raw is NSNull) else { return nil }
+        if let flag = raw as? NSNumber, isBool(flag) { return flag.boolValue ? .standard : nil }
+        let message = "tty must be true, false or {\"rows\": R, \"cols\": C} with both from 1 to 1000"
+        guard let object = raw as? [String: Any], Set(object.keys) == ["rows", "cols"],
+            let rows = object["rows"] as? NSNumber, let cols = object["cols"] as? NSNumber,
+            !isBool(rows), !isBool(cols), rows.doubleValue == rows.doubleValue.rounded(),
+            cols.doubleValue == cols.doubleValue.rounded(), (1...1000).contains(rows.doubleValue),
+            (1...1000).contains(cols.doubleValue)
+        else { throw SpecError(field: "tty", message) }
+        return JobTerminal(rows: rows.intValue, cols: cols.intValue)
     }
 
     private static func optionalString(_ body: [String: Any], _ field: String) throws(SpecError) -> String? {

@@ -15,11 +15,16 @@ public struct JobSpec: Sendable, Equatable, Codable {
     public var labels: [String: String]
     /// Times the job is queued again when its worker is lost.
     public var retries: Int
+    /// Run under a pseudo-terminal of this size (its controlling terminal, stdin, stdout and
+    /// stderr); all output then arrives on stdout. nil: pipes.
+    public var tty: JobTerminal?
+    /// Keep stdin open for input sent while the job runs (a `tty` job always is).
+    public var interactive: Bool
 
     public init(
         command: String, args: [String] = [], env: [String: String] = [:], cwd: String? = nil,
         timeout: Double? = nil, stdin: String? = nil, name: String? = nil, callback: String? = nil,
-        labels: [String: String] = [:], retries: Int = 0
+        labels: [String: String] = [:], retries: Int = 0, tty: JobTerminal? = nil, interactive: Bool = false
     ) {
         self.command = command
         self.args = args
@@ -31,10 +36,28 @@ public struct JobSpec: Sendable, Equatable, Codable {
         self.callback = callback
         self.labels = labels
         self.retries = retries
+        self.tty = tty
+        self.interactive = interactive
     }
 
     enum CodingKeys: String, CodingKey {
-        case command, args, env, cwd, timeout, stdin, name, callback, labels, retries
+        case command, args, env, cwd, timeout, stdin, name, callback, labels, retries, tty, interactive
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(command, forKey: .command)
+        try container.encode(args, forKey: .args)
+        try container.encode(env, forKey: .env)
+        try container.encodeIfPresent(cwd, forKey: .cwd)
+        try container.encodeIfPresent(timeout, forKey: .timeout)
+        try container.encodeIfPresent(stdin, forKey: .stdin)
+        try container.encodeIfPresent(name, forKey: .name)
+        try container.encodeIfPresent(callback, forKey: .callback)
+        try container.encode(labels, forKey: .labels)
+        try container.encode(retries, forKey: .retries)
+        try container.encodeIfPresent(tty, forKey: .tty)
+        if interactive { try container.encode(interactive, forKey: .interactive) }
     }
 
     public init(from decoder: any Decoder) throws {
@@ -49,11 +72,30 @@ public struct JobSpec: Sendable, Equatable, Codable {
         callback = try container.decodeIfPresent(String.self, forKey: .callback)
         labels = try container.decodeIfPresent([String: String].self, forKey: .labels) ?? [:]
         retries = try container.decodeIfPresent(Int.self, forKey: .retries) ?? 0
+        tty = try container.decodeIfPresent(JobTerminal.self, forKey: .tty)
+        interactive = try container.decodeIfPresent(Bool.self, forKey: .interactive) ?? false
     }
+
+    /// Whether input can reach the job while it runs.
+    public var keepsInputOpen: Bool { interactive || tty != nil }
 
     /// Whether a runner with `offered` labels may run this job.
     public func runs(on offered: [String: String]) -> Bool {
         labels.allSatisfy { offered[$0.key] == $0.value }
+    }
+}
+
+/// A job's terminal size in character cells.
+public struct JobTerminal: Sendable, Equatable, Codable {
+    public var rows: Int
+    public var cols: Int
+
+    /// What `"tty": true` gets.
+    public static let standard = JobTerminal(rows: 24, cols: 80)
+
+    public init(rows: Int, cols: Int) {
+        self.rows = rows
+        self.cols = cols
     }
 }
 

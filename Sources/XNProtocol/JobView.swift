@@ -27,6 +27,8 @@ public struct JobView: Sendable, Codable, Equatable {
     public var worker: String?
     public var labels: [String: String]?
     public var retries: Int?
+    public var tty: JobTerminal?
+    public var interactive: Bool?
     public var attempts: Int
     /// Why a queued job has not started ("waiting for a worker with gpu=1").
     public var waiting: String?
@@ -37,7 +39,7 @@ public struct JobView: Sendable, Codable, Equatable {
         case exitCode = "exit_code", signal, err, stdout, stderr
         case stdoutBytes = "stdout_bytes", stderrBytes = "stderr_bytes"
         case stdoutTruncated = "stdout_truncated", stderrTruncated = "stderr_truncated"
-        case callbackStatus = "callback_status", worker, labels, retries, attempts, waiting
+        case callbackStatus = "callback_status", worker, labels, retries, tty, interactive, attempts, waiting
     }
 
     /// The view of `record`; pass output bytes to include the text fields (`get`), nil to omit them (`list`).
@@ -66,6 +68,8 @@ public struct JobView: Sendable, Codable, Equatable {
         worker = record.worker
         labels = record.spec.labels.isEmpty ? nil : record.spec.labels
         retries = record.spec.retries == 0 ? nil : record.spec.retries
+        tty = record.spec.tty
+        interactive = record.spec.keepsInputOpen ? true : nil
         attempts = record.attempts
         self.waiting = waiting
     }

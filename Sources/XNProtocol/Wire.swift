@@ -10,6 +10,7 @@
 ///       │── ended (attempt, how it ended, bytes written) ───▶│
 ///       │◀─ ack (attempt, ended: true) ───────────────────────│  the worker forgets it
 ///       │◀─ cancel (attempt) | kill (attempt, reason) ───────│
+///       │◀─ signal (attempt, signal) ────────────────────────│  to the job's process group
 ///
 /// Every attempt of a job has its own token; the hub ignores reports for tokens it moved past
 /// and tells the worker to kill them, so a late worker cannot overwrite a result.
@@ -28,7 +29,7 @@ public struct WireMessage: Codable, Sendable, Equatable {
         // worker → hub
         case hello, heartbeat, started, ended, draining
         // hub → worker
-        case welcome, refused, assign, cancel, kill, ack
+        case welcome, refused, assign, cancel, kill, ack, signal
     }
 
     public var type: Kind
@@ -43,6 +44,8 @@ public struct WireMessage: Codable, Sendable, Equatable {
     public var job: String?
     public var spec: JobSpec?
     public var pid: Int32?
+    /// signal: the signal number for the attempt's process group.
+    public var signal: Int32?
     public var end: AttemptEnd?
     /// ack: bytes of each stream the hub has stored.
     public var stdout: Int?

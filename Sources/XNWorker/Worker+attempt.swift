@@ -29,6 +29,8 @@ struct Attempt {
     /// The hub no longer wants this attempt: kill it and report nothing.
     var forget = false
     var stopReason: StopReason?
+    /// Set once the process runs, for signals from the hub.
+    var process: (any RunningProcess)?
 }
 
 extension Worker {
@@ -36,9 +38,7 @@ extension Worker {
     nonisolated func execute(_ token: UInt64) async {
         guard let attempt = await attempts[token] else { return }
         let spec = attempt.spec
-        let request = ProcessRequest(
-            command: spec.command, arguments: spec.args, environment: spec.env, workingDirectory: spec.cwd,
-            standardInput: spec.stdin.map { Array($0.utf8) }, outputLimit: attempt.outputLimit)
+        let request = ProcessRequest(spec, outputLimit: attempt.outputLimit)
         let process: any RunningProcess
         do {
             process = try executor.start(request)
@@ -46,6 +46,7 @@ extension Worker {
             await finish(token, AttemptEnd(err: error.description))
             return
         }
+        await running(token, process)
         var started = WireMessage(.started)
         started.attempt = AttemptToken.format(token)
         started.pid = process.pid
@@ -110,6 +111,10 @@ extension Worker {
     func wrote(_ token: UInt64, _ stream: OutputStreamKind, upTo offset: Int) {
         attempts[token]?.written[stream] = offset
         wake()
+    }
+
+    func running(_ token: UInt64, _ process: any RunningProcess) {
+        attempts[token]?.process = process
     }
 
     func noteStop(_ token: UInt64, _ reason: StopReason) {

@@ -108,6 +108,11 @@ public actor Worker {
         case .cancel:
             guard let token = message.attempt.flatMap(AttemptToken.parse) else { return }
             attempts[token]?.stops.yield(.canceled)
+        case .signal:
+            guard let token = message.attempt.flatMap(AttemptToken.parse), let signal = message.signal,
+                SignalName.numbers.values.contains(signal)
+            else { return }
+            attempts[token]?.process?.signal(signal)
         case .kill:
             guard let token = message.attempt.flatMap(AttemptToken.parse), attempts[token] != nil else { return }
             logger.warning("hub says: \(message.reason ?? "kill") (attempt \(AttemptToken.format(token)))")
