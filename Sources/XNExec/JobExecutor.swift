@@ -126,7 +126,8 @@ public protocol RunningProcess: AnyObject, Sendable {
     /// Every chunk of kept output in the order read; finishes once both streams are drained.
     /// Read it to the end: unread output holds the process back (see `ProcessOutput`).
     var output: ProcessOutput { get }
-    /// Sends `signal` to the process's whole process group.
+    /// Sends `signal` to the process's whole process group, and under a terminal also to the
+    /// terminal's foreground process group.
     func signal(_ signal: Int32)
     /// Queues `bytes` for the process's stdin (or terminal), after everything sent before.
     func send(_ bytes: [UInt8]) throws(InputError)

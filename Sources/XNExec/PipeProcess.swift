@@ -51,6 +51,10 @@ final class PipeProcess: RunningProcess {
 
     func signal(_ signal: Int32) {
         _ = kill(-pid, signal)
+        // Under a terminal a shell runs each command in a process group of its own: the one in
+        // the foreground gets the signal too, as it would from a key typed at the terminal.
+        let foreground = terminal.withLock { fd in fd >= 0 ? tcgetpgrp(fd) : -1 }
+        if foreground > 0 && foreground != pid { _ = kill(-foreground, signal) }
     }
 
     func send(_ bytes: [UInt8]) throws(InputError) {

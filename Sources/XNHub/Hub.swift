@@ -32,6 +32,22 @@ public func buildApplication(
         await session.run(
             inbound: inbound, outbound: outbound, offered: context.request.headers[.secWebSocketProtocol])
     }
+    let attach = AttachSession(scheduler: scheduler, store: store, logger: logger)
+    sockets.ws("v1/jobs/:id/attach") { _, _ in
+        .upgrade([:])
+    } onUpgrade: { inbound, outbound, context in
+        let query = context.request.uri.queryParameters
+        guard let raw = context.requestContext.parameters.get("id"), let id = JobID(raw) else {
+            try? await outbound.write(.text(AttachSession.message(["type": "error", "message": "no such job"])))
+            return
+        }
+        let offsets: [OutputStreamName: Int] = [
+            .stdout: query.get("stdout").flatMap { Int($0) }.map { max(0, $0) } ?? 0,
+            .stderr: query.get("stderr").flatMap { Int($0) }.map { max(0, $0) } ?? 0,
+        ]
+        await attach.run(
+            id, from: offsets, readOnly: query.get("mode") == "read-only", inbound: inbound, outbound: outbound)
+    }
     var app = Application(
         router: router,
         server: .http1WebSocketUpgrade(

@@ -58,6 +58,7 @@ extension Scheduler {
             do {
                 try await store.appendOutput(
                     id, stream: chunk.stream == .stdout ? .stdout : .stderr, offset: offset, bytes: chunk.bytes)
+                activity.notify(id)
             } catch {
                 logger.error("cannot store output of job \(id): \(error)")
             }

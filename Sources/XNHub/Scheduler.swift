@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import ServiceLifecycle
 import XNExec
@@ -19,6 +20,8 @@ public actor Scheduler: Service {
     let configuration: HubConfiguration
     let logger: Logger
     let endSignals = EndSignals()
+    /// Wakes attach sessions on new output and on the end.
+    nonisolated let activity = JobActivity()
     /// Ended jobs with a callback, delivered by `run()` off the path that recorded the end: a
     /// slow or unreachable callback must hold up neither a job's slot nor a worker's session.
     private let endedWithCallback: AsyncStream<JobRecord>
@@ -209,6 +212,43 @@ public actor Scheduler: Service {
         return .notRunning(job.state.isTerminal ? "already ended" : "it has not started")
     }
 
+    /// What an attached client does to a running job's input.
+    enum InputAction: Sendable {
+        case bytes([UInt8])
+        case close
+        case resize(rows: Int, cols: Int)
+    }
+
+    /// Passes input to a running job, on the hub or on its worker; returns why it could not.
+    func input(_ id: JobID, _ action: InputAction) async -> String? {
+        if let token = remoteToken(of: id) {
+            guard let session = remote[token]?.session, let worker = workers[session] else {
+                return "the job's worker is disconnected"
+            }
+            var message = WireMessage(.input)
+            message.attempt = AttemptToken.format(token)
+            switch action {
+            case .bytes(let bytes): message.data = Data(bytes).base64EncodedString()
+            case .close: message.ended = true
+            case .resize(let rows, let cols): message.size = JobTerminal(rows: rows, cols: cols)
+            }
+            worker.outbox.yield(message)
+            return nil
+        }
+        guard let process = running[id]?.process else { return "the job is not running" }
+        do throws(InputError) {
+            switch action {
+            case .bytes(let bytes): try process.send(bytes)
+            case .close: process.closeInput()
+            case .resize(let rows, let cols):
+                try process.resize(TerminalSize(rows: UInt16(clamping: rows), columns: UInt16(clamping: cols)))
+            }
+        } catch {
+            return error.description
+        }
+        return nil
+    }
+
     /// Fills free slots, local and on workers, with the oldest queued jobs each slot may run.
     /// Re-entrant calls fold into one pass.
     func dispatch() async {
@@ -307,6 +347,7 @@ public actor Scheduler: Service {
     /// Every end goes through here: waiters, the `-n` count, and the callback, if any.
     func jobEnded(_ job: JobRecord) {
         endSignals.notify(job)
+        activity.notify(job.id)
         finishedCount += 1
         if job.spec.callback != nil { callbackQueue.yield(job) }
     }

@@ -175,6 +175,7 @@ struct WorkerSession: Sendable {
                 }
                 do {
                     try await store.appendOutput(job, stream: stream, offset: stored, data: kept)
+                    scheduler.activity.notify(job)
                 } catch {
                     logger.error("cannot store output of job \(job): \(error)")
                     return "the hub cannot store output"

@@ -11,6 +11,7 @@
 ///       │◀─ ack (attempt, ended: true) ───────────────────────│  the worker forgets it
 ///       │◀─ cancel (attempt) | kill (attempt, reason) ───────│
 ///       │◀─ signal (attempt, signal) ────────────────────────│  to the job's process group
+///       │◀─ input (attempt, data | ended | size) ─────────────│  stdin bytes, end of input, resize
 ///
 /// Every attempt of a job has its own token; the hub ignores reports for tokens it moved past
 /// and tells the worker to kill them, so a late worker cannot overwrite a result.
@@ -29,7 +30,7 @@ public struct WireMessage: Codable, Sendable, Equatable {
         // worker → hub
         case hello, heartbeat, started, ended, draining
         // hub → worker
-        case welcome, refused, assign, cancel, kill, ack, signal
+        case welcome, refused, assign, cancel, kill, ack, signal, input
     }
 
     public var type: Kind
@@ -46,6 +47,10 @@ public struct WireMessage: Codable, Sendable, Equatable {
     public var pid: Int32?
     /// signal: the signal number for the attempt's process group.
     public var signal: Int32?
+    /// input: bytes for the job's stdin, base64.
+    public var data: String?
+    /// input: the terminal's new size.
+    public var size: JobTerminal?
     public var end: AttemptEnd?
     /// ack: bytes of each stream the hub has stored.
     public var stdout: Int?

@@ -113,6 +113,16 @@ public actor Worker {
                 SignalName.numbers.values.contains(signal)
             else { return }
             attempts[token]?.process?.signal(signal)
+        case .input:
+            guard let token = message.attempt.flatMap(AttemptToken.parse), let process = attempts[token]?.process
+            else { return }
+            // The hub checks what it can; what fails here (input closed, buffer full) is dropped.
+            if let data = message.data, let bytes = Data(base64Encoded: data) { try? process.send(Array(bytes)) }
+            if let size = message.size {
+                try? process.resize(
+                    TerminalSize(rows: UInt16(clamping: size.rows), columns: UInt16(clamping: size.cols)))
+            }
+            if message.ended == true { process.closeInput() }
         case .kill:
             guard let token = message.attempt.flatMap(AttemptToken.parse), attempts[token] != nil else { return }
             logger.warning("hub says: \(message.reason ?? "kill") (attempt \(AttemptToken.format(token)))")

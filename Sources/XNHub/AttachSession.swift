@@ -1,0 +1,150 @@
+import Foundation
+import HummingbirdWebSocket
+import Logging
+import NIOCore
+import NIOWebSocket
+import XNProtocol
+import XNStore
+
+/// One client attached to a job (`/v1/jobs/ID/attach`): the output stored so far from the offsets
+/// it asks for, then live output as it is stored, until the job ends; its input, resizes and
+/// signals go to the job. The store is the one source of both replay and live output, so a client
+/// that reconnects with the offsets it has gets every byte once.
+///
+///     server → client  binary  [stream: 1 stdout, 2 stderr][offset: u64 big-endian][bytes]
+///                      text    {"type":"exit","job":{…}} (then close) | {"type":"error","message":…}
+///     client → server  binary  bytes for the job's stdin (or terminal)
+///                      text    {"type":"resize","rows":R,"cols":C} | {"type":"signal","signal":"INT"} |
+///                              {"type":"close_stdin"} | {"type":"terminate"} | {"type":"detach"}
+struct AttachSession: Sendable {
+    let scheduler: Scheduler
+    let store: any JobStore
+    let logger: Logger
+
+    /// Output bytes per frame sent to the client.
+    static let pieceBytes = 256 << 10
+
+    func run(
+        _ id: JobID, from offsets: [OutputStreamName: Int], readOnly: Bool, inbound: WebSocketInboundStream,
+        outbound: WebSocketOutboundWriter
+    ) async {
+        let wakes = scheduler.activity.subscribe(id)
+        guard (try? await store.job(id)) != nil else {
+            try? await outbound.write(.text(Self.message(["type": "error", "message": "no job \(id.rawValue)"])))
+            try? await outbound.close(.normalClosure, reason: "no such job")
+            return
+        }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await send(id, from: offsets, wakes: wakes, outbound: outbound) }
+            group.addTask { await receive(id, readOnly: readOnly, inbound: inbound, outbound: outbound) }
+            // Whichever ends first (the job ended and was reported, or the client left) ends both.
+            await group.next()
+            group.cancelAll()
+        }
+        try? await outbound.close(.normalClosure, reason: nil)
+    }
+
+    /// Sends stored output past `offsets`, again on every wake-up, and the exit notice at the end.
+    private func send(
+        _ id: JobID, from offsets: [OutputStreamName: Int], wakes: AsyncStream<Void>, outbound: WebSocketOutboundWriter
+    ) async {
+        var sent = offsets
+        var wakeups = wakes.makeAsyncIterator()
+        do {
+            while !Task.isCancelled {
+                // The job first: once it has ended, its byte counts are final.
+                guard let job = try await store.job(id) else { return }
+                for stream in [OutputStreamName.stdout, .stderr] {
+                    let total = stream == .stdout ? job.stdoutBytes : job.stderrBytes
+                    while sent[stream, default: 0] < total {
+                        let offset = sent[stream, default: 0]
+                        let bytes = try await store.output(id, stream: stream, from: offset, limit: Self.pieceBytes)
+                        if bytes.isEmpty { break }
+                        var frame = ByteBuffer()
+                        frame.writeInteger(UInt8(stream == .stdout ? 1 : 2))
+                        frame.writeInteger(UInt64(offset))
+                        frame.writeBytes(bytes)
+                        try await outbound.write(.binary(frame))
+                        sent[stream] = offset + bytes.count
+                    }
+                }
+                if job.state.isTerminal {
+                    let view = try JSONSerialization.jsonObject(with: JSONEncoder().encode(JobView(job)))
+                    try await outbound.write(.text(Self.message(["type": "exit", "job": view])))
+                    return
+                }
+                guard await wakeups.next() != nil else { return }
+            }
+        } catch {
+            logger.debug("attach to \(id) ended: \(error)")
+        }
+    }
+
+    /// Passes the client's input and controls to the job until the client leaves or detaches.
+    private func receive(
+        _ id: JobID, readOnly: Bool, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter
+    ) async {
+        do {
+            for try await message in inbound.messages(maxSize: WireProtocol.maxFrameBytes) {
+                var problem: String?
+                switch message {
+                case .binary(let buffer):
+                    problem =
+                        readOnly
+                        ? "this attach is read-only"
+                        : await scheduler.input(id, .bytes(Array(buffer.readableBytesView)))
+                case .text(let text):
+                    guard
+                        let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],
+                        let type = object["type"] as? String
+                    else {
+                        problem = "messages are JSON objects with a type"
+                        break
+                    }
+                    if type == "detach" { return }
+                    if readOnly {
+                        problem = "this attach is read-only"
+                        break
+                    }
+                    problem = await control(id, type, object)
+                }
+                if let problem {
+                    try await outbound.write(.text(Self.message(["type": "error", "message": problem])))
+                }
+            }
+        } catch {
+            logger.debug("attach to \(id): \(error)")
+        }
+        // The client is gone; the sender keeps nothing to do.
+    }
+
+    private func control(_ id: JobID, _ type: String, _ object: [String: Any]) async -> String? {
+        switch type {
+        case "resize":
+            guard let rows = object["rows"] as? Int, let cols = object["cols"] as? Int, (1...1000).contains(rows),
+                (1...1000).contains(cols)
+            else { return "resize needs rows and cols from 1 to 1000" }
+            return await scheduler.input(id, .resize(rows: rows, cols: cols))
+        case "close_stdin":
+            return await scheduler.input(id, .close)
+        case "signal":
+            let text = (object["signal"] as? String) ?? (object["signal"] as? Int).map(String.init) ?? ""
+            guard let number = SignalName.parse(text) else { return "unknown signal '\(text)'" }
+            switch try? await scheduler.signal(id, number) {
+            case .sent?: return nil
+            case .notRunning(let why)?: return "the job is not running: \(why)"
+            case .notFound?, nil: return "no job \(id.rawValue)"
+            }
+        case "terminate":
+            _ = try? await scheduler.cancel(id)
+            return nil
+        default:
+            return "unknown message type '\(type)'"
+        }
+    }
+
+    static func message(_ object: [String: Any]) -> String {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self)
+    }
+}

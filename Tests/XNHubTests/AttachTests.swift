@@ -1,0 +1,214 @@
+import Foundation
+import HummingbirdWSClient
+import Logging
+import NIOCore
+import Synchronization
+import Testing
+
+/// `/v1/jobs/ID/attach`: replay, live output, input, resize, signals, detach, several clients,
+/// on the hub's slots and on a worker.
+@Suite(.timeLimit(.minutes(2)))
+struct AttachTests {
+    static let bash =
+        #"{"command":"bash","args":["--norc","--noprofile","-i"],"env":{"PS1":"$ "},"tty":{"rows":24,"cols":80}"#
+
+    @Test func typingIntoATerminalJobResizingItAndEndingIt() async throws {
+        try await withHub { hub in
+            let id = try await hub.submit(Self.bash + "}")
+            let seen = try await attach(hub, id) { outbound, seen in
+                try await outbound.write(.binary(ByteBuffer(string: "echo $((6*7))\n")))
+                try await seen.waitFor("42\r\n")
+                try await outbound.write(.text(#"{"type":"resize","rows":40,"cols":100}"#))
+                try await outbound.write(.binary(ByteBuffer(string: "stty size\n")))
+                try await seen.waitFor("40 100")
+                // Ctrl-C typed, and INT sent as a signal, both stop the foreground command, not bash.
+                try await outbound.write(.binary(ByteBuffer(string: "sleep 100\n")))
+                try await Task.sleep(for: .milliseconds(300))
+                try await outbound.write(.binary(ByteBuffer(bytes: [3])))
+                try await outbound.write(.binary(ByteBuffer(string: "echo after-$((2+2))\n")))
+                try await seen.waitFor("after-4")
+                try await outbound.write(.binary(ByteBuffer(string: "sleep 100\n")))
+                try await Task.sleep(for: .milliseconds(300))
+                try await outbound.write(.text(#"{"type":"signal","signal":"INT"}"#))
+                try await outbound.write(.binary(ByteBuffer(string: "echo again-$((3+3))\n")))
+                try await seen.waitFor("again-6")
+                try await outbound.write(.binary(ByteBuffer(string: "exit 5\n")))
+                try await seen.waitForExit()
+            }
+            #expect(seen.exit?["state"] as? String == "failed")
+            #expect(seen.exit?["exit_code"] as? Int == 5)
+        }
+    }
+
+    @Test func detachLeavesTheJobRunningAndASecondClientGetsTheReplayAndLiveOutput() async throws {
+        try await withHub { hub in
+            let id = try await hub.submit(Self.bash + "}")
+            _ = try await attach(hub, id) { outbound, seen in
+                try await outbound.write(.binary(ByteBuffer(string: "echo one-$((0+1))\n")))
+                try await seen.waitFor("one-1")
+                try await outbound.write(.text(#"{"type":"detach"}"#))
+            }
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(try await hub.get("/v1/jobs/\(id)").object()["state"] as? String == "running")
+            // A watcher and a typist at once: both see the same output; the watcher cannot type.
+            let watcher = Task {
+                try await attach(hub, id, query: "mode=read-only") { outbound, seen in
+                    try await seen.waitFor("one-1")  // the replay
+                    try await outbound.write(.binary(ByteBuffer(string: "echo sneaky\n")))
+                    try await seen.waitForError("read-only")
+                    try await seen.waitForExit()
+                }
+            }
+            let typist = try await attach(hub, id) { outbound, seen in
+                try await seen.waitFor("one-1")
+                try await outbound.write(.binary(ByteBuffer(string: "echo two-$((1+1))\n")))
+                try await seen.waitFor("two-2")
+                try await Task.sleep(for: .milliseconds(200))
+                try await outbound.write(.binary(ByteBuffer(string: "exit\n")))
+                try await seen.waitForExit()
+            }
+            let watched = try await watcher.value
+            #expect(watched.text.contains("two-2"))
+            #expect(watched.discontinuities == 0 && typist.discontinuities == 0)
+            #expect(!watched.text.contains("sneaky"))
+            #expect(typist.text.hasPrefix(watched.text.prefix(typist.text.count / 2)))
+        }
+    }
+
+    @Test func offsetsResumeWhereTheClientLeftOffAndAFinishedJobReportsItsEnd() async throws {
+        try await withHub { hub in
+            let id = try await hub.submit(#"{"command":"sh","args":["-c","printf abcdef; printf XY >&2; exit 2"]}"#)
+            _ = try await hub.ended(id)
+            let seen = try await attach(hub, id, query: "stdout=3&stderr=1") { _, seen in try await seen.waitForExit() }
+            #expect(seen.text == "def")
+            #expect(seen.discontinuities == 0)
+            #expect(seen.errorText == "Y")
+            #expect(seen.exit?["exit_code"] as? Int == 2)
+        }
+    }
+
+    @Test func inputToAJobWithoutOpenStdinIsRefusedAndTerminateEndsIt() async throws {
+        try await withHub { hub in
+            let id = try await hub.submit(#"{"command":"sleep","args":["30"]}"#)
+            try await eventually("running") { try await hub.state(id) == "running" ? true : nil }
+            let seen = try await attach(hub, id) { outbound, seen in
+                try await outbound.write(.binary(ByteBuffer(string: "hello\n")))
+                try await seen.waitForError("input is closed")
+                try await outbound.write(.text(#"{"type":"terminate"}"#))
+                try await seen.waitForExit()
+            }
+            #expect(seen.exit?["state"] as? String == "canceled")
+        }
+    }
+
+    @Test func attachingToAJobOnAWorkerWorksTheSameWay() async throws {
+        try await withHub({ $0.slots = 0 }) { hub in
+            let worker = try TestWorker.start(hub: hub.url, name: "tty-worker")
+            try await hub.waitForWorkers(["tty-worker"])
+            let id = try await hub.submit(Self.bash + "}")
+            let seen = try await attach(hub, id) { outbound, seen in
+                try await outbound.write(.binary(ByteBuffer(string: "echo $((6*7))\n")))
+                try await seen.waitFor("42\r\n")
+                try await outbound.write(.text(#"{"type":"resize","rows":33,"cols":99}"#))
+                try await outbound.write(.binary(ByteBuffer(string: "stty size\n")))
+                try await seen.waitFor("33 99")
+                try await outbound.write(.binary(ByteBuffer(string: "exit 4\n")))
+                try await seen.waitForExit()
+            }
+            #expect(seen.exit?["exit_code"] as? Int == 4)
+            #expect(seen.exit?["worker"] as? String == "tty-worker")
+            await worker.stop()
+        }
+    }
+}
+
+/// What an attached test client received.
+final class AttachTranscript: Sendable {
+    private struct State {
+        var stdout: [UInt8] = []
+        var stderr: [UInt8] = []
+        var errors: [String] = []
+        var exitJSON: String?
+        var next: [UInt8: Int] = [:]
+        var discontinuities = 0
+    }
+
+    private let state = Mutex(State())
+
+    var text: String { String(decoding: state.withLock { $0.stdout }, as: UTF8.self) }
+    /// Frames that did not start where the previous one of their stream ended (should be none).
+    var discontinuities: Int { state.withLock { $0.discontinuities } }
+    var errorText: String { String(decoding: state.withLock { $0.stderr }, as: UTF8.self) }
+    var exit: [String: Any]? {
+        guard let json = state.withLock({ $0.exitJSON }),
+            let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any]
+        else { return nil }
+        return object["job"] as? [String: Any]
+    }
+
+    func take(_ message: WebSocketMessage) {
+        switch message {
+        case .binary(var buffer):
+            guard let stream = buffer.readInteger(as: UInt8.self), let offset = buffer.readInteger(as: UInt64.self)
+            else { return }
+            state.withLock { state in
+                // Each frame must continue exactly where the previous one of its stream ended.
+                let expected = state.next[stream] ?? Int(offset)
+                if Int(offset) != expected { state.discontinuities += 1 }
+                state.next[stream] = Int(offset) + buffer.readableBytes
+                if stream == 1 {
+                    state.stdout += Array(buffer.readableBytesView)
+                } else {
+                    state.stderr += Array(buffer.readableBytesView)
+                }
+            }
+        case .text(let text):
+            guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
+                return
+            }
+            state.withLock { state in
+                if object["type"] as? String == "exit" { state.exitJSON = text }
+                if let message = object["message"] as? String { state.errors.append(message) }
+            }
+        }
+    }
+
+    func waitFor(_ text: String) async throws {
+        try await eventually("output \(text.debugDescription)") { self.text.contains(text) ? true : nil }
+    }
+
+    func waitForError(_ text: String) async throws {
+        try await eventually("error \(text.debugDescription)") {
+            state.withLock { $0.errors.contains { $0.contains(text) } } ? true : nil
+        }
+    }
+
+    func waitForExit() async throws {
+        try await eventually("exit notice") { state.withLock { $0.exitJSON != nil } ? true : nil }
+    }
+}
+
+/// Attaches to job `id`, runs `body` with the connection, and returns what it received.
+func attach(
+    _ hub: TestHub, _ id: String, query: String = "",
+    _ body: @escaping @Sendable (WebSocketOutboundWriter, AttachTranscript) async throws -> Void
+) async throws -> AttachTranscript {
+    let transcript = AttachTranscript()
+    let url = "ws://127.0.0.1:\(hub.port)/v1/jobs/\(id)/attach" + (query.isEmpty ? "" : "?\(query)")
+    let logger = Logger(label: "test.attach") { _ in SwiftLogNoOpLogHandler() }
+    let finished = try await withDeadline(.seconds(30)) {
+        try await WebSocketClient.connect(url: url, configuration: .init(maxFrameSize: 4 << 20), logger: logger) {
+            inbound, outbound, _ in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for try await message in inbound.messages(maxSize: 4 << 20) { transcript.take(message) }
+                }
+                try await body(outbound, transcript)
+                group.cancelAll()
+            }
+        }
+        return true
+    }
+    guard finished == true else { throw TestFailure("attach to \(id) did not finish in time") }
+    return transcript
+}
