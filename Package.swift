@@ -71,19 +71,23 @@ let package = Package(
             dependencies: [
                 "XNProtocol",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),
         .executableTarget(
             name: "xn",
             dependencies: [
-                "XNProtocol", "XNHub", "XNClient", "XNExec", "XNStore", "XNWorker",
+                "XNProtocol", "XNHub", "XNClient", "XNExec", "XNStore", "XNWorker", "CXNSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),

@@ -112,3 +112,11 @@ int xn_resize_terminal(int master, unsigned short rows, unsigned short cols) {
 int xn_eventfd(void) {
     return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 }
+
+int xn_terminal_size(int fd, unsigned short *rows, unsigned short *cols) {
+    struct winsize size;
+    if (ioctl(fd, TIOCGWINSZ, &size) != 0) return errno;
+    *rows = size.ws_row;
+    *cols = size.ws_col;
+    return 0;
+}

@@ -28,6 +28,14 @@ struct SpecOptions: ParsableArguments {
     @Option(help: "File whose contents become the job's stdin ('-' reads this command's stdin).")
     var stdinFile: String?
 
+    @Flag(
+        name: [.customShort("i"), .long],
+        help: "Keep the job's stdin open: `xn run -i` sends this command's stdin to it.")
+    var interactive = false
+
+    @Flag(name: [.customShort("t"), .long], help: "Run the job under a terminal (the size of this one, else 24x80).")
+    var tty = false
+
     @Argument(parsing: .remaining, help: "The command and its arguments (after --).")
     var command: [String] = []
 
@@ -47,6 +55,11 @@ struct SpecOptions: ParsableArguments {
         if !wanted.isEmpty { object["labels"] = wanted }
         if let retries { object["retries"] = retries }
         if let stdinFile { object["stdin"] = try readInput(stdinFile) }
+        if interactive { object["interactive"] = true }
+        if tty {
+            let size = localTerminalSize() ?? .standard
+            object["tty"] = ["rows": size.rows, "cols": size.cols]
+        }
         do {
             return try JobSpec.parse(object: object, strict: true)
         } catch {

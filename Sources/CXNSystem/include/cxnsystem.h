@@ -20,6 +20,9 @@ int xn_open_terminal(unsigned short rows, unsigned short cols, int *master, char
 /// Sets a terminal's size; the kernel sends SIGWINCH to its foreground process group.
 int xn_resize_terminal(int master, unsigned short rows, unsigned short cols);
 
+/// The size of the terminal on `fd`.
+int xn_terminal_size(int fd, unsigned short *rows, unsigned short *cols);
+
 /// A non-blocking, close-on-exec eventfd for waking a poll loop.
 int xn_eventfd(void);
 

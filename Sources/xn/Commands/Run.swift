@@ -6,7 +6,11 @@ import XNProtocol
 /// `xn run -- CMD ARGS`: submit, print the output as it comes, exit with the job's exit code.
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run a command on the hub, print its output, and exit with its exit code.")
+        abstract: "Run a command on the hub, print its output, and exit with its exit code.",
+        discussion: """
+            `-it` gives a remote terminal: keys (Ctrl-C too) go to the job, Ctrl-] detaches and leaves it
+            running. `-i` alone sends this command's stdin to the job (a line `/term` terminates it).
+            """)
 
     @OptionGroup var client: ClientOptions
     @OptionGroup var spec: SpecOptions
@@ -14,9 +18,22 @@ struct Run: AsyncParsableCommand {
     func run() async throws {
         let spec = try spec.makeSpec()
         let hub = client.makeClient()
-        let job = try await reportingErrors {
-            let submitted = try await hub.submit(spec)
-            return try await cancelOnInterrupt(submitted.id, hub: hub) { try await follow(submitted.id, on: hub) }
+        let hubURL = client.hubURL
+        let job: JobView
+        do {
+            job = try await reportingErrors {
+                let submitted = try await hub.submit(spec)
+                return try await cancelOnInterrupt(submitted.id, hub: hub) {
+                    guard spec.keepsInputOpen else { return try await follow(submitted.id, on: hub) }
+                    switch try await attachInteractively(hub: hubURL, job: submitted, readOnly: false) {
+                    case .exited(let job): return job
+                    case .detached: throw Detached(id: submitted.id)
+                    }
+                }
+            }
+        } catch let detached as Detached {
+            printError("detached from job \(detached.id); it keeps running (xn attach \(detached.id))")
+            return
         }
         // A plain non-zero exit speaks for itself; anything else (timeout, spawn failure, signal) is explained.
         if let err = job.err, !(job.state == .failed && job.exitCode != nil && job.signal == nil) {
@@ -26,21 +43,20 @@ struct Run: AsyncParsableCommand {
     }
 }
 
-/// Prints a job's stdout and stderr as they grow until it ends; returns the ended job.
+/// Prints a job's stdout and stderr as they are written until it ends (a read-only attach, so a
+/// dropped connection resumes where it was); returns the ended job.
 func follow(_ id: String, on hub: HubClient) async throws -> JobView {
-    var stdoutOffset = 0
-    var stderrOffset = 0
-    while true {
-        let job = try await hub.job(id, wait: 0.5)
-        // Read after the state so output written before the end is never missed.
-        let out = try await hub.output(id, stream: "stdout", from: stdoutOffset)
-        let err = try await hub.output(id, stream: "stderr", from: stderrOffset)
-        writeBytes(out, to: .standardOutput)
-        writeBytes(err, to: .standardError)
-        stdoutOffset += out.count
-        stderrOffset += err.count
-        if job.state.isTerminal && out.isEmpty && err.isEmpty { return job }
+    let client = AttachClient(hub: hub.baseURL, job: id, readOnly: true)
+    let end = try await client.run { event in
+        switch event {
+        case .output(.stdout, let bytes): writeAll(1, bytes)
+        case .output(.stderr, let bytes): writeAll(2, bytes)
+        case .problem(let message): printError(message)
+        case .reconnecting(let why): printError("connection lost (\(why)), reconnecting")
+        }
     }
+    guard case .exited(let job) = end else { return try await hub.waitForEnd(id) }
+    return job
 }
 
 /// The job's exit code, or a shell-like status for jobs that did not exit on their own.
