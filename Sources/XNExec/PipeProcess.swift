@@ -51,6 +51,13 @@ final class PipeProcess: RunningProcess {
 
     func signal(_ signal: Int32) {
         _ = kill(-pid, signal)
+        guard hasTerminal else { return }
+        if signal == SIGTERM || signal == SIGKILL || signal == SIGHUP {
+            // Ending the job ends its whole session: a shell's background jobs live in process
+            // groups of their own and would outlive it.
+            for member in sessionMembers(pid) { _ = kill(member, signal) }
+            return
+        }
         // Under a terminal a shell runs each command in a process group of its own: the one in
         // the foreground gets the signal too, as it would from a key typed at the terminal.
         let foreground = terminal.withLock { fd in fd >= 0 ? tcgetpgrp(fd) : -1 }
@@ -329,6 +336,20 @@ struct OutputSink: Sendable {
     func hand(_ chunk: OutputChunk) {
         credits.acquire()
         continuation.yield(chunk)
+    }
+}
+
+/// The processes whose session is `session` (from /proc; empty where there is none).
+func sessionMembers(_ session: Int32) -> [Int32] {
+    guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
+    return entries.compactMap { entry -> Int32? in
+        guard let pid = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+            let close = stat.range(of: ") ", options: .backwards)
+        else { return nil }
+        // After "pid (comm) ": state, ppid, pgrp, session.
+        let fields = stat[close.upperBound...].split(separator: " ")
+        guard fields.count > 3, Int32(fields[3]) == session else { return nil }
+        return pid
     }
 }
 

@@ -44,9 +44,12 @@ struct AttachSession: Sendable {
         try? await outbound.close(.normalClosure, reason: nil)
     }
 
-    /// Sends stored output past `offsets`, again on every wake-up, and the exit notice at the end.
+    /// Sends stored output past `offsets`, then what is stored next as it is stored, and the exit
+    /// notice at the end. Bytes that continue exactly where the client is go out from the event;
+    /// anything else (a gap, the end) is read from the store.
     private func send(
-        _ id: JobID, from offsets: [OutputStreamName: Int], wakes: AsyncStream<Void>, outbound: WebSocketOutboundWriter
+        _ id: JobID, from offsets: [OutputStreamName: Int], wakes: AsyncStream<JobActivity.Event>,
+        outbound: WebSocketOutboundWriter
     ) async {
         var sent = offsets
         var wakeups = wakes.makeAsyncIterator()
@@ -60,11 +63,7 @@ struct AttachSession: Sendable {
                         let offset = sent[stream, default: 0]
                         let bytes = try await store.output(id, stream: stream, from: offset, limit: Self.pieceBytes)
                         if bytes.isEmpty { break }
-                        var frame = ByteBuffer()
-                        frame.writeInteger(UInt8(stream == .stdout ? 1 : 2))
-                        frame.writeInteger(UInt64(offset))
-                        frame.writeBytes(bytes)
-                        try await outbound.write(.binary(frame))
+                        try await outbound.write(.binary(Self.frame(stream, offset: offset, bytes[...])))
                         sent[stream] = offset + bytes.count
                     }
                 }
@@ -73,7 +72,22 @@ struct AttachSession: Sendable {
                     try await outbound.write(.text(Self.message(["type": "exit", "job": view])))
                     return
                 }
-                guard await wakeups.next() != nil else { return }
+                // Live: send what continues the client's stream until something needs the store.
+                live: while true {
+                    guard let event = await wakeups.next() else { return }
+                    switch event {
+                    case .output(let stream, let offset, let bytes):
+                        // Sent before it is stored: the client is never behind the store for it.
+                        if offset == sent[stream, default: 0] {
+                            try await outbound.write(.binary(Self.frame(stream, offset: offset, bytes[...])))
+                            sent[stream] = offset + bytes.count
+                        }
+                    case .stored(let stream, let upTo):
+                        if upTo > sent[stream, default: 0] { break live }  // missed some: read the store
+                    case .changed:
+                        break live
+                    }
+                }
             }
         } catch {
             logger.debug("attach to \(id) ended: \(error)")
@@ -141,6 +155,15 @@ struct AttachSession: Sendable {
         default:
             return "unknown message type '\(type)'"
         }
+    }
+
+    static func frame(_ stream: OutputStreamName, offset: Int, _ bytes: ArraySlice<UInt8>) -> ByteBuffer {
+        var frame = ByteBuffer()
+        frame.reserveCapacity(9 + bytes.count)
+        frame.writeInteger(UInt8(stream == .stdout ? 1 : 2))
+        frame.writeInteger(UInt64(offset))
+        frame.writeBytes(bytes)
+        return frame
     }
 
     static func message(_ object: [String: Any]) -> String {

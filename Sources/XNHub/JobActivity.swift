@@ -1,16 +1,27 @@
 import Synchronization
 import XNProtocol
+import XNStore
 
-/// Wakes attach sessions when a job's stored output grows or the job ends. A session subscribes
+/// Tells attach sessions that a job's stored output grew (with the bytes, so a session that is
+/// up to date sends them without reading the store) or that the job ended. A session subscribes
 /// before it reads the store, so nothing stored after its read goes unnoticed.
 final class JobActivity: Sendable {
-    private let subscribers = Mutex<[JobID: [UInt64: AsyncStream<Void>.Continuation]]>([:])
+    /// What happened: `output` carries bytes about to be stored at `offset`, `stored` says the
+    /// store now holds a stream up to an offset, `changed` means "look again" (the job ended).
+    enum Event: Sendable {
+        case output(OutputStreamName, offset: Int, bytes: [UInt8])
+        case stored(OutputStreamName, upTo: Int)
+        case changed
+    }
+
+    private let subscribers = Mutex<[JobID: [UInt64: AsyncStream<Event>.Continuation]]>([:])
     private let counter = Atomic<UInt64>(0)
 
-    /// Wake-ups for `id` until the stream is dropped; bursts fold into one.
-    func subscribe(_ id: JobID) -> AsyncStream<Void> {
+    /// Events for `id` until the stream is dropped. A slow session loses the oldest; it notices
+    /// the gap by offset and reads the store instead.
+    func subscribe(_ id: JobID) -> AsyncStream<Event> {
         let ticket = counter.add(1, ordering: .relaxed).newValue
-        let (stream, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        let (stream, continuation) = AsyncStream.makeStream(of: Event.self, bufferingPolicy: .bufferingNewest(64))
         continuation.onTermination = { [weak self] _ in
             self?.subscribers.withLock { all in
                 all[id]?[ticket] = nil
@@ -22,7 +33,21 @@ final class JobActivity: Sendable {
     }
 
     func notify(_ id: JobID) {
+        publish(id, .changed)
+    }
+
+    /// Output bytes on their way to the store: a session that is up to date sends them at once.
+    func output(_ id: JobID, _ stream: OutputStreamName, offset: Int, bytes: [UInt8]) {
+        publish(id, .output(stream, offset: offset, bytes: bytes))
+    }
+
+    /// The store now holds `stream` up to `offset`: a session that fell behind reads it from there.
+    func stored(_ id: JobID, _ stream: OutputStreamName, upTo offset: Int) {
+        publish(id, .stored(stream, upTo: offset))
+    }
+
+    private func publish(_ id: JobID, _ event: Event) {
         let continuations = subscribers.withLock { $0[id].map { Array($0.values) } ?? [] }
-        for continuation in continuations { continuation.yield() }
+        for continuation in continuations { continuation.yield(event) }
     }
 }

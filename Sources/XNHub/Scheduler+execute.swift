@@ -56,9 +56,10 @@ extension Scheduler {
             let offset = offsets[chunk.stream, default: 0]
             offsets[chunk.stream] = offset + chunk.bytes.count
             do {
-                try await store.appendOutput(
-                    id, stream: chunk.stream == .stdout ? .stdout : .stderr, offset: offset, bytes: chunk.bytes)
-                activity.notify(id)
+                let stream: OutputStreamName = chunk.stream == .stdout ? .stdout : .stderr
+                activity.output(id, stream, offset: offset, bytes: chunk.bytes)
+                try await store.appendOutput(id, stream: stream, offset: offset, bytes: chunk.bytes)
+                activity.stored(id, stream, upTo: offset + chunk.bytes.count)
             } catch {
                 logger.error("cannot store output of job \(id): \(error)")
             }

@@ -174,8 +174,9 @@ struct WorkerSession: Sendable {
                     Data(raw[(OutputFrame.headerSize + stored - offset)..<(OutputFrame.headerSize + keepUpTo - offset)])
                 }
                 do {
+                    scheduler.activity.output(job, stream, offset: stored, bytes: [UInt8](kept))
                     try await store.appendOutput(job, stream: stream, offset: stored, data: kept)
-                    scheduler.activity.notify(job)
+                    scheduler.activity.stored(job, stream, upTo: keepUpTo)
                 } catch {
                     logger.error("cannot store output of job \(job): \(error)")
                     return "the hub cannot store output"

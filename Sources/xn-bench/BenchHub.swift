@@ -123,6 +123,19 @@ final class BenchHub: Sendable {
         throw BenchError("ingest did not finish")
     }
 
+    /// Submits a v1 job body and returns its id.
+    func submitJSON(_ json: String) async throws -> String {
+        var request = HTTPClientRequest(url: url + "/v1/jobs")
+        request.method = .POST
+        request.body = .bytes(ByteBuffer(string: json))
+        let response = try await client.execute(request, timeout: .seconds(30))
+        let body = String(buffer: try await response.body.collect(upTo: 1 << 20))
+        guard response.status == .created, let start = body.range(of: #""id":""#),
+            let end = body[start.upperBound...].firstIndex(of: "\"")
+        else { throw BenchError("submit: \(response.status) \(body.prefix(300))") }
+        return String(body[start.upperBound..<end])
+    }
+
     private func submitAndWait() async throws -> Double {
         var request = HTTPClientRequest(url: url + "/v1/jobs?wait=60")
         request.method = .POST

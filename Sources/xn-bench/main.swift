@@ -7,9 +7,17 @@ import Foundation
 let quick = CommandLine.arguments.contains("--quick")
 if let flag = CommandLine.arguments.firstIndex(of: "--profile") {
     let rest = Array(CommandLine.arguments.dropFirst(flag + 1))
-    guard rest.count == 2, let jobs = Int(rest[1]), ["sequential", "concurrent", "ingest"].contains(rest[0]) else {
-        print("usage: xn-bench --profile sequential|concurrent N, or --profile ingest MIB")
+    guard rest.count == 2, let jobs = Int(rest[1]), ["sequential", "concurrent", "ingest", "echo"].contains(rest[0])
+    else {
+        print("usage: xn-bench --profile sequential|concurrent|echo N, or --profile ingest MIB")
         exit(2)
+    }
+    if rest[0] == "echo" {
+        let hub = try await BenchHub.start(slots: 1)
+        let sample = try await AttachBench.throughHub(hub, iterations: jobs)
+        await hub.stop()
+        print("echo through attach: p50 \(us(sample.p50)), p99 \(us(sample.p99)) over \(jobs) keys")
+        exit(0)
     }
     if rest[0] == "ingest" {
         let hub = try await BenchHub.start(slots: 0, maxOutput: 1 << 40)
@@ -58,6 +66,22 @@ await remoteWorker.stop()
 await remoteHub.stop()
 let rawPipe = RawPipe.throughput(bytes: ingestBytes)
 
+// Attach: keystroke echo through the hub (its own slot, then a worker) beside a local pty, and
+// the rate an attached client receives a big output at.
+let keys = count(3000)
+let ptyEcho = try await AttachBench.localPTY(iterations: keys)
+let attachHub = try await BenchHub.start(slots: cores, maxOutput: 1 << 30)
+let hubEcho = try await AttachBench.throughHub(attachHub, iterations: keys)
+let attachedBytes = quick ? 64 << 20 : 1 << 30
+let attachedRate = try await AttachBench.outputRate(attachHub, bytes: attachedBytes)
+await attachHub.stop()
+let echoHub = try await BenchHub.start(slots: 0)
+let echoWorker = BenchWorker(hub: echoHub.url, slots: 1)
+try await echoHub.waitForWorkers(1)
+let workerEcho = try await AttachBench.throughHub(echoHub, iterations: keys)
+await echoWorker.stop()
+await echoHub.stop()
+
 let lookupHub = try await BenchHub.start(slots: cores, preloadFinishedJobs: quick ? 10_000 : 100_000)
 let lookups = try await lookupHub.lookupRate(concurrency: 16, requests: count(40_000))
 await lookupHub.stop()
@@ -90,6 +114,16 @@ table.add(
 table.add(
     "remote: output ingest, \(ingestBytes >> 20) MiB job", mbps(ingest), mbps(rawPipe) + " (raw pipe)",
     percent(ingest / rawPipe), "≥ 30%")
+table.add(
+    "attach: key echo, hub slot, p50 / p99", "\(us(hubEcho.p50)) / \(us(hubEcho.p99))",
+    "\(us(ptyEcho.p50)) / \(us(ptyEcho.p99)) (local pty)", "+\(us(hubEcho.p50 - ptyEcho.p50))", "≤ 200 µs, p99 ≤ 1 ms")
+table.add(
+    "attach: key echo, via worker, p50 / p99", "\(us(workerEcho.p50)) / \(us(workerEcho.p99))",
+    "\(us(ptyEcho.p50)) / \(us(ptyEcho.p99)) (local pty)", "+\(us(workerEcho.p50 - ptyEcho.p50))",
+    "≤ 300 µs, p99 ≤ 1 ms")
+table.add(
+    "attach: \(attachedBytes >> 20) MiB job to an attached client", mbps(attachedRate), mbps(rawPipe) + " (raw pipe)",
+    percent(attachedRate / rawPipe), "≥ 30%")
 table.add(
     "GET /<id> with \(lookups.stored) jobs stored, 16 clients", rate(lookups.rate),
     "-", "p50 \(us(lookups.p50))", "≥ 10,000/s")

@@ -67,6 +67,24 @@ struct ExecutorTerminalTests {
         #expect(await bash.result(timeout: .seconds(10))?.termination == .exited(0))
     }
 
+    @Test("terminating a terminal job ends its shell's background jobs too", arguments: executors)
+    func terminateEndsTheSession(executor: any JobExecutor) async throws {
+        let bash = try Self.bash(executor)
+        let output = OutputCollector(bash)
+        try bash.send(Array("sleep 300 & echo bg=$!\r".utf8))
+        var pid: Int32?
+        _ = await eventually {
+            let text = output.text(.stdout)
+            guard let range = text.range(of: "bg=", options: .backwards) else { return false }
+            pid = Int32(text[range.upperBound...].prefix { $0.isNumber })
+            return pid != nil
+        }
+        let background = try #require(pid)
+        #expect(await eventually { isAlive(background, marker: "sleep") })
+        _ = await bash.terminate(grace: .seconds(2))
+        #expect(await eventually { !isAlive(background, marker: "sleep") })
+    }
+
     @Test("with stdin kept open, input is written as it is sent and closing it ends the reader", arguments: executors)
     func liveInputOnPipes(executor: any JobExecutor) async throws {
         let cat = try executor.start(TestTask.request("cat", keepsInputOpen: true))
