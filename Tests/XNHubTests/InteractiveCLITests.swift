@@ -52,6 +52,11 @@ struct InteractiveCLITests {
             try terminal.type("stty size; echo $((6*7))\r")
             try await terminal.waitFor("30 100")
             try await terminal.waitFor("42\r\n")
+            // The local window changes size: xn gets SIGWINCH and the job's terminal follows.
+            try terminal.process.resize(TerminalSize(rows: 41, columns: 120))
+            try await Task.sleep(for: .milliseconds(300))
+            try terminal.type("stty size\r")
+            try await terminal.waitFor("41 120")
             // Ctrl-C goes to the remote program, not to xn.
             try terminal.type("sleep 100\r")
             try await Task.sleep(for: .milliseconds(300))
