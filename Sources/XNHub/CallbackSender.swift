@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import Crypto
 import Foundation
 import Logging
 import NIOCore
@@ -49,7 +50,11 @@ struct CallbackSender: Sendable {
             var request = HTTPClientRequest(url: url)
             request.method = .POST
             request.headers.add(name: "Content-Type", value: "application/json")
-            request.headers.add(name: "X-Notify-Timestamp", value: String(Timestamp.now()))
+            let timestamp = String(Timestamp.now())
+            request.headers.add(name: "X-Notify-Timestamp", value: timestamp)
+            if let secret = configuration.callbackSecret {
+                request.headers.add(name: "X-Xn-Signature", value: Self.signature(timestamp, body, secret: secret))
+            }
             request.body = .bytes(ByteBuffer(bytes: body))
             do {
                 let response = try await client.execute(
@@ -66,6 +71,16 @@ struct CallbackSender: Sendable {
             logger.info("callback for job \(job.id) attempt \(attempt) failed: \(lastProblem)")
         }
         await setStatus(job.id, "failed after \(configuration.callbackAttempts) attempt(s): \(lastProblem)")
+    }
+
+    /// `sha256=` and the hex HMAC-SHA256 of "TIMESTAMP.BODY": the receiver recomputes it with the
+    /// shared secret and rejects a body or timestamp that was changed (or replayed too late).
+    static func signature(_ timestamp: String, _ body: [UInt8], secret: [UInt8]) -> String {
+        var message = Array(timestamp.utf8)
+        message.append(UInt8(ascii: "."))
+        message += body
+        let code = HMAC<SHA256>.authenticationCode(for: message, using: SymmetricKey(data: secret))
+        return "sha256=" + code.map { String(format: "%02x", $0) }.joined()
     }
 
     func shutdown() async {

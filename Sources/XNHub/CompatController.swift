@@ -37,6 +37,9 @@ struct CompatController: Sendable {
         if !configuration.whitelist.isEmpty && !configuration.whitelist.contains(spec.command) {
             return Self.badRequest("command not in whitelist: \(spec.command)")
         }
+        if let callback = spec.callback, let refusal = configuration.refusal(ofCallback: callback) {
+            return Self.badRequest(refusal)
+        }
         let job = try await scheduler.submit(spec)
         return Responses.compat(.accepted, CompatJob(job, stdout: [], stderr: []))
     }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// How a hub runs: where it listens, where it keeps data, how many jobs it runs at once.
 public struct HubConfiguration: Sendable {
     public var host = "127.0.0.1"
@@ -23,6 +25,18 @@ public struct HubConfiguration: Sendable {
     public var callbackAttempts = 3
     public var callbackBackoff: Duration = .seconds(1)
     public var callbackTimeout: Duration = .seconds(10)
+    /// When set, every callback carries `X-Xn-Signature: sha256=HEX`, the HMAC-SHA256 of
+    /// "TIMESTAMP.BODY" (TIMESTAMP as in `X-Notify-Timestamp`) with this key.
+    public var callbackSecret: [UInt8]?
+    /// Hosts a callback may go to (lowercase); empty allows any.
+    public var callbackHosts: Set<String> = []
+
+    /// Why `callback` may not be used on this hub, or nil when it may.
+    public func refusal(ofCallback callback: String) -> String? {
+        guard !callbackHosts.isEmpty else { return nil }
+        let host = URLComponents(string: callback)?.host?.lowercased() ?? ""
+        return callbackHosts.contains(host) ? nil : "callback host '\(host)' is not in the hub's callback hosts"
+    }
 
     /// A worker silent this long is lost; a disconnected worker has this long to come back.
     public var heartbeatTimeout: Duration = .seconds(5)

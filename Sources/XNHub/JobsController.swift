@@ -60,6 +60,9 @@ struct JobsController: Sendable {
                 .forbidden, "command_not_allowed", "command '\(spec.command)' is not in the hub's whitelist",
                 field: "command")
         }
+        if let callback = spec.callback, let refusal = configuration.refusal(ofCallback: callback) {
+            return Responses.error(.badRequest, "invalid_field", refusal, field: "callback")
+        }
         guard let wait else { return Responses.json(.created, JobView(try await scheduler.submit(spec))) }
         let job = try await scheduler.submitAndWait(spec, timeout: .milliseconds(Int64(wait * 1000)))
         return try await view(job, status: .created)

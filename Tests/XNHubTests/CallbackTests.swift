@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -91,6 +92,53 @@ struct CallbackTests {
     }
 }
 
+extension CallbackTests {
+    @Test func withASecretEachCallbackIsSignedOverTimestampAndBody() async throws {
+        try await withCallbackListener { listener in
+            try await withHub({ $0.callbackSecret = Array("s3cret".utf8) }) { hub in
+                let id = try await hub.submit(#"{"command":"echo","args":["signed"],"callback":"\#(listener.url)/s"}"#)
+                let delivery = try await eventually("callback") { await listener.deliveries.first }
+                let timestamp = try #require(delivery.timestamp)
+                let signature = try #require(delivery.signature)
+                // What a receiver does: HMAC-SHA256 of "TIMESTAMP.BODY" with the shared secret.
+                let expected = HMAC<SHA256>.authenticationCode(
+                    for: Array("\(timestamp).".utf8) + delivery.body, using: SymmetricKey(data: Array("s3cret".utf8)))
+                #expect(signature == "sha256=" + expected.map { String(format: "%02x", $0) }.joined())
+                // A changed body does not verify.
+                let forged = HMAC<SHA256>.authenticationCode(
+                    for: Array("\(timestamp).".utf8) + delivery.body + [0x20],
+                    using: SymmetricKey(data: Array("s3cret".utf8)))
+                #expect(signature != "sha256=" + forged.map { String(format: "%02x", $0) }.joined())
+                #expect(try await hub.state(id) == "succeeded")
+            }
+            // Without a secret there is no signature header.
+            try await withHub { hub in
+                _ = try await hub.submit(#"{"command":"true","callback":"\#(listener.url)/plain"}"#)
+                let plain = try await eventually("plain callback") {
+                    await listener.deliveries.first { $0.path == "/plain" }
+                }
+                #expect(plain.signature == nil)
+            }
+        }
+    }
+
+    @Test func callbackHostsLimitWhereCallbacksMayGo() async throws {
+        try await withHub({ $0.callbackHosts = ["hooks.example", "127.0.0.1"] }) { hub in
+            let refused = try await hub.post("/v1/jobs", #"{"command":"true","callback":"http://evil.example/x"}"#)
+            #expect(refused.status == 400)
+            let error = try #require(try refused.object()["error"] as? [String: Any])
+            #expect(error["field"] as? String == "callback")
+            #expect((error["message"] as? String)?.contains("evil.example") == true)
+            let compat = try await hub.post("/", #"{"command":"true","callback":"https://EVIL.example/x"}"#)
+            #expect(compat.status == 400)
+            #expect(try compat.object()["message"] as? String == "Bad Request")
+            let allowed = try await hub.post(
+                "/v1/jobs", #"{"command":"true","callback":"http://Hooks.Example:8080/x"}"#)
+            #expect(allowed.status == 201)
+        }
+    }
+}
+
 /// Runs `body` with a listening `CallbackListener` and always stops it.
 func withCallbackListener(
     status: HTTPResponse.Status = .ok, _ body: (CallbackListener) async throws -> Void
@@ -112,6 +160,7 @@ final class CallbackListener: Sendable {
         var contentType: String?
         var contentLength: Int?
         var timestamp: String?
+        var signature: String?
         var body: [UInt8]
     }
 
@@ -147,6 +196,7 @@ final class CallbackListener: Sendable {
                     path: request.uri.path, contentType: request.headers[.contentType],
                     contentLength: request.headers[.contentLength].flatMap { Int($0) },
                     timestamp: request.headers[HTTPField.Name("X-Notify-Timestamp")!],
+                    signature: request.headers[HTTPField.Name("X-Xn-Signature")!],
                     body: Array(body.readableBytesView)))
             return Response(status: status)
         }

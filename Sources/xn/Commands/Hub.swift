@@ -48,6 +48,29 @@ struct Hub: AsyncParsableCommand {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel = "info"
 
+    @Option(
+        help: ArgumentHelp(
+            "File holding the secret that signs callbacks (X-Xn-Signature); default: $XN_CALLBACK_SECRET.",
+            valueName: "file"))
+    var callbackSecretFile: String?
+
+    @Option(help: "Hosts callbacks may go to, comma-separated (default: any).")
+    var callbackHosts: String?
+
+    /// The callback secret from the file or the environment; a file that cannot be read is an error.
+    func callbackSecret() throws -> [UInt8]? {
+        if let path = callbackSecretFile {
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw ValidationError("--callback-secret-file \(path): cannot read it")
+            }
+            let secret = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            guard !secret.isEmpty else { throw ValidationError("--callback-secret-file \(path) is empty") }
+            return Array(secret.utf8)
+        }
+        let fromEnvironment = ProcessInfo.processInfo.environment["XN_CALLBACK_SECRET"] ?? ""
+        return fromEnvironment.isEmpty ? nil : Array(fromEnvironment.utf8)
+    }
+
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("-p must be a port from 0 to 65535") }
         guard slots >= 1 else { throw ValidationError("--slots must be at least 1") }
@@ -72,6 +95,10 @@ struct Hub: AsyncParsableCommand {
         configuration.maxOutputBytes = maxOutput
         configuration.shutdownGrace = .milliseconds(Int64(grace * 1000))
         configuration.killGrace = .milliseconds(Int64(killGrace * 1000))
+        configuration.callbackSecret = try callbackSecret()
+        configuration.callbackHosts = Set(
+            (callbackHosts ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+                .filter { !$0.isEmpty })
         let logger = makeLogger(label: "xn.hub", level: logLevel)
         let banner = "(data \(data), \(noLocal ? 0 : slots) local slot(s))"
         let host = interface
