@@ -8,9 +8,10 @@ struct CompatController: Sendable {
     let scheduler: Scheduler
     let store: any JobStore
     let configuration: HubConfiguration
+    let audit: AuditLog
 
-    func register(on router: Router<BasicRequestContext>) {
-        router.post("/") { request, _ in try await submit(request) }
+    func register(on router: Router<HubRequestContext>) {
+        router.post("/") { request, context in try await submit(request, from: context.peer) }
         router.get("/:id") { _, context in try await show(context.parameters.get("id") ?? "") }
     }
 
@@ -20,7 +21,7 @@ struct CompatController: Sendable {
 
     static let notImplemented = Responses.json(.notImplemented, ["message": "Not Implemented"])
 
-    private func submit(_ request: Request) async throws -> Response {
+    private func submit(_ request: Request, from peer: String) async throws -> Response {
         var request = request
         let body: ByteBuffer
         do {
@@ -41,6 +42,7 @@ struct CompatController: Sendable {
             return Self.badRequest(refusal)
         }
         let job = try await scheduler.submit(spec)
+        audit.submitted(job, from: peer)
         return Responses.compat(.accepted, CompatJob(job, stdout: [], stderr: []))
     }
 
@@ -56,7 +58,7 @@ struct CompatController: Sendable {
 
 /// Routes nobody owns: 501 in http-runner's shape, or a v1 error under `/v1`.
 struct UnknownRouteMiddleware: RouterMiddleware {
-    typealias Context = BasicRequestContext
+    typealias Context = HubRequestContext
 
     func handle(
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response

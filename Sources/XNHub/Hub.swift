@@ -18,9 +18,10 @@ public func buildApplication(
 ) throws -> some ApplicationProtocol {
     let store = try openStore(configuration)
     let scheduler = Scheduler(store: store, executor: executor, configuration: configuration, logger: logger)
-    let router = buildRouter(scheduler: scheduler, store: store, configuration: configuration)
+    let audit = AuditLog(logger)
+    let router = buildRouter(scheduler: scheduler, store: store, configuration: configuration, audit: audit)
     let session = WorkerSession(scheduler: scheduler, store: store, configuration: configuration, logger: logger)
-    let sockets = Router(context: BasicWebSocketRequestContext.self)
+    let sockets = Router(context: HubWebSocketContext.self)
     sockets.ws(RouterPath(WireProtocol.workerPath)) { request, _ in
         // Accept every upgrade so a worker speaking another version gets a reason, not a bare 4xx.
         let offered = request.headers[.secWebSocketProtocol] ?? ""
@@ -41,6 +42,8 @@ public func buildApplication(
             try? await outbound.write(.text(AttachSession.message(["type": "error", "message": "no such job"])))
             return
         }
+        let mode = query.get("mode") == "read-only" ? "read-only" : "read-write"
+        audit.record("attach", job: raw, from: context.requestContext.peer, ["mode": mode])
         let offsets: [OutputStreamName: Int] = [
             .stdout: query.get("stdout").flatMap { Int($0) }.map { max(0, $0) } ?? 0,
             .stderr: query.get("stderr").flatMap { Int($0) }.map { max(0, $0) } ?? 0,
@@ -78,12 +81,13 @@ public func runHub(
 
 /// The router with every route the hub serves.
 func buildRouter(
-    scheduler: Scheduler, store: any JobStore, configuration: HubConfiguration
-) -> Router<BasicRequestContext> {
-    let router = Router()
+    scheduler: Scheduler, store: any JobStore, configuration: HubConfiguration, audit: AuditLog
+) -> Router<HubRequestContext> {
+    let router = Router(context: HubRequestContext.self)
     router.middlewares.add(UnknownRouteMiddleware())
-    JobsController(scheduler: scheduler, store: store, configuration: configuration).register(on: router)
-    CompatController(scheduler: scheduler, store: store, configuration: configuration).register(on: router)
+    JobsController(scheduler: scheduler, store: store, configuration: configuration, audit: audit).register(on: router)
+    CompatController(scheduler: scheduler, store: store, configuration: configuration, audit: audit).register(
+        on: router)
     router.get("/v1/workers") { _, _ in
         let workers = await scheduler.workerList().map { worker in
             WorkerView(

@@ -9,13 +9,14 @@ struct JobsController: Sendable {
     let scheduler: Scheduler
     let store: any JobStore
     let configuration: HubConfiguration
+    let audit: AuditLog
 
     /// Longest a `?wait=` long-poll may hold a request.
     static let maxWaitSeconds = 300.0
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: Router<HubRequestContext>) {
         let jobs = router.group("v1/jobs")
-        jobs.post { request, _ in try await submit(request) }
+        jobs.post { request, context in try await submit(request, from: context.peer) }
         jobs.get { request, _ in try await list(request) }
         jobs.get(":id") { request, context in
             try await withJob(context) { try await show($0, wait: request.uri.queryParameters.get("wait")) }
@@ -27,14 +28,14 @@ struct JobsController: Sendable {
             try await withJob(context) { try await output($0, .stderr, request) }
         }
         jobs.post(":id/cancel") { _, context in
-            try await withJob(context) { try await cancel($0) }
+            try await withJob(context) { try await cancel($0, from: context.peer) }
         }
         jobs.post(":id/signal") { request, context in
-            try await withJob(context) { try await signal($0, request) }
+            try await withJob(context) { try await signal($0, request, from: context.peer) }
         }
     }
 
-    private func submit(_ request: Request) async throws -> Response {
+    private func submit(_ request: Request, from peer: String) async throws -> Response {
         var request = request
         let wait: Double?
         switch parseWait(request.uri.queryParameters.get("wait")) {
@@ -63,8 +64,14 @@ struct JobsController: Sendable {
         if let callback = spec.callback, let refusal = configuration.refusal(ofCallback: callback) {
             return Responses.error(.badRequest, "invalid_field", refusal, field: "callback")
         }
-        guard let wait else { return Responses.json(.created, JobView(try await scheduler.submit(spec))) }
-        let job = try await scheduler.submitAndWait(spec, timeout: .milliseconds(Int64(wait * 1000)))
+        guard let wait else {
+            let job = try await scheduler.submit(spec)
+            audit.submitted(job, from: peer)
+            return Responses.json(.created, JobView(job))
+        }
+        let job = try await scheduler.submitAndWait(spec, timeout: .milliseconds(Int64(wait * 1000))) {
+            audit.submitted($0, from: peer)
+        }
         return try await view(job, status: .created)
     }
 
@@ -177,17 +184,18 @@ struct JobsController: Sendable {
     /// Bytes read from the store per piece of a raw output response.
     static let pieceBytes = 1 << 20
 
-    private func cancel(_ id: JobID) async throws -> Response {
+    private func cancel(_ id: JobID, from peer: String) async throws -> Response {
         guard let before = try await store.job(id) else { return notFound(id) }
         if before.state.isTerminal {
             return Responses.error(.conflict, "job_finished", "job \(id) already ended (\(before.state.rawValue))")
         }
+        audit.record("cancel", job: id.rawValue, from: peer)
         guard let job = try await scheduler.cancel(id) else { return notFound(id) }
         return try await view(job, status: .ok)
     }
 
     /// `{"signal": "INT"}` (or `"SIGINT"`, or `2`) to the job's whole process group.
-    private func signal(_ id: JobID, _ request: Request) async throws -> Response {
+    private func signal(_ id: JobID, _ request: Request, from peer: String) async throws -> Response {
         var request = request
         let body: ByteBuffer
         do {
@@ -210,6 +218,7 @@ struct JobsController: Sendable {
             return Responses.error(
                 .badRequest, "invalid_field", "body must be {\"signal\": NAME}, NAME one of \(known)", field: "signal")
         }
+        audit.record("signal", job: id.rawValue, from: peer, ["signal": String(number)])
         switch try await scheduler.signal(id, number) {
         case .notFound:
             return notFound(id)
@@ -222,7 +231,7 @@ struct JobsController: Sendable {
     }
 
     private func withJob(
-        _ context: BasicRequestContext, _ body: (JobID) async throws -> Response
+        _ context: HubRequestContext, _ body: (JobID) async throws -> Response
     ) async throws -> Response {
         let text = context.parameters.get("id") ?? ""
         guard let id = JobID(text) else {

@@ -134,7 +134,9 @@ public actor Scheduler: Service {
     }
 
     /// Submits a job and returns it once it ended, or as it is after `timeout`.
-    public nonisolated func submitAndWait(_ spec: JobSpec, timeout: Duration) async throws -> JobRecord {
+    public nonisolated func submitAndWait(
+        _ spec: JobSpec, timeout: Duration, submitted: @Sendable (JobRecord) -> Void = { _ in }
+    ) async throws -> JobRecord {
         let id = JobID.random()
         let ticket = endSignals.register(id)
         let job: JobRecord
@@ -144,6 +146,7 @@ public actor Scheduler: Service {
             endSignals.cancel(id, ticket: ticket)
             throw error
         }
+        submitted(job)
         if let ended = await endSignals.wait(id, ticket: ticket, timeout: timeout) { return ended }
         return try await store.job(id) ?? job
     }

@@ -14,7 +14,9 @@ import Yams
         let store = try SQLiteJobStore(path: nil)
         let scheduler = Scheduler(
             store: store, executor: PipeExecutor(), configuration: configuration, logger: Logger(label: "test"))
-        let router = buildRouter(scheduler: scheduler, store: store, configuration: configuration)
+        let router = buildRouter(
+            scheduler: scheduler, store: store, configuration: configuration,
+            audit: AuditLog(Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }))
         let served = Set(
             router.routes.map { route -> String in
                 let path = route.path.description.split(separator: "/").map { part in

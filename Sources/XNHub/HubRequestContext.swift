@@ -1,0 +1,62 @@
+import Hummingbird
+import HummingbirdWebSocket
+import Logging
+import NIOCore
+import XNProtocol
+
+/// The hub's request context: Hummingbird's basics plus who is on the other end, for the audit log.
+public struct HubRequestContext: RequestContext, RemoteAddressRequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let remoteAddress: SocketAddress?
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        remoteAddress = source.channel.remoteAddress
+    }
+}
+
+/// The same for WebSocket routes (attach, workers).
+public struct HubWebSocketContext: RequestContext, WebSocketRequestContext, RemoteAddressRequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public let webSocket: WebSocketHandlerReference<Self>
+    public let remoteAddress: SocketAddress?
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        webSocket = .init()
+        remoteAddress = source.channel.remoteAddress
+    }
+}
+
+extension RemoteAddressRequestContext {
+    /// "127.0.0.1:52144", or "?" when unknown.
+    var peer: String {
+        guard let address = remoteAddress else { return "?" }
+        return "\(address.ipAddress ?? "?"):\(address.port ?? 0)"
+    }
+}
+
+/// One line per submission, cancel, signal and attach: what, which job, from where. It is logged
+/// whatever `--log-level` says.
+struct AuditLog: Sendable {
+    private let logger: Logger
+
+    init(_ logger: Logger) {
+        var audit = logger
+        audit.logLevel = .notice
+        self.logger = audit
+    }
+
+    func submitted(_ job: JobRecord, from peer: String) {
+        let words = ([job.spec.command] + job.spec.args).map { $0.contains(" ") ? "'\($0)'" : $0 }
+        var details = ["command": words.joined(separator: " ")]
+        if job.spec.tty != nil { details["tty"] = "yes" }
+        record("submit", job: job.id.rawValue, from: peer, details)
+    }
+
+    func record(_ action: String, job: String, from peer: String, _ details: [String: String] = [:]) {
+        var metadata: Logger.Metadata = ["job": .string(job), "from": .string(peer)]
+        for (key, value) in details { metadata[key] = .string(value) }
+        logger.notice("audit: \(action)", metadata: metadata)
+    }
+}
