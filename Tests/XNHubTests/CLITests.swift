@@ -5,6 +5,24 @@ import Testing
 /// The `xn` client as a built binary against a real hub: exit codes, output, `--json`, job files.
 @Suite(.timeLimit(.minutes(2)))
 struct CLITests {
+    @Test func aHubRefusesAPublicInterfaceWithoutAuthUnlessToldLoudly() async throws {
+        let data = try temporaryFolder()
+        let refused = try await runXN(["hub", "-i", "0.0.0.0", "-p", "0", "--data", data])
+        #expect(refused.status == 64)
+        #expect(refused.stderr.contains("refusing to listen on 0.0.0.0 without authentication"))
+        #expect(refused.stderr.contains("--insecure-no-auth"))
+        // (Starting one on a public interface with the flag is left out: tests bind to loopback only.)
+        for loopback in ["127.0.0.2", "localhost"] {
+            let hub = try ChildProcess(
+                Binaries.xn, ["hub", "-i", loopback, "-p", "0", "--data", try temporaryFolder()])
+            defer { hub.signal(SIGKILL) }
+            try await eventually("hub on \(loopback)") {
+                hub.stdoutText.contains("listening on") ? true : (hub.process.isRunning ? nil : false)
+            }
+            #expect(hub.stdoutText.contains("listening on"), "\(loopback): \(hub.stderrText)")
+        }
+    }
+
     @Test func runPrintsTheOutputAndExitsWithTheJobsCode() async throws {
         try await withHub { hub in
             let ok = try await runXN(["run", "--", "sh", "-c", "echo out; echo err >&2"], hub: hub.url)

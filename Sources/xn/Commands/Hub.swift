@@ -15,6 +15,19 @@ struct Hub: AsyncParsableCommand {
     @Option(name: [.customShort("i"), .long], help: "Interface to listen on.")
     var interface = "127.0.0.1"
 
+    @Flag(
+        help: """
+            Listen on a non-loopback interface although nothing authenticates requests: anyone who can \
+            reach the port can run any command as this user.
+            """)
+    var insecureNoAuth = false
+
+    /// 127.0.0.0/8, ::1 and localhost: only this machine can connect.
+    static func isLoopback(_ interface: String) -> Bool {
+        let host = interface.trimmingCharacters(in: CharacterSet(charactersIn: "[]")).lowercased()
+        return host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+
     @Option(
         name: [.customShort("w"), .long], help: "Comma-separated commands allowed, matched exactly (default: all).")
     var whitelist: String?
@@ -72,6 +85,12 @@ struct Hub: AsyncParsableCommand {
     }
 
     func validate() throws {
+        if !Self.isLoopback(interface) && !insecureNoAuth {
+            throw ValidationError(
+                "refusing to listen on \(interface) without authentication: anyone who can reach it could run any "
+                    + "command as this user. Listen on 127.0.0.1 (the default), or pass --insecure-no-auth to do it anyway"
+            )
+        }
         guard (0...65535).contains(port) else { throw ValidationError("-p must be a port from 0 to 65535") }
         guard slots >= 1 else { throw ValidationError("--slots must be at least 1") }
         if let maxJobs, maxJobs < 0 { throw ValidationError("-n must be 0 or more") }
@@ -100,6 +119,11 @@ struct Hub: AsyncParsableCommand {
             (callbackHosts ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
                 .filter { !$0.isEmpty })
         let logger = makeLogger(label: "xn.hub", level: logLevel)
+        if insecureNoAuth && !Self.isLoopback(interface) {
+            printError(
+                "WARNING: --insecure-no-auth: listening on \(interface) with no authentication; anyone who can reach "
+                    + "port \(port) can run any command as this user")
+        }
         let banner = "(data \(data), \(noLocal ? 0 : slots) local slot(s))"
         let host = interface
         do {
