@@ -9,6 +9,10 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
+#include <grp.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -118,5 +122,93 @@ int xn_terminal_size(int fd, unsigned short *rows, unsigned short *cols) {
     if (ioctl(fd, TIOCGWINSZ, &size) != 0) return errno;
     *rows = size.ws_row;
     *cols = size.ws_col;
+    return 0;
+}
+
+/// Finds `file` in $PATH as posix_spawnp would; copies the path to `out`. 0 or an errno.
+static int find_program(const char *file, char *out, size_t length) {
+    if (strchr(file, '/') != NULL) {
+        if (strlen(file) >= length) return ENAMETOOLONG;
+        strcpy(out, file);
+        return 0;
+    }
+    const char *path = getenv("PATH");
+    if (path == NULL) path = "/usr/local/bin:/usr/bin:/bin";
+    int last = ENOENT;
+    while (*path) {
+        const char *end = strchr(path, ':');
+        size_t dir = end ? (size_t)(end - path) : strlen(path);
+        if (dir + 1 + strlen(file) < length) {
+            if (dir == 0) {
+                strcpy(out, file);
+            } else {
+                memcpy(out, path, dir);
+                out[dir] = '/';
+                strcpy(out + dir + 1, file);
+            }
+            if (access(out, X_OK) == 0) return 0;
+            if (errno == EACCES) last = EACCES;
+        }
+        if (!end) break;
+        path = end + 1;
+    }
+    return last;
+}
+
+int xn_spawn_as(const char *file, char *const argv[], char *const envp[], const char *cwd,
+                int stdin_fd, int stdout_fd, int stderr_fd, const char *tty_path,
+                int set_ids, uid_t uid, gid_t gid, const xn_limit *limits, int limit_count, pid_t *pid) {
+    char program[4096];
+    int rc = find_program(file, program, sizeof program);
+    if (rc != 0) return rc;
+    sigset_t all, saved;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &saved);
+    volatile int child_error = 0;
+    pid_t child = vfork();
+    if (child == 0) {
+        // The child: only system calls until exec; every handler back to the default first.
+        for (int sig = 1; sig < NSIG; sig++) {
+            struct sigaction action;
+            if (sigaction(sig, NULL, &action) == 0 && action.sa_handler != SIG_IGN) {
+                action.sa_handler = SIG_DFL;
+                sigaction(sig, &action, NULL);
+            }
+        }
+        signal(SIGPIPE, SIG_DFL);
+        sigset_t none;
+        sigemptyset(&none);
+        if (tty_path != NULL) {
+            if (setsid() < 0) goto fail;
+            int fd = open(tty_path, O_RDWR);
+            if (fd < 0) goto fail;
+            if (dup2(fd, 0) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0) goto fail;
+        } else {
+            if (setpgid(0, 0) < 0) goto fail;
+            if (dup2(stdin_fd, 0) < 0 || dup2(stdout_fd, 1) < 0 || dup2(stderr_fd, 2) < 0) goto fail;
+        }
+        if (cwd != NULL && chdir(cwd) < 0) goto fail;
+        for (int i = 0; i < limit_count; i++) {
+            struct rlimit limit = {.rlim_cur = limits[i].value, .rlim_max = limits[i].value};
+            if (setrlimit(limits[i].resource, &limit) < 0) goto fail;
+        }
+        if (set_ids) {
+            if (setgroups(1, &gid) < 0 || setgid(gid) < 0 || setuid(uid) < 0) goto fail;
+        }
+        syscall(SYS_close_range, 3, ~0U, 0);
+        pthread_sigmask(SIG_SETMASK, &none, NULL);
+        execve(program, argv, envp);
+    fail:
+        child_error = errno;
+        _exit(127);
+    }
+    int spawn_error = child < 0 ? errno : child_error;
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    if (child > 0 && spawn_error != 0) {
+        int status;
+        waitpid(child, &status, 0);
+    }
+    if (spawn_error != 0) return spawn_error;
+    *pid = child;
     return 0;
 }

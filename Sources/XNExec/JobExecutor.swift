@@ -21,6 +21,10 @@ public struct ProcessRequest: Sendable {
     public var terminal: TerminalSize?
     /// Keep stdin open after `standardInput` for `RunningProcess.send`. A terminal always is.
     public var keepsInputOpen: Bool
+    /// The user the process runs as (needs root); nil: the runner's own.
+    public var identity: ProcessIdentity?
+    /// Resource limits set in the process before it starts.
+    public var limits: ResourceLimits = ResourceLimits()
 
     public init(
         command: String, arguments: [String] = [], environment: [String: String] = [:],
@@ -36,6 +40,40 @@ public struct ProcessRequest: Sendable {
         self.terminal = terminal
         self.keepsInputOpen = keepsInputOpen
     }
+}
+
+/// A user and group to run a process as.
+public struct ProcessIdentity: Sendable, Equatable {
+    public var name: String
+    public var uid: UInt32
+    public var gid: UInt32
+
+    public init(name: String, uid: UInt32, gid: UInt32) {
+        self.name = name
+        self.uid = uid
+        self.gid = gid
+    }
+}
+
+/// Limits on what a process (and, for processes, its user) may use; nil leaves one as inherited.
+public struct ResourceLimits: Sendable, Equatable {
+    /// CPU time in seconds (RLIMIT_CPU): SIGXCPU, then SIGKILL.
+    public var cpuSeconds: Int?
+    /// Address space in bytes (RLIMIT_AS): allocations beyond it fail.
+    public var addressSpaceBytes: Int?
+    /// Open file descriptors (RLIMIT_NOFILE).
+    public var openFiles: Int?
+    /// Processes of the job's user (RLIMIT_NPROC; not enforced for root): a fork bomb stops there.
+    public var processes: Int?
+
+    public init(cpuSeconds: Int? = nil, addressSpaceBytes: Int? = nil, openFiles: Int? = nil, processes: Int? = nil) {
+        self.cpuSeconds = cpuSeconds
+        self.addressSpaceBytes = addressSpaceBytes
+        self.openFiles = openFiles
+        self.processes = processes
+    }
+
+    public var isEmpty: Bool { self == ResourceLimits() }
 }
 
 /// A terminal's size in character cells.

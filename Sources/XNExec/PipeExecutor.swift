@@ -93,10 +93,9 @@ public struct PipeExecutor: JobExecutor {
         var environment = mergedEnvironment(request.environment)
         if !environment.contains(where: { $0.hasPrefix("TERM=") }) { environment.append("TERM=xterm-256color") }
         var pid: pid_t = 0
-        let searchPath: Int32 = request.command.contains("/") ? 0 : 1
         rc = withCStrings([request.command] + request.arguments) { argv in
             withCStrings(environment) { envp in
-                xn_spawn(request.command, argv, envp, request.workingDirectory, -1, -1, -1, path, searchPath, &pid)
+                spawn(request, argv: argv, envp: envp, stdin: -1, stdout: -1, stderr: -1, terminal: path, pid: &pid)
             }
         }
         close(slave)
@@ -111,14 +110,35 @@ public struct PipeExecutor: JobExecutor {
             outputLimit: request.outputLimit, live: live, terminal: control)
     }
 
+    /// posix_spawn when nothing more is asked; our own vfork path to also set limits or a user.
     private func spawn(
         _ request: ProcessRequest, argv: UnsafePointer<UnsafeMutablePointer<CChar>?>,
         envp: UnsafePointer<UnsafeMutablePointer<CChar>?>, stdin: Int32, stdout: Int32, stderr: Int32,
-        pid: inout pid_t
+        terminal: String? = nil, pid: inout pid_t
     ) -> Int32 {
         let searchPath: Int32 = request.command.contains("/") ? 0 : 1
-        return xn_spawn(
-            request.command, argv, envp, request.workingDirectory, stdin, stdout, stderr, nil, searchPath, &pid)
+        guard request.identity != nil || !request.limits.isEmpty else {
+            return xn_spawn(
+                request.command, argv, envp, request.workingDirectory, stdin, stdout, stderr, terminal, searchPath,
+                &pid)
+        }
+        let wanted: [(Int32, Int?)] = [
+            (xn_rlimit_cpu, request.limits.cpuSeconds),
+            (xn_rlimit_as, request.limits.addressSpaceBytes),
+            (xn_rlimit_nofile, request.limits.openFiles),
+            (xn_rlimit_nproc, request.limits.processes),
+        ]
+        let limits = wanted.compactMap { resource, value in
+            value.map { xn_limit(resource: resource, value: UInt(max(0, $0))) }
+        }
+        let identity = request.identity
+        return limits.withUnsafeBufferPointer { buffer in
+            xn_spawn_as(
+                request.command, argv, envp, request.workingDirectory, stdin, stdout, stderr, terminal,
+                identity == nil ? 0 : 1, identity?.uid ?? 0, identity?.gid ?? 0, buffer.baseAddress,
+                Int32(buffer.count),
+                &pid)
+        }
     }
 }
 

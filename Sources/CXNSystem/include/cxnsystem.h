@@ -7,12 +7,31 @@
 /// to default and an empty mask, with the given fds as 0, 1 and 2 and an optional cwd.
 /// Returns 0 and sets *pid, or an errno value. `search_path` selects posix_spawnp.
 #include <stddef.h>
+#include <sys/resource.h>
+
+/// The RLIMIT_* resources, as plain constants (glibc's are macros of an enum Swift cannot see).
+static const int xn_rlimit_cpu = RLIMIT_CPU;
+static const int xn_rlimit_as = RLIMIT_AS;
+static const int xn_rlimit_nofile = RLIMIT_NOFILE;
+static const int xn_rlimit_nproc = RLIMIT_NPROC;
 
 /// Spawns `file` in a new process group, stdio on the given fds; or, when `tty_path` is set, in a
 /// new session with that terminal as its controlling terminal and stdio.
 int xn_spawn(const char *file, char *const argv[], char *const envp[], const char *cwd,
              int stdin_fd, int stdout_fd, int stderr_fd, const char *tty_path, int search_path,
              pid_t *pid);
+
+/// A resource limit (RLIMIT_*) set, soft and hard, in a job before it starts.
+typedef struct {
+    int resource;
+    unsigned long value;
+} xn_limit;
+
+/// Like `xn_spawn` (stdin_fd, stdout_fd, stderr_fd or tty_path), and before the program starts it
+/// also sets `limits` and, with `set_ids`, becomes `uid`/`gid` (supplementary groups dropped).
+int xn_spawn_as(const char *file, char *const argv[], char *const envp[], const char *cwd,
+                int stdin_fd, int stdout_fd, int stderr_fd, const char *tty_path,
+                int set_ids, uid_t uid, gid_t gid, const xn_limit *limits, int limit_count, pid_t *pid);
 
 /// Opens a pseudo-terminal of the given size: its master (close-on-exec) and the path of its slave.
 int xn_open_terminal(unsigned short rows, unsigned short cols, int *master, char *name, size_t length);

@@ -1,0 +1,77 @@
+import Foundation
+import Glibc
+import Testing
+import XNExec
+
+/// Conformance: a process runs as the user asked for and inside its limits.
+@Suite("JobExecutor: users and limits", .timeLimit(.minutes(1)))
+struct ExecutorLimitsTests {
+    static let nobody = ProcessIdentity(name: "nobody", uid: 65534, gid: 65534)
+    static var isRoot: Bool { geteuid() == 0 }
+
+    @Test("a process runs as the identity given, without root's groups", .enabled(if: isRoot), arguments: executors)
+    func identity(executor: any JobExecutor) async throws {
+        var request = ProcessRequest(command: "sh", arguments: ["-c", "id -u; id -g; id -G"])
+        request.identity = Self.nobody
+        let finished = try await run(executor, request)
+        #expect(finished.result.termination == .exited(0))
+        #expect(finished.stdout == "65534\n65534\n65534\n")
+        let plain = try await run(executor, ProcessRequest(command: "id", arguments: ["-u"]))
+        #expect(plain.stdout == "0\n")
+    }
+
+    @Test("limits on open files and CPU time are in place when the program starts", arguments: executors)
+    func limitsApply(executor: any JobExecutor) async throws {
+        var request = ProcessRequest(command: "sh", arguments: ["-c", "ulimit -n; ulimit -t"])
+        request.limits = ResourceLimits(cpuSeconds: 7, openFiles: 64)
+        let finished = try await run(executor, request)
+        #expect(finished.stdout == "64\n7\n")
+    }
+
+    @Test("a memory hog fails inside its address-space limit", arguments: executors)
+    func memoryHog(executor: any JobExecutor) async throws {
+        var request = ProcessRequest(command: "python3", arguments: ["-c", "x = bytearray(1 << 30)"])
+        request.limits = ResourceLimits(addressSpaceBytes: 256 << 20)
+        let finished = try await run(executor, request)
+        #expect(finished.result.termination == .exited(1))
+        #expect(String(decoding: finished.bytes(.stderr), as: UTF8.self).contains("MemoryError"))
+    }
+
+    @Test("a fork bomb stops at the process limit and dies with its group", .enabled(if: isRoot), arguments: executors)
+    func forkBomb(executor: any JobExecutor) async throws {
+        var request = ProcessRequest(command: "sh", arguments: ["-c", "f() { f | f & }; f; sleep 30"])
+        request.identity = Self.nobody
+        request.limits = ResourceLimits(cpuSeconds: 30, processes: 40)
+        let process = try executor.start(request)
+        let drained = Task { for await _ in process.output {} }
+        try await Task.sleep(for: .seconds(1))
+        let members = processGroupMembers(process.pid)
+        #expect(members.count > 1 && members.count <= 40, "\(members.count) processes in the bomb's group")
+        _ = await process.terminate(grace: .milliseconds(500))
+        await drained.value
+        #expect(await eventually { processGroupMembers(process.pid).isEmpty })
+    }
+
+    @Test("a user switch that is not allowed fails the spawn, it never runs as root", arguments: executors)
+    func failedSwitch(executor: any JobExecutor) async throws {
+        var request = ProcessRequest(command: "true")
+        request.identity = ProcessIdentity(name: "nobody", uid: 65534, gid: 65534)
+        if Self.isRoot {
+            request.limits = ResourceLimits(openFiles: Int(Int32.max) + 1_000_000)  // above the hard maximum
+        }
+        #expect(throws: SpawnError.self) { _ = try executor.start(request) }
+    }
+}
+
+/// Live processes whose process group is `group`.
+func processGroupMembers(_ group: Int32) -> [Int32] {
+    guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
+    return entries.compactMap { entry -> Int32? in
+        guard let pid = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+            let close = stat.range(of: ") ", options: .backwards)
+        else { return nil }
+        let fields = stat[close.upperBound...].split(separator: " ")
+        guard fields.count > 2, fields[0] != "Z", Int32(fields[2]) == group else { return nil }
+        return pid
+    }
+}
