@@ -1,4 +1,5 @@
 import Foundation
+public import XNExec
 
 /// How a hub runs: where it listens, where it keeps data, how many jobs it runs at once.
 public struct HubConfiguration: Sendable {
@@ -37,6 +38,11 @@ public struct HubConfiguration: Sendable {
         let host = URLComponents(string: callback)?.host?.lowercased() ?? ""
         return callbackHosts.contains(host) ? nil : "callback host '\(host)' is not in the hub's callback hosts"
     }
+
+    /// The user local jobs run as (the hub must be root); nil: the hub's own.
+    public var jobIdentity: ProcessIdentity?
+    /// Resource limits of every local job.
+    public var jobLimits = ResourceLimits()
 
     /// A worker silent this long is lost; a disconnected worker has this long to come back.
     public var heartbeatTimeout: Duration = .seconds(5)

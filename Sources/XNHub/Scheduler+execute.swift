@@ -8,7 +8,9 @@ extension Scheduler {
     /// Runs one job that holds a slot, from spawn to its recorded end. Off the actor: spawning
     /// and storing output must not hold up submissions and other jobs.
     nonisolated func execute(_ job: JobRecord) async {
-        let request = ProcessRequest(job.spec, outputLimit: configuration.maxOutputBytes)
+        var request = ProcessRequest(job.spec, outputLimit: configuration.maxOutputBytes)
+        request.identity = configuration.jobIdentity
+        request.limits = configuration.jobLimits
         let process: any RunningProcess
         do {
             process = try executor.start(request)

@@ -38,7 +38,9 @@ extension Worker {
     nonisolated func execute(_ token: UInt64) async {
         guard let attempt = await attempts[token] else { return }
         let spec = attempt.spec
-        let request = ProcessRequest(spec, outputLimit: attempt.outputLimit)
+        var request = ProcessRequest(spec, outputLimit: attempt.outputLimit)
+        request.identity = configuration.jobIdentity
+        request.limits = configuration.jobLimits
         let process: any RunningProcess
         do {
             process = try executor.start(request)

@@ -1,3 +1,5 @@
+public import XNExec
+
 /// How a worker connects and what it offers.
 public struct WorkerConfiguration: Sendable {
     /// The hub, as `ws://host:port` (or `http://`, which means the same here).
@@ -15,6 +17,10 @@ public struct WorkerConfiguration: Sendable {
     public var reconnectMin: Duration = .milliseconds(100)
     public var reconnectMax: Duration = .seconds(3)
     public var version = "0.1.0"
+    /// The user jobs run as (the worker must be root); nil: the worker's own.
+    public var jobIdentity: ProcessIdentity?
+    /// Resource limits of every job.
+    public var jobLimits = ResourceLimits()
 
     public init(hub: String, name: String, spoolDirectory: String) {
         self.hub = hub

@@ -5,9 +5,15 @@ import Testing
 /// Workers and hubs that die, stall, or are stopped: no job stuck, none reported twice.
 @Suite(.timeLimit(.minutes(3)))
 struct WorkerFailureTests {
-    static func workerProcess(_ hub: String, name: String, _ extra: [String] = []) throws -> ChildProcess {
-        try ChildProcess(
-            Binaries.xn, ["worker", "--hub", hub, "--name", name, "--slots", "2", "--log-level", "warning"] + extra)
+    static func workerProcess(
+        _ hub: String, name: String, _ extra: [String] = [], asRoot: Bool = true
+    ) throws
+        -> ChildProcess
+    {
+        let user = asRoot && geteuid() == 0 ? ["--allow-root"] : []
+        return try ChildProcess(
+            Binaries.xn,
+            ["worker", "--hub", hub, "--name", name, "--slots", "2", "--log-level", "warning"] + user + extra)
     }
 
     @Test func aKilledWorkersJobIsLostThenRetriedElsewhere() async throws {

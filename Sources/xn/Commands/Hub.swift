@@ -61,6 +61,8 @@ struct Hub: AsyncParsableCommand {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel = "info"
 
+    @OptionGroup var jobs: JobUserOptions
+
     @Option(
         help: ArgumentHelp(
             "File holding the secret that signs callbacks (X-Xn-Signature); default: $XN_CALLBACK_SECRET.",
@@ -115,6 +117,8 @@ struct Hub: AsyncParsableCommand {
         configuration.shutdownGrace = .milliseconds(Int64(grace * 1000))
         configuration.killGrace = .milliseconds(Int64(killGrace * 1000))
         configuration.callbackSecret = try callbackSecret()
+        configuration.jobIdentity = try jobs.identity()
+        configuration.jobLimits = jobs.limits
         configuration.callbackHosts = Set(
             (callbackHosts ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
                 .filter { !$0.isEmpty })
@@ -124,7 +128,7 @@ struct Hub: AsyncParsableCommand {
                 "WARNING: --insecure-no-auth: listening on \(interface) with no authentication; anyone who can reach "
                     + "port \(port) can run any command as this user")
         }
-        let banner = "(data \(data), \(noLocal ? 0 : slots) local slot(s))"
+        let banner = "(data \(data), \(noLocal ? 0 : slots) local slot(s); \(jobs.describe(configuration.jobIdentity)))"
         let host = interface
         do {
             try await runHub(configuration: configuration, executor: PipeExecutor(), logger: logger) { port in

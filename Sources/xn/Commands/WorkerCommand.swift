@@ -35,6 +35,8 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel = "info"
 
+    @OptionGroup var jobs: JobUserOptions
+
     func validate() throws {
         guard (1...1024).contains(slots) else { throw ValidationError("--slots must be from 1 to 1024") }
         _ = try parsedLabels()
@@ -58,8 +60,10 @@ struct WorkerCommand: AsyncParsableCommand {
         configuration.slots = slots
         configuration.drainGrace = .milliseconds(Int64(drainGrace * 1000))
         configuration.killGrace = .milliseconds(Int64(killGrace * 1000))
+        configuration.jobIdentity = try jobs.identity()
+        configuration.jobLimits = jobs.limits
         let logger = makeLogger(label: "xn.worker", level: logLevel)
-        say("xn worker \(name) for \(url): \(slots) slot(s)")
+        say("xn worker \(name) for \(url): \(slots) slot(s); \(jobs.describe(configuration.jobIdentity))")
         do {
             try await runWorker(configuration: configuration, executor: PipeExecutor(), logger: logger)
         } catch {

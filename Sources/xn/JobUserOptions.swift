@@ -1,0 +1,66 @@
+import ArgumentParser
+import Foundation
+import Glibc
+import XNExec
+
+/// Who a hub's or worker's jobs run as, and their resource limits.
+struct JobUserOptions: ParsableArguments {
+    @Option(help: "Run jobs as this user (needs root; default when root: nobody).")
+    var runAs: String?
+
+    @Flag(help: "When started as root, run jobs as root too (default: as nobody).")
+    var allowRoot = false
+
+    @Option(help: "CPU seconds a job may use (RLIMIT_CPU).")
+    var limitCpu: Int?
+
+    @Option(help: "Bytes of address space a job may use (RLIMIT_AS).")
+    var limitMemory: Int?
+
+    @Option(help: "Files a job may have open (RLIMIT_NOFILE).")
+    var limitFiles: Int?
+
+    @Option(help: "Processes the jobs' user may have (RLIMIT_NPROC; stops fork bombs; not enforced for root).")
+    var limitProcs: Int?
+
+    func validate() throws {
+        for (name, value) in [
+            ("--limit-cpu", limitCpu), ("--limit-memory", limitMemory), ("--limit-files", limitFiles),
+            ("--limit-procs", limitProcs),
+        ] {
+            if let value, value < 1 { throw ValidationError("\(name) must be at least 1") }
+        }
+        if runAs != nil && allowRoot { throw ValidationError("--run-as and --allow-root do not go together") }
+        if runAs != nil && geteuid() != 0 { throw ValidationError("--run-as needs xn to be started as root") }
+    }
+
+    var limits: ResourceLimits {
+        ResourceLimits(
+            cpuSeconds: limitCpu, addressSpaceBytes: limitMemory, openFiles: limitFiles, processes: limitProcs)
+    }
+
+    /// The identity jobs take: `--run-as`, else nobody when xn runs as root without `--allow-root`.
+    func identity() throws -> ProcessIdentity? {
+        let name: String
+        if let runAs {
+            name = runAs
+        } else if geteuid() == 0 && !allowRoot {
+            name = "nobody"
+        } else {
+            return nil
+        }
+        guard let entry = getpwnam(name) else { throw ValidationError("no user named \(name) on this machine") }
+        return ProcessIdentity(name: name, uid: entry.pointee.pw_uid, gid: entry.pointee.pw_gid)
+    }
+
+    /// One line for the start banner: whom jobs run as.
+    func describe(_ identity: ProcessIdentity?) -> String {
+        if let identity {
+            let hint = runAs == nil ? "; --allow-root runs them as root" : ""
+            return "jobs run as \(identity.name) (uid \(identity.uid))\(hint)"
+        }
+        if geteuid() == 0 { return "jobs run as root (--allow-root)" }
+        let user = getpwuid(geteuid()).map { String(cString: $0.pointee.pw_name) } ?? "uid \(geteuid())"
+        return "jobs run as \(user)"
+    }
+}

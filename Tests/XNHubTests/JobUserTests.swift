@@ -1,0 +1,67 @@
+import Foundation
+import Glibc
+import Testing
+
+/// Started as root, a hub and a worker run jobs as nobody unless told otherwise, and inside the
+/// limits they were given.
+@Suite(.timeLimit(.minutes(2)), .enabled(if: geteuid() == 0))
+struct JobUserTests {
+    static func idOfAJob(on hub: HubProcess, _ extra: String = "") async throws -> String {
+        let id = try await hub.submit(#"{"command":"id","args":["-u"]\#(extra)}"#)
+        let job = try await eventually("id -u ended") { () -> [String: Any]? in
+            let job = try await hub.get("/v1/jobs/\(id)").object()
+            return ["succeeded", "failed"].contains(job["state"] as? String ?? "") ? job : nil
+        }
+        return job["stdout"] as? String ?? "?"
+    }
+
+    @Test func byDefaultJobsRunAsNobodyAndSaySo() async throws {
+        let hub = try await HubProcess.start(data: try temporaryFolder(), asRoot: false)
+        defer { hub.killNow() }
+        #expect(hub.child.stdoutText.contains("jobs run as nobody (uid 65534); --allow-root runs them as root"))
+        #expect(try await Self.idOfAJob(on: hub) == "65534\n")
+        let rooted = try await HubProcess.start(data: try temporaryFolder())  // --allow-root
+        defer { rooted.killNow() }
+        #expect(rooted.child.stdoutText.contains("jobs run as root (--allow-root)"))
+        #expect(try await Self.idOfAJob(on: rooted) == "0\n")
+    }
+
+    @Test func aWorkerRunsItsJobsAsNobodyToo() async throws {
+        let hub = try await HubProcess.start(data: try temporaryFolder(), ["--no-local"])
+        defer { hub.killNow() }
+        let worker = try WorkerFailureTests.workerProcess(hub.url, name: "plain", asRoot: false)
+        defer { worker.signal(SIGKILL) }
+        try await eventually("worker banner") { worker.stdoutText.contains("jobs run as nobody") ? true : nil }
+        #expect(try await Self.idOfAJob(on: hub) == "65534\n")
+    }
+
+    @Test func hubLimitsApplyToEveryJob() async throws {
+        let hub = try await HubProcess.start(
+            data: try temporaryFolder(), ["--limit-files", "50", "--limit-cpu", "9", "--limit-memory", "268435456"])
+        defer { hub.killNow() }
+        let id = try await hub.submit(#"{"command":"sh","args":["-c","ulimit -n; ulimit -t"]}"#)
+        let job = try await eventually("ulimit") { () -> [String: Any]? in
+            let job = try await hub.get("/v1/jobs/\(id)").object()
+            return job["state"] as? String == "succeeded" ? job : nil
+        }
+        #expect(job["stdout"] as? String == "50\n9\n")
+        let hog = try await hub.submit(#"{"command":"python3","args":["-c","x = bytearray(1 << 30)"]}"#)
+        let failed = try await eventually("hog") { () -> [String: Any]? in
+            let job = try await hub.get("/v1/jobs/\(hog)").object()
+            return job["state"] as? String == "failed" ? job : nil
+        }
+        #expect((failed["stderr"] as? String)?.contains("MemoryError") == true)
+        // The hub keeps serving.
+        #expect(try await Self.idOfAJob(on: hub) == "0\n")
+    }
+
+    @Test func runAsAndAllowRootAreCheckedAtStart() async throws {
+        let data = try temporaryFolder()
+        let both = try await runXN(["hub", "-p", "0", "--data", data, "--run-as", "nobody", "--allow-root"])
+        #expect(both.status == 64)
+        #expect(both.stderr.contains("--run-as and --allow-root do not go together"))
+        let unknown = try await runXN(["hub", "-p", "0", "--data", data, "--run-as", "no-such-user-xn"])
+        #expect(unknown.status != 0)
+        #expect(unknown.stderr.contains("no user named no-such-user-xn"))
+    }
+}
