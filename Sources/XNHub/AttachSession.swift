@@ -31,17 +31,47 @@ struct AttachSession: Sendable {
         let wakes = scheduler.activity.subscribe(id)
         guard (try? await store.job(id)) != nil else {
             try? await outbound.write(.text(Self.message(["type": "error", "message": "no job \(id.rawValue)"])))
-            try? await outbound.close(.normalClosure, reason: "no such job")
+            await Self.linger(inbound)
             return
         }
+        await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                await send(id, from: offsets, wakes: wakes, outbound: outbound)
+                return true
+            }
+            group.addTask {
+                await receive(id, readOnly: readOnly, inbound: inbound, outbound: outbound)
+                return false
+            }
+            // The client left: stop sending. The job ended and the exit notice is out: let the
+            // client close first (see `linger`), then stop listening to it.
+            if await group.next() == true {
+                group.addTask {
+                    try? await Task.sleep(for: Self.lingerTime)
+                    return false
+                }
+                _ = await group.next()
+            }
+            group.cancelAll()
+        }
+    }
+
+    /// How long the hub waits for a client to close after its last message.
+    static let lingerTime: Duration = .seconds(10)
+
+    /// Waits until the client closes (or `lingerTime` passes). A server that closes right after its
+    /// first frames can leave hummingbird-websocket's client hanging mid-upgrade, waiting for a
+    /// message that never comes; the client closing first never does.
+    static func linger(_ inbound: WebSocketInboundStream) async {
         await withTaskGroup(of: Void.self) { group in
-            group.addTask { await send(id, from: offsets, wakes: wakes, outbound: outbound) }
-            group.addTask { await receive(id, readOnly: readOnly, inbound: inbound, outbound: outbound) }
-            // Whichever ends first (the job ended and was reported, or the client left) ends both.
+            group.addTask {
+                var messages = inbound.messages(maxSize: WireProtocol.maxFrameBytes).makeAsyncIterator()
+                while (try? await messages.next()) != nil {}
+            }
+            group.addTask { try? await Task.sleep(for: lingerTime) }
             await group.next()
             group.cancelAll()
         }
-        try? await outbound.close(.normalClosure, reason: nil)
     }
 
     /// Sends stored output past `offsets`, then what is stored next as it is stored, and the exit

@@ -29,14 +29,17 @@ struct CompatController: Sendable {
         } catch is BodyTooLarge {
             return Responses.json(.contentTooLarge, ["message": "Payload Too Large"])
         }
-        let spec: JobSpec
+        var spec: JobSpec
         do {
             spec = try JobSpec.parse(json: body.readableBytesView, strict: false)
         } catch {
             return Self.badRequest(error.message)
         }
-        if !configuration.whitelist.isEmpty && !configuration.whitelist.contains(spec.command) {
-            return Self.badRequest("command not in whitelist: \(spec.command)")
+        if !configuration.whitelist.isEmpty {
+            switch configuration.whitelist.check(spec.command) {
+            case .success(let program): spec.command = program
+            case .failure(let refusal): return Self.badRequest(refusal.message)
+            }
         }
         if let callback = spec.callback, let refusal = configuration.refusal(ofCallback: callback) {
             return Self.badRequest(refusal)

@@ -10,8 +10,8 @@ public struct HubConfiguration: Sendable {
     public var dataDirectory: String? = "./xn-data"
     /// Local slots: jobs the hub runs itself at once (0: only workers run jobs); further jobs wait queued.
     public var slots = 2
-    /// Commands allowed, matched exactly (http-runner's `-w`); empty allows all.
-    public var whitelist: Set<String> = []
+    /// Commands allowed (http-runner's `-w`, matched by the rules of `CommandWhitelist`); empty allows all.
+    public var whitelist = CommandWhitelist([])
     /// Finished jobs kept (http-runner's `-n`); nil keeps all. Queued and running jobs are never purged.
     public var maxFinishedJobs: Int?
     /// Bytes kept per output stream of a job; the rest is counted and flagged as truncated.

@@ -49,17 +49,19 @@ struct JobsController: Sendable {
             return Responses.error(
                 .contentTooLarge, "body_too_large", "request body is larger than \(configuration.maxBodyBytes) bytes")
         }
-        let spec: JobSpec
+        var spec: JobSpec
         do {
             spec = try JobSpec.parse(json: body.readableBytesView, strict: true)
         } catch {
             return Responses.error(
                 .badRequest, error.field == nil ? "invalid_body" : "invalid_field", error.message, field: error.field)
         }
-        if !configuration.whitelist.isEmpty && !configuration.whitelist.contains(spec.command) {
-            return Responses.error(
-                .forbidden, "command_not_allowed", "command '\(spec.command)' is not in the hub's whitelist",
-                field: "command")
+        if !configuration.whitelist.isEmpty {
+            switch configuration.whitelist.check(spec.command) {
+            case .success(let program): spec.command = program
+            case .failure(let refusal):
+                return Responses.error(.forbidden, "command_not_allowed", refusal.message, field: "command")
+            }
         }
         if let callback = spec.callback, let refusal = configuration.refusal(ofCallback: callback) {
             return Responses.error(.badRequest, "invalid_field", refusal, field: "callback")

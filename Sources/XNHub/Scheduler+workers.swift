@@ -162,6 +162,7 @@ extension Scheduler {
         message.spec = job.spec
         message.stdout = configuration.maxOutputBytes
         worker.outbox.yield(message)
+        flushPendingInput(job.id, token: token, to: worker.outbox)
         return true
     }
 

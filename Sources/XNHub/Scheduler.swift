@@ -29,6 +29,8 @@ public actor Scheduler: Service {
     private let launches: AsyncStream<JobRecord>
     private let launchQueue: AsyncStream<JobRecord>.Continuation
     private var running: [JobID: RunningJob] = [:]
+    /// Input for jobs whose process does not exist yet.
+    var pendingInput: [JobID: PendingInput] = [:]
     var accepting = true
     private var dispatching = false
     private var dispatchAgain = false
@@ -220,25 +222,66 @@ public actor Scheduler: Service {
         case bytes([UInt8])
         case close
         case resize(rows: Int, cols: Int)
+
+        var size: Int {
+            if case .bytes(let bytes) = self { return bytes.count }
+            return 16
+        }
     }
 
-    /// Passes input to a running job, on the hub or on its worker; returns why it could not.
+    /// Passes input to a job, on the hub or on its worker; returns why it could not. Input for a
+    /// job that keeps its stdin open but has not started yet waits for it (typing ahead).
     func input(_ id: JobID, _ action: InputAction) async -> String? {
         if let token = remoteToken(of: id) {
             guard let session = remote[token]?.session, let worker = workers[session] else {
                 return "the job's worker is disconnected"
             }
-            var message = WireMessage(.input)
-            message.attempt = AttemptToken.format(token)
-            switch action {
-            case .bytes(let bytes): message.data = Data(bytes).base64EncodedString()
-            case .close: message.ended = true
-            case .resize(let rows, let cols): message.size = JobTerminal(rows: rows, cols: cols)
-            }
-            worker.outbox.yield(message)
+            worker.outbox.yield(Self.inputMessage(action, token: token))
             return nil
         }
-        guard let process = running[id]?.process else { return "the job is not running" }
+        if let process = running[id]?.process { return Self.apply(action, to: process) }
+        if running[id] == nil {
+            guard let job = try? await store.job(id), job.state == .queued, job.spec.keepsInputOpen else {
+                return "the job is not running"
+            }
+            // It may have started while the store was read.
+            if remoteToken(of: id) != nil { return await input(id, action) }
+            if let process = running[id]?.process { return Self.apply(action, to: process) }
+        }
+        var pending = pendingInput[id] ?? PendingInput()
+        guard pending.bytes + action.size <= PendingInput.limit else { return "the job has not started yet" }
+        pending.actions.append(action)
+        pending.bytes += action.size
+        pendingInput[id] = pending
+        return nil
+    }
+
+    /// Input that waits for its job's process (or worker) to exist.
+    struct PendingInput {
+        static let limit = 1 << 20
+        var actions: [InputAction] = []
+        var bytes = 0
+    }
+
+    /// Hands input kept for a job to the worker it was just assigned to.
+    func flushPendingInput(_ id: JobID, token: UInt64, to outbox: AsyncStream<WireMessage>.Continuation) {
+        for action in pendingInput.removeValue(forKey: id)?.actions ?? [] {
+            outbox.yield(Self.inputMessage(action, token: token))
+        }
+    }
+
+    static func inputMessage(_ action: InputAction, token: UInt64) -> WireMessage {
+        var message = WireMessage(.input)
+        message.attempt = AttemptToken.format(token)
+        switch action {
+        case .bytes(let bytes): message.data = Data(bytes).base64EncodedString()
+        case .close: message.ended = true
+        case .resize(let rows, let cols): message.size = JobTerminal(rows: rows, cols: cols)
+        }
+        return message
+    }
+
+    static func apply(_ action: InputAction, to process: any RunningProcess) -> String? {
         do throws(InputError) {
             switch action {
             case .bytes(let bytes): try process.send(bytes)
@@ -324,6 +367,8 @@ public actor Scheduler: Service {
     func attach(_ process: any RunningProcess, to id: JobID) -> AsyncStream<Void>? {
         guard var job = running[id] else { return nil }
         job.process = process
+        // Input typed before the process existed goes in first, in order.
+        for action in pendingInput.removeValue(forKey: id)?.actions ?? [] { _ = Self.apply(action, to: process) }
         let (stream, continuation) = AsyncStream.makeStream(of: Void.self)
         let pendingStop = job.stopReason != nil
         job = RunningJob(process: process, stopReason: job.stopReason, stops: continuation)
@@ -349,6 +394,7 @@ public actor Scheduler: Service {
 
     /// Every end goes through here: waiters, the `-n` count, and the callback, if any.
     func jobEnded(_ job: JobRecord) {
+        pendingInput[job.id] = nil
         endSignals.notify(job)
         activity.notify(job.id)
         finishedCount += 1

@@ -29,8 +29,10 @@ struct Attempt {
     /// The hub no longer wants this attempt: kill it and report nothing.
     var forget = false
     var stopReason: StopReason?
-    /// Set once the process runs, for signals from the hub.
+    /// Set once the process runs, for signals and input from the hub.
     var process: (any RunningProcess)?
+    /// Input that came before the process existed, delivered once it does.
+    var earlyInput: [WireMessage] = []
 }
 
 extension Worker {
@@ -117,6 +119,18 @@ extension Worker {
 
     func running(_ token: UInt64, _ process: any RunningProcess) {
         attempts[token]?.process = process
+        for message in attempts[token]?.earlyInput ?? [] { deliver(message, to: process) }
+        attempts[token]?.earlyInput = []
+    }
+
+    /// Input from the hub to the process. The hub checks what it can; what fails here (input
+    /// closed, buffer full) is dropped.
+    func deliver(_ message: WireMessage, to process: any RunningProcess) {
+        if let data = message.data, let bytes = Data(base64Encoded: data) { try? process.send(Array(bytes)) }
+        if let size = message.size {
+            try? process.resize(TerminalSize(rows: UInt16(clamping: size.rows), columns: UInt16(clamping: size.cols)))
+        }
+        if message.ended == true { process.closeInput() }
     }
 
     func noteStop(_ token: UInt64, _ reason: StopReason) {

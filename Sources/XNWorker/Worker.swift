@@ -114,15 +114,12 @@ public actor Worker {
             else { return }
             attempts[token]?.process?.signal(signal)
         case .input:
-            guard let token = message.attempt.flatMap(AttemptToken.parse), let process = attempts[token]?.process
-            else { return }
-            // The hub checks what it can; what fails here (input closed, buffer full) is dropped.
-            if let data = message.data, let bytes = Data(base64Encoded: data) { try? process.send(Array(bytes)) }
-            if let size = message.size {
-                try? process.resize(
-                    TerminalSize(rows: UInt16(clamping: size.rows), columns: UInt16(clamping: size.cols)))
+            guard let token = message.attempt.flatMap(AttemptToken.parse), attempts[token] != nil else { return }
+            if let process = attempts[token]?.process {
+                deliver(message, to: process)
+            } else if (attempts[token]?.earlyInput.count ?? 0) < 4096 {
+                attempts[token]?.earlyInput.append(message)
             }
-            if message.ended == true { process.closeInput() }
         case .kill:
             guard let token = message.attempt.flatMap(AttemptToken.parse), attempts[token] != nil else { return }
             logger.warning("hub says: \(message.reason ?? "kill") (attempt \(AttemptToken.format(token)))")

@@ -101,6 +101,39 @@ struct AttachTests {
         }
     }
 
+    @Test func inputTypedBeforeAJobStartsReachesItOnTheHubAndOnAWorker() async throws {
+        try await withHub({ $0.slots = 1 }) { hub in
+            let blocker = try await hub.submit(#"{"command":"sleep","args":["30"]}"#)
+            let local = try await hub.submit(#"{"command":"cat","interactive":true}"#)
+            let remote = try await hub.submit(#"{"command":"cat","interactive":true,"labels":{"at":"late"}}"#)
+            let early = Task {
+                try await attach(hub, local) { outbound, seen in
+                    try await outbound.write(.binary(ByteBuffer(string: "typed early\n")))
+                    try await outbound.write(.text(#"{"type":"close_stdin"}"#))
+                    try await seen.waitForExit()
+                }
+            }
+            let later = Task {
+                try await attach(hub, remote) { outbound, seen in
+                    try await outbound.write(.binary(ByteBuffer(string: "before the worker\n")))
+                    try await outbound.write(.text(#"{"type":"close_stdin"}"#))
+                    try await seen.waitForExit()
+                }
+            }
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(try await hub.state(local) == "queued")
+            _ = try await hub.post("/v1/jobs/\(blocker)/cancel", "")
+            let worker = try TestWorker.start(hub: hub.url, name: "late", labels: ["at": "late"])
+            let localSeen = try await early.value
+            let remoteSeen = try await later.value
+            #expect(localSeen.text == "typed early\n")
+            #expect(localSeen.exit?["exit_code"] as? Int == 0)
+            #expect(remoteSeen.text == "before the worker\n")
+            #expect(remoteSeen.exit?["worker"] as? String == "late")
+            await worker.stop()
+        }
+    }
+
     @Test func attachingToAJobOnAWorkerWorksTheSameWay() async throws {
         try await withHub({ $0.slots = 0 }) { hub in
             let worker = try TestWorker.start(hub: hub.url, name: "tty-worker")

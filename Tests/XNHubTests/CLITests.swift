@@ -23,6 +23,12 @@ struct CLITests {
         }
     }
 
+    @Test func whitelistEntriesMustBeNamesOrAbsolutePaths() async throws {
+        let refused = try await runXN(["hub", "-p", "0", "--data", try temporaryFolder(), "-w", "echo,./sh"])
+        #expect(refused.status == 64)
+        #expect(refused.stderr.contains("-w ./sh: whitelist entries are bare names or absolute paths"))
+    }
+
     @Test func runPrintsTheOutputAndExitsWithTheJobsCode() async throws {
         try await withHub { hub in
             let ok = try await runXN(["run", "--", "sh", "-c", "echo out; echo err >&2"], hub: hub.url)

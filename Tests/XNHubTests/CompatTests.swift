@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import XNHub
 
 /// http-runner's API: shapes, status codes, whitelist, purge order.
 @Suite(.timeLimit(.minutes(2)))
@@ -88,17 +89,31 @@ struct CompatTests {
         }
     }
 
-    @Test func whitelistMatchesTheCommandExactly() async throws {
-        try await withHub({ $0.whitelist = ["echo", "/bin/true"] }) { hub in
+    @Test func whitelistAllowsTheSameProgramsAndNothingThatSlipsPast() async throws {
+        let folder = try temporaryFolder()
+        let trueFile = try #require(CommandWhitelist.realFile(of: "/bin/true"))
+        try FileManager.default.createSymbolicLink(atPath: folder + "/harmless", withDestinationPath: "/bin/rm")
+        try FileManager.default.createSymbolicLink(atPath: folder + "/also-true", withDestinationPath: "/bin/true")
+        try await withHub({ $0.whitelist = CommandWhitelist(["echo", "/bin/true"]) }) { hub in
             #expect(try await hub.post("/", #"{"command":"echo","args":"hi"}"#).status == 202)
-            #expect(try await hub.post("/", #"{"command":"/bin/true"}"#).status == 202)
-            for command in ["ls", "/bin/echo", "echo ", "true", "/bin/../bin/true"] {
+            // The same programs, however they are spelled: allowed, and the job runs the real file.
+            for command in ["/bin/true", "true", "/bin/../bin/true", "//bin/./true", folder + "/also-true"] {
+                let allowed = try await hub.post("/v1/jobs", #"{"command":"\#(command)"}"#)
+                #expect(allowed.status == 201, "\(command)")
+                #expect(try allowed.object()["command"] as? String == trueFile, "\(command)")
+            }
+            // Other programs, links to them, relative paths, near-misses: refused.
+            for command in ["ls", "echo ", folder + "/harmless", "./true", "bin/true", "/bin/true/", "/no/such/true"] {
                 let refused = try await hub.post("/", #"{"command":"\#(command)"}"#)
                 #expect(refused.status == 400, "\(command)")
-                #expect((try refused.object()["error"] as? String)?.contains("whitelist") == true)
+                #expect((try refused.object()["error"] as? String)?.contains("command") == true, "\(command)")
+                let v1 = try await hub.post("/v1/jobs", #"{"command":"\#(command)"}"#)
+                #expect(v1.status == 403, "\(command)")
             }
-            let v1 = try await hub.post("/v1/jobs", #"{"command":"ls"}"#)
-            #expect(v1.status == 403)
+            // A job's own PATH plays no part in what a bare name means.
+            let env = try await hub.post("/v1/jobs", #"{"command":"echo","env":{"PATH":"\#(folder)"}}"#)
+            #expect(env.status == 201)
+            #expect(try env.object()["command"] as? String == CommandWhitelist.realFile(of: "echo"))
         }
     }
 

@@ -29,7 +29,8 @@ struct Hub: AsyncParsableCommand {
     }
 
     @Option(
-        name: [.customShort("w"), .long], help: "Comma-separated commands allowed, matched exactly (default: all).")
+        name: [.customShort("w"), .long],
+        help: "Comma-separated commands allowed: bare names or absolute paths, matched by real file (default: all).")
     var whitelist: String?
 
     @Option(
@@ -87,6 +88,9 @@ struct Hub: AsyncParsableCommand {
     }
 
     func validate() throws {
+        for entry in (whitelist ?? "").split(separator: ",") where entry.contains("/") && !entry.hasPrefix("/") {
+            throw ValidationError("-w \(entry): whitelist entries are bare names or absolute paths")
+        }
         if !Self.isLoopback(interface) && !insecureNoAuth {
             throw ValidationError(
                 "refusing to listen on \(interface) without authentication: anyone who can reach it could run any "
@@ -111,7 +115,10 @@ struct Hub: AsyncParsableCommand {
         configuration.dataDirectory = data
         configuration.slots = noLocal ? 0 : slots
         configuration.heartbeatTimeout = .milliseconds(Int64(heartbeatTimeout * 1000))
-        configuration.whitelist = Set((whitelist ?? "").split(separator: ",").map(String.init))
+        configuration.whitelist = CommandWhitelist((whitelist ?? "").split(separator: ",").map(String.init))
+        for entry in configuration.whitelist.entries where CommandWhitelist.realFile(of: entry) == nil {
+            printError("warning: whitelist entry \(entry) is not a program on this machine; it allows nothing")
+        }
         configuration.maxFinishedJobs = maxJobs
         configuration.maxOutputBytes = maxOutput
         configuration.shutdownGrace = .milliseconds(Int64(grace * 1000))
