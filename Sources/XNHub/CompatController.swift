@@ -44,7 +44,12 @@ struct CompatController: Sendable {
         if let callback = spec.callback, let refusal = configuration.refusal(ofCallback: callback) {
             return Self.badRequest(refusal)
         }
-        let job = try await scheduler.submit(spec)
+        let job: JobRecord
+        do {
+            job = try await scheduler.submit(spec)
+        } catch is QueueFull {
+            return Responses.json(.tooManyRequests, ["message": "Too Many Requests"])
+        }
         audit.submitted(job, from: peer)
         return Responses.compat(.accepted, CompatJob(job, stdout: [], stderr: []))
     }

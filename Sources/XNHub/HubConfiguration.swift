@@ -16,6 +16,8 @@ public struct HubConfiguration: Sendable {
     public var maxFinishedJobs: Int?
     /// Bytes kept per output stream of a job; the rest is counted and flagged as truncated.
     public var maxOutputBytes = 16 << 20
+    /// Jobs that may wait queued at once; submissions beyond get 429. nil: no limit.
+    public var maxQueued: Int?
     /// Largest request body accepted (413 beyond).
     public var maxBodyBytes = 1 << 20
     /// On Ctrl-C, how long running jobs may go on before they are killed and recorded.

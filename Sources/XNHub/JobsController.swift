@@ -66,15 +66,19 @@ struct JobsController: Sendable {
         if let callback = spec.callback, let refusal = configuration.refusal(ofCallback: callback) {
             return Responses.error(.badRequest, "invalid_field", refusal, field: "callback")
         }
-        guard let wait else {
-            let job = try await scheduler.submit(spec)
-            audit.submitted(job, from: peer)
-            return Responses.json(.created, JobView(job))
+        do {
+            guard let wait else {
+                let job = try await scheduler.submit(spec)
+                audit.submitted(job, from: peer)
+                return Responses.json(.created, JobView(job))
+            }
+            let job = try await scheduler.submitAndWait(spec, timeout: .milliseconds(Int64(wait * 1000))) {
+                audit.submitted($0, from: peer)
+            }
+            return try await view(job, status: .created)
+        } catch let full as QueueFull {
+            return Responses.error(.tooManyRequests, "queue_full", full.message)
         }
-        let job = try await scheduler.submitAndWait(spec, timeout: .milliseconds(Int64(wait * 1000))) {
-            audit.submitted($0, from: peer)
-        }
-        return try await view(job, status: .created)
     }
 
     private func show(_ id: JobID, wait: String?) async throws -> Response {

@@ -106,8 +106,10 @@ public actor Scheduler: Service {
     /// Stores a new job. With a slot free and nothing queued before it, it is stored as running
     /// and started at once (one write instead of insert, then claim).
     public func submit(_ spec: JobSpec, id: JobID = .random()) async throws -> JobRecord {
-        await purgeBeyondLimit()
         var job = JobRecord(id: id, spec: spec, createdAt: Timestamp.now())
+        let startsNow = accepting && queuedCount == 0 && running.count < configuration.slots
+        if !startsNow, let limit = configuration.maxQueued, queuedCount >= limit { throw QueueFull(limit: limit) }
+        await purgeBeyondLimit()
         guard accepting, queuedCount == 0, running.count < configuration.slots else {
             job = try await store.insert(job)
             queuedCount += 1
@@ -438,5 +440,14 @@ public actor Scheduler: Service {
     private func wakeIdleWaiters() {
         idleWaiters.forEach { $0.resume() }
         idleWaiters = []
+    }
+}
+
+/// A submission that would queue more jobs than `--max-queued` allows.
+public struct QueueFull: Error, Sendable {
+    public let limit: Int
+
+    public var message: String {
+        "the hub already has \(limit) job(s) queued, its limit (--max-queued); try again later"
     }
 }

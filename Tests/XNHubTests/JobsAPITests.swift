@@ -180,6 +180,29 @@ struct JobsAPITests {
         }
     }
 
+    @Test func beyondMaxQueuedSubmissionsGet429AndNothingStoredIsLost() async throws {
+        try await withHub({
+            $0.slots = 1; $0.maxQueued = 2
+        }) { hub in
+            let running = try await hub.submit(#"{"command":"sleep","args":["30"]}"#)
+            let first = try await hub.submit(#"{"command":"true"}"#)
+            let second = try await hub.submit(#"{"command":"true"}"#)
+            let refused = try await hub.post("/v1/jobs", #"{"command":"true"}"#)
+            #expect(refused.status == 429)
+            #expect((try refused.object()["error"] as? [String: Any])?["code"] as? String == "queue_full")
+            let compat = try await hub.post("/", #"{"command":"true"}"#)
+            #expect(compat.status == 429)
+            #expect(try compat.object()["message"] as? String == "Too Many Requests")
+            #expect(try await hub.state(running) == "running")
+            #expect(try await hub.state(first) == "queued")
+            #expect(try await hub.state(second) == "queued")
+            _ = try await hub.post("/v1/jobs/\(second)/cancel", "")
+            #expect(try await hub.post("/v1/jobs", #"{"command":"true"}"#).status == 201)
+            _ = try await hub.post("/v1/jobs/\(running)/cancel", "")
+            #expect(try await hub.ended(first)["state"] as? String == "succeeded")
+        }
+    }
+
     @Test func listFiltersByStateAndPagesNewestFirst() async throws {
         try await withHub { hub in
             var ids: [String] = []

@@ -73,6 +73,9 @@ struct Hub: AsyncParsableCommand {
     @Option(help: "Hosts callbacks may go to, comma-separated (default: any).")
     var callbackHosts: String?
 
+    @Option(help: "Jobs that may wait queued at once; more submissions get 429 (default: no limit).")
+    var maxQueued: Int?
+
     /// The callback secret from the file or the environment; a file that cannot be read is an error.
     func callbackSecret() throws -> [UInt8]? {
         if let path = callbackSecretFile {
@@ -100,6 +103,7 @@ struct Hub: AsyncParsableCommand {
         guard (0...65535).contains(port) else { throw ValidationError("-p must be a port from 0 to 65535") }
         guard slots >= 1 else { throw ValidationError("--slots must be at least 1") }
         if let maxJobs, maxJobs < 0 { throw ValidationError("-n must be 0 or more") }
+        if let maxQueued, maxQueued < 0 { throw ValidationError("--max-queued must be 0 or more") }
         guard maxOutput >= 0 else { throw ValidationError("--max-output must be 0 or more") }
         guard heartbeatTimeout > 0 else { throw ValidationError("--heartbeat-timeout must be more than 0") }
         guard grace >= 0, killGrace >= 0 else { throw ValidationError("--grace and --kill-grace must be 0 or more") }
@@ -124,6 +128,7 @@ struct Hub: AsyncParsableCommand {
         configuration.shutdownGrace = .milliseconds(Int64(grace * 1000))
         configuration.killGrace = .milliseconds(Int64(killGrace * 1000))
         configuration.callbackSecret = try callbackSecret()
+        configuration.maxQueued = maxQueued
         configuration.jobIdentity = try jobs.identity()
         configuration.jobLimits = jobs.limits
         configuration.callbackHosts = Set(
