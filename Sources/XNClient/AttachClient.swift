@@ -171,23 +171,21 @@ public final class AttachClient: Sendable {
 }
 
 /// The offsets received so far, shared by the reader and the reconnect loop.
-final class OffsetBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var values: (stdout: Int, stderr: Int) = (0, 0)
-    var stdout: Int { lock.withLock { values.stdout } }
-    var stderr: Int { lock.withLock { values.stderr } }
-    func get(_ kind: OutputStreamKindName) -> Int { lock.withLock { kind == .stdout ? values.stdout : values.stderr } }
+final class OffsetBox: Sendable {
+    private let values = Mutex<(stdout: Int, stderr: Int)>((0, 0))
+    var stdout: Int { values.withLock { $0.stdout } }
+    var stderr: Int { values.withLock { $0.stderr } }
+    func get(_ kind: OutputStreamKindName) -> Int { values.withLock { kind == .stdout ? $0.stdout : $0.stderr } }
     func set(_ kind: OutputStreamKindName, _ value: Int) {
-        lock.withLock { if kind == .stdout { values.stdout = value } else { values.stderr = value } }
+        values.withLock { if kind == .stdout { $0.stdout = value } else { $0.stderr = value } }
     }
 }
 
 /// How one connection ended, when it ended on purpose.
-final class Outcome: @unchecked Sendable {
-    private let lock = NSLock()
-    private var end: AttachEnd?
-    func set(_ value: AttachEnd) { lock.withLock { if end == nil { end = value } } }
-    func get() -> AttachEnd? { lock.withLock { end } }
+final class Outcome: Sendable {
+    private let end = Mutex<AttachEnd?>(nil)
+    func set(_ value: AttachEnd) { end.withLock { if $0 == nil { $0 = value } } }
+    func get() -> AttachEnd? { end.withLock { $0 } }
 }
 
 /// Controls waiting to be sent. Unlike an AsyncStream, a reader cancelled while it waits (its

@@ -55,7 +55,7 @@ final class PipeProcess: RunningProcess {
         if signal == SIGTERM || signal == SIGKILL || signal == SIGHUP {
             // Ending the job ends its whole session: a shell's background jobs live in process
             // groups of their own and would outlive it.
-            for member in sessionMembers(pid) { _ = kill(member, signal) }
+            for member in ProcessTable.members(session: pid) { _ = kill(member, signal) }
             return
         }
         // Under a terminal a shell runs each command in a process group of its own: the one in
@@ -336,20 +336,6 @@ struct OutputSink: Sendable {
     func hand(_ chunk: OutputChunk) {
         credits.acquire()
         continuation.yield(chunk)
-    }
-}
-
-/// The processes whose session is `session` (from /proc; empty where there is none).
-func sessionMembers(_ session: Int32) -> [Int32] {
-    guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
-    return entries.compactMap { entry -> Int32? in
-        guard let pid = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
-            let close = stat.range(of: ") ", options: .backwards)
-        else { return nil }
-        // After "pid (comm) ": state, ppid, pgrp, session.
-        let fields = stat[close.upperBound...].split(separator: " ")
-        guard fields.count > 3, Int32(fields[3]) == session else { return nil }
-        return pid
     }
 }
 

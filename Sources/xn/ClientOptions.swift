@@ -32,12 +32,6 @@ func printError(_ message: String) {
     FileHandle.standardError.write(Data("xn: \(message)\n".utf8))
 }
 
-/// Writes bytes to stdout or stderr exactly as they are.
-func writeBytes(_ bytes: [UInt8], to handle: FileHandle) {
-    guard !bytes.isEmpty else { return }
-    handle.write(Data(bytes))
-}
-
 /// One line on stdout, unbuffered so it stays in order with raw output bytes.
 func say(_ line: String) {
     FileHandle.standardOutput.write(Data((line + "\n").utf8))

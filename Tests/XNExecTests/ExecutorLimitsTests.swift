@@ -45,11 +45,11 @@ struct ExecutorLimitsTests {
         let process = try executor.start(request)
         let drained = Task { for await _ in process.output {} }
         try await Task.sleep(for: .seconds(1))
-        let members = processGroupMembers(process.pid)
+        let members = ProcessTable.members(group: process.pid)
         #expect(members.count > 1 && members.count <= 40, "\(members.count) processes in the bomb's group")
         _ = await process.terminate(grace: .milliseconds(500))
         await drained.value
-        #expect(await eventually { processGroupMembers(process.pid).isEmpty })
+        #expect(await eventually { ProcessTable.members(group: process.pid).isEmpty })
     }
 
     @Test("a user switch that is not allowed fails the spawn, it never runs as root", arguments: executors)
@@ -60,18 +60,5 @@ struct ExecutorLimitsTests {
             request.limits = ResourceLimits(openFiles: Int(Int32.max) + 1_000_000)  // above the hard maximum
         }
         #expect(throws: SpawnError.self) { _ = try executor.start(request) }
-    }
-}
-
-/// Live processes whose process group is `group`.
-func processGroupMembers(_ group: Int32) -> [Int32] {
-    guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
-    return entries.compactMap { entry -> Int32? in
-        guard let pid = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
-            let close = stat.range(of: ") ", options: .backwards)
-        else { return nil }
-        let fields = stat[close.upperBound...].split(separator: " ")
-        guard fields.count > 2, fields[0] != "Z", Int32(fields[2]) == group else { return nil }
-        return pid
     }
 }

@@ -27,7 +27,7 @@ struct Logs: AsyncParsableCommand {
         let (out, err) = try await reportingErrors {
             (try await hub.output(id, stream: "stdout"), try await hub.output(id, stream: "stderr"))
         }
-        writeBytes(out, to: .standardOutput)
-        writeBytes(err, to: .standardError)
+        writeAll(1, out)
+        writeAll(2, err)
     }
 }
