@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import HummingbirdWSClient
 import Logging
 import NIOCore
@@ -41,14 +42,23 @@ public final class AttachClient: Sendable {
 
     let url: String
     let readOnly: Bool
+    let job: String
+    /// The same hub over HTTP: asked why, when an upgrade is refused.
+    let hub: HubClient
     private let controls = ControlQueue()
     /// Consecutive failed connections before the client gives up.
     public static let maxReconnects = 20
 
     /// `hub` as given to the CLI (`http://H:P`, `https://…`); the attach URL is derived from it.
-    public init(hub: String, job: String, readOnly: Bool = false) {
-        var base = hub
-        while base.hasSuffix("/") { base.removeLast() }
+    public convenience init(hub: String, job: String, readOnly: Bool = false, token: String? = nil) {
+        self.init(hub: HubClient(baseURL: hub, token: token), job: job, readOnly: readOnly)
+    }
+
+    /// Attaches through `hub`'s address, token and trusted CA.
+    public init(hub: HubClient, job: String, readOnly: Bool = false) {
+        self.hub = hub
+        self.job = job
+        var base = hub.baseURL
         if base.hasPrefix("https://") {
             base = "wss://" + base.dropFirst("https://".count)
         } else if base.hasPrefix("http://") {
@@ -68,6 +78,7 @@ public final class AttachClient: Sendable {
         let offsets = OffsetBox()
         var failures = 0
         let logger = Logger(label: "xn.attach") { _ in SwiftLogNoOpLogHandler() }
+        let tls = try HubTLS.configuration(caFile: hub.caFile)
         while true {
             let outcome = Outcome()
             var query = "stdout=\(offsets.stdout)&stderr=\(offsets.stderr)"
@@ -75,8 +86,13 @@ public final class AttachClient: Sendable {
             let began = ContinuousClock.now
             do {
                 let controls = self.controls
+                var headers = HTTPFields()
+                if let token = hub.token { headers[.authorization] = "Bearer \(token)" }
                 _ = try await WebSocketClient.connect(
-                    url: url + "?" + query, configuration: .init(maxFrameSize: 4 << 20), logger: logger
+                    url: url + "?" + query,
+                    configuration: .init(
+                        maxFrameSize: 4 << 20, additionalHeaders: headers, sniHostname: HubTLS.serverName(for: url)),
+                    tlsConfiguration: tls, logger: logger
                 ) { inbound, outbound, _ in
                     try await withThrowingTaskGroup(of: Void.self) { group in
                         group.addTask {
@@ -100,6 +116,12 @@ public final class AttachClient: Sendable {
                 }
             } catch {
                 if let end = outcome.get() { return end }
+                // A refusal (401, 403) will not change by retrying.
+                if let refusal = await hub.attachRefusal(job: job, readOnly: readOnly),
+                    refusal.status == 401 || refusal.status == 403
+                {
+                    throw refusal
+                }
                 if ContinuousClock.now - began > .seconds(5) { failures = 0 }
                 failures += 1
                 guard failures <= Self.maxReconnects else {

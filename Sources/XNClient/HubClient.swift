@@ -7,14 +7,30 @@ public import XNProtocol
 /// Typed calls to a hub's v1 API. Every failure is a `ClientError` with a message for people.
 public struct HubClient: Sendable {
     public let baseURL: String
+    /// Bearer token sent with every request; nil for a hub without tokens.
+    public let token: String?
+    /// PEM file of the private CA that signed an `https://` hub's certificate; nil: the system roots.
+    public let caFile: String?
     private let http: HTTPClient
 
     /// `baseURL` like `http://127.0.0.1:9000`; a trailing slash is ignored.
-    public init(baseURL: String, http: HTTPClient = HubClient.sharedHTTP) {
+    public init(baseURL: String, token: String? = nil, http: HTTPClient = HubClient.sharedHTTP) {
         var url = baseURL
         while url.hasSuffix("/") { url.removeLast() }
         self.baseURL = url
+        self.token = token
+        self.caFile = nil
         self.http = http
+    }
+
+    /// A client for a hub whose certificate `caFile` signed (nil: the system roots).
+    public init(baseURL: String, token: String?, caFile: String?) throws(ClientError) {
+        var url = baseURL
+        while url.hasSuffix("/") { url.removeLast() }
+        self.baseURL = url
+        self.token = token
+        self.caFile = caFile
+        self.http = try HubTLS.httpClient(caFile: caFile)
     }
 
     /// One client for the process: fails fast on a refused connection instead of retrying until
@@ -63,6 +79,25 @@ public struct HubClient: Sendable {
         try await call(.GET, "/v1/workers")
     }
 
+    /// Creates a token; the answer carries its secret, shown this once.
+    public func createToken(_ request: TokenRequest) async throws(ClientError) -> TokenView {
+        let body: Data
+        do {
+            body = try JSONEncoder().encode(request)
+        } catch {
+            throw ClientError("cannot encode the token request: \(error)")
+        }
+        return try await call(.POST, "/v1/tokens", body: Array(body))
+    }
+
+    public func tokens() async throws(ClientError) -> TokenList {
+        try await call(.GET, "/v1/tokens")
+    }
+
+    public func revokeToken(_ name: String) async throws(ClientError) -> TokenView {
+        try await call(.DELETE, "/v1/tokens/\(escape(name))")
+    }
+
     public func cancel(_ id: String) async throws(ClientError) -> JobView {
         try await call(.POST, "/v1/jobs/\(escape(id))/cancel")
     }
@@ -97,6 +132,7 @@ public struct HubClient: Sendable {
     private func send(_ method: HTTPMethod, _ path: String, body: [UInt8]?) async throws(ClientError) -> RawResponse {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = method
+        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
         if let body {
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(bytes: body))
@@ -111,6 +147,14 @@ public struct HubClient: Sendable {
         } catch {
             throw ClientError("cannot reach hub at \(baseURL) (\(Self.reason(error)))", unreachable: true)
         }
+    }
+
+    /// The hub's refusal of an attach to `job`, asked over plain HTTP (a WebSocket client sees
+    /// only that the upgrade failed); nil when the hub would accept it.
+    func attachRefusal(job: String, readOnly: Bool) async -> ClientError? {
+        let path = "/v1/jobs/\(escape(job))/attach" + (readOnly ? "?mode=read-only" : "")
+        guard let response = try? await send(.GET, path, body: nil), response.status != 426 else { return nil }
+        return apiError(response)
     }
 
     private func apiError(_ response: RawResponse) -> ClientError {
@@ -130,9 +174,11 @@ public struct HubClient: Sendable {
     }
 
     static func reason(_ error: any Error) -> String {
+        if let problem = HubTLS.problem(error) { return problem }
         let text = String(describing: error)
         if text.contains("connectionRefused") || text.contains("Connection refused") { return "connection refused" }
         if text.contains("connectTimeout") { return "connect timeout" }
+        if text.contains("remoteConnectionClosed") { return "the hub closed the connection; does it serve https://?" }
         if text.contains("deadlineExceeded") { return "timed out" }
         return text
     }

@@ -11,7 +11,7 @@ struct CompatController: Sendable {
     let audit: AuditLog
 
     func register(on router: Router<HubRequestContext>) {
-        router.post("/") { request, context in try await submit(request, from: context.peer) }
+        router.post("/") { request, context in try await submit(request, context) }
         router.get("/:id") { _, context in try await show(context.parameters.get("id") ?? "") }
     }
 
@@ -21,7 +21,7 @@ struct CompatController: Sendable {
 
     static let notImplemented = Responses.json(.notImplemented, ["message": "Not Implemented"])
 
-    private func submit(_ request: Request, from peer: String) async throws -> Response {
+    private func submit(_ request: Request, _ context: HubRequestContext) async throws -> Response {
         var request = request
         let body: ByteBuffer
         do {
@@ -35,22 +35,18 @@ struct CompatController: Sendable {
         } catch {
             return Self.badRequest(error.message)
         }
-        if !configuration.whitelist.isEmpty {
-            switch configuration.whitelist.check(spec.command) {
-            case .success(let program): spec.command = program
-            case .failure(let refusal): return Self.badRequest(refusal.message)
-            }
-        }
-        if let callback = spec.callback, let refusal = configuration.refusal(ofCallback: callback) {
-            return Self.badRequest(refusal)
+        switch configuration.admit(spec, by: context.caller) {
+        case .success(let admitted): spec = admitted
+        case .failure(let refusal): return Self.badRequest(refusal.message)
         }
         let job: JobRecord
         do {
-            job = try await scheduler.submit(spec)
+            job = try await scheduler.submit(
+                spec, owner: context.caller.name, ownerCap: configuration.queueCap(of: context.caller))
         } catch is QueueFull {
             return Responses.json(.tooManyRequests, ["message": "Too Many Requests"])
         }
-        audit.submitted(job, from: peer)
+        audit.submitted(job, from: context.peer)
         return Responses.compat(.accepted, CompatJob(job, stdout: [], stderr: []))
     }
 

@@ -1,13 +1,16 @@
 import Foundation
 import HTTPTypes
 public import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
 import HummingbirdWebSocket
 public import Logging
 import NIOCore
+import NIOSSL
 import Synchronization
 public import XNExec
 import XNProtocol
-import XNStore
+public import XNStore
 
 /// Builds a hub: its store, its scheduler on the given executor, and the HTTP application.
 ///
@@ -16,56 +19,33 @@ public func buildApplication(
     configuration: HubConfiguration, executor: any JobExecutor, logger: Logger,
     onListening: @escaping @Sendable (Int) async -> Void = { _ in }
 ) throws -> some ApplicationProtocol {
+    let tls = try serverTLS(configuration)
     let store = try openStore(configuration)
     let scheduler = Scheduler(store: store, executor: executor, configuration: configuration, logger: logger)
     let audit = AuditLog(logger)
-    let router = buildRouter(scheduler: scheduler, store: store, configuration: configuration, audit: audit)
-    let session = WorkerSession(scheduler: scheduler, store: store, configuration: configuration, logger: logger)
-    let sockets = Router(context: HubWebSocketContext.self)
-    sockets.ws(RouterPath(WireProtocol.workerPath)) { request, _ in
-        // Accept every upgrade so a worker speaking another version gets a reason, not a bare 4xx.
-        let offered = request.headers[.secWebSocketProtocol] ?? ""
-        let speaksOurs = offered.split(separator: ",").contains {
-            $0.trimmingCharacters(in: .whitespaces) == WireProtocol.subprotocol
-        }
-        return .upgrade(speaksOurs ? [.secWebSocketProtocol: WireProtocol.subprotocol] : [:])
-    } onUpgrade: { inbound, outbound, context in
-        await session.run(
-            inbound: inbound, outbound: outbound, offered: context.request.headers[.secWebSocketProtocol])
-    }
-    let attach = AttachSession(scheduler: scheduler, store: store, logger: logger)
-    sockets.ws("v1/jobs/:id/attach") { _, _ in
-        .upgrade([:])
-    } onUpgrade: { inbound, outbound, context in
-        let query = context.request.uri.queryParameters
-        guard let raw = context.requestContext.parameters.get("id"), let id = JobID(raw) else {
-            try? await outbound.write(.text(AttachSession.message(["type": "error", "message": "no such job"])))
-            return
-        }
-        let mode = query.get("mode") == "read-only" ? "read-only" : "read-write"
-        audit.record("attach", job: raw, from: context.requestContext.peer, ["mode": mode])
-        let offsets: [OutputStreamName: Int] = [
-            .stdout: query.get("stdout").flatMap { Int($0) }.map { max(0, $0) } ?? 0,
-            .stderr: query.get("stderr").flatMap { Int($0) }.map { max(0, $0) } ?? 0,
-        ]
-        await attach.run(
-            id, from: offsets, readOnly: query.get("mode") == "read-only", inbound: inbound, outbound: outbound)
-    }
+    let tokens = TokenRegistry(store: store)
+    let router = buildRouter(
+        scheduler: scheduler, store: store, configuration: configuration, audit: audit, tokens: tokens)
+    let sockets = buildSocketRouter(
+        scheduler: scheduler, store: store, configuration: configuration, audit: audit, tokens: tokens, logger: logger)
+    let webSocket = HTTP1WebSocketUpgradeChannel.Configuration(
+        ws: .init(
+            maxFrameSize: WireProtocol.maxFrameBytes, extensions: [.nonNegotiatedExtension { WordwiseUnmask() }]))
+    let plain = HTTPServerBuilder.http1WebSocketUpgrade(webSocketRouter: sockets, configuration: webSocket)
     var app = Application(
         router: router,
-        server: .http1WebSocketUpgrade(
-            webSocketRouter: sockets,
-            configuration: .init(
-                ws: .init(
-                    maxFrameSize: WireProtocol.maxFrameBytes,
-                    extensions: [.nonNegotiatedExtension { WordwiseUnmask() }]))),
+        server: try tls.map { try HTTPServerBuilder.tls(plain, tlsConfiguration: $0) } ?? plain,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
         onServerRunning: { channel in
             await onListening(channel.localAddress?.port ?? configuration.port)
         },
         logger: logger)
     app.addServices(scheduler)
-    app.beforeServerStarts { try await scheduler.recover() }
+    app.beforeServerStarts {
+        try await tokens.load()
+        try checkExposure(configuration, tokens: tokens, logger: logger)
+        try await scheduler.recover()
+    }
     return app
 }
 
@@ -79,13 +59,67 @@ public func runHub(
     try await app.runService()
 }
 
-/// The router with every route the hub serves.
+/// The server's TLS configuration from its PEM files, checked now so a bad file stops the start
+/// with a reason instead of failing the first connection.
+func serverTLS(_ configuration: HubConfiguration) throws -> TLSConfiguration? {
+    guard let certificate = configuration.tlsCertificate, let key = configuration.tlsKey else { return nil }
+    do {
+        let chain = try NIOSSLCertificate.fromPEMFile(certificate)
+        guard !chain.isEmpty else { throw HubError("--tls-cert \(certificate) holds no certificate") }
+        var tls = TLSConfiguration.makeServerConfiguration(
+            certificateChain: chain.map { .certificate($0) },
+            privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)))
+        tls.minimumTLSVersion = .tlsv12
+        _ = try NIOSSLContext(configuration: tls)
+        return tls
+    } catch let error as HubError {
+        throw error
+    } catch {
+        throw HubError(
+            "cannot use --tls-cert \(certificate) with --tls-key \(key): \(error) (PEM files; the key must match the certificate)"
+        )
+    }
+}
+
+/// Refuses to serve beyond loopback with nothing authenticating requests, unless told to, loudly.
+func checkExposure(_ configuration: HubConfiguration, tokens: TokenRegistry, logger: Logger) throws {
+    if tokens.isEnabled {
+        logger.notice("bearer tokens required on every route")
+        return
+    }
+    guard !HubConfiguration.isLoopback(configuration.host) else { return }
+    guard configuration.insecureNoAuth else {
+        throw HubError(
+            "refusing to listen on \(configuration.host) without authentication: anyone who can reach it could run "
+                + "any command as this user. Create a token first (xn token create --role admin --data DIR), listen "
+                + "on 127.0.0.1 (the default), or pass --insecure-no-auth to do it anyway")
+    }
+    logger.warning(
+        """
+        WARNING: --insecure-no-auth: listening on \(configuration.host) with no authentication; anyone who can \
+        reach port \(configuration.port) can run any command as this user
+        """)
+}
+
+/// The router with every route the hub serves over plain HTTP.
 func buildRouter(
-    scheduler: Scheduler, store: any JobStore, configuration: HubConfiguration, audit: AuditLog
+    scheduler: Scheduler, store: any JobStore, configuration: HubConfiguration, audit: AuditLog,
+    tokens: TokenRegistry
 ) -> Router<HubRequestContext> {
     let router = Router(context: HubRequestContext.self)
     router.middlewares.add(UnknownRouteMiddleware())
+    router.middlewares.add(AuthMiddleware<HubRequestContext>(tokens: tokens))
     JobsController(scheduler: scheduler, store: store, configuration: configuration, audit: audit).register(on: router)
+    TokensController(tokens: tokens, audit: audit).register(on: router)
+    // The WebSocket routes reached without an upgrade, or with one that was refused: the
+    // refusal that applies, else a pointer to the upgrade.
+    router.get(RouterPath(WireProtocol.workerPath)) { _, _ in
+        Responses.error(.upgradeRequired, "upgrade_required", "workers connect here over WebSocket (xn.v1)")
+    }
+    router.get("/v1/jobs/:id/attach") { request, context in
+        if let refusal = try await attachRefusal(request, context.caller, store: store) { return refusal }
+        return Responses.error(.upgradeRequired, "upgrade_required", "attach is a WebSocket: send an upgrade")
+    }
     CompatController(scheduler: scheduler, store: store, configuration: configuration, audit: audit).register(
         on: router)
     router.get("/v1/workers") { _, _ in
@@ -104,7 +138,7 @@ func buildRouter(
 }
 
 /// Opens the SQLite store under the data folder, creating the folder; nil data means in memory.
-func openStore(_ configuration: HubConfiguration) throws -> any JobStore {
+public func openStore(_ configuration: HubConfiguration) throws -> SQLiteJobStore {
     guard let folder = configuration.dataDirectory else { return try SQLiteJobStore(path: nil) }
     do {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)

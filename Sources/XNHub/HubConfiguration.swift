@@ -18,6 +18,21 @@ public struct HubConfiguration: Sendable {
     public var maxOutputBytes = 16 << 20
     /// Jobs that may wait queued at once; submissions beyond get 429. nil: no limit.
     public var maxQueued: Int?
+    /// Jobs of one token that may wait queued at once, unless the token has its own cap. nil: no limit.
+    public var maxQueuedPerToken: Int?
+    /// Listen beyond loopback even when no token exists (nothing authenticates requests then).
+    public var insecureNoAuth = false
+
+    /// 127.0.0.0/8, ::1 and localhost: only this machine can connect.
+    public static func isLoopback(_ host: String) -> Bool {
+        let host = host.trimmingCharacters(in: CharacterSet(charactersIn: "[]")).lowercased()
+        return host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+
+    /// PEM certificate chain and key: the hub serves HTTPS and WSS only. nil: plain HTTP.
+    public var tlsCertificate: String?
+    public var tlsKey: String?
+
     /// Largest request body accepted (413 beyond).
     public var maxBodyBytes = 1 << 20
     /// On Ctrl-C, how long running jobs may go on before they are killed and recorded.

@@ -5,9 +5,10 @@ import NIOCore
 import XNProtocol
 
 /// The hub's request context: Hummingbird's basics plus who is on the other end, for the audit log.
-public struct HubRequestContext: RequestContext, RemoteAddressRequestContext {
+public struct HubRequestContext: RequestContext, RemoteAddressRequestContext, CallerContext {
     public var coreContext: CoreRequestContextStorage
     public let remoteAddress: SocketAddress?
+    var caller = Caller.open
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
@@ -16,10 +17,11 @@ public struct HubRequestContext: RequestContext, RemoteAddressRequestContext {
 }
 
 /// The same for WebSocket routes (attach, workers).
-public struct HubWebSocketContext: RequestContext, WebSocketRequestContext, RemoteAddressRequestContext {
+public struct HubWebSocketContext: RequestContext, WebSocketRequestContext, RemoteAddressRequestContext, CallerContext {
     public var coreContext: CoreRequestContextStorage
     public let webSocket: WebSocketHandlerReference<Self>
     public let remoteAddress: SocketAddress?
+    var caller = Caller.open
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
@@ -51,11 +53,16 @@ struct AuditLog: Sendable {
         let words = ([job.spec.command] + job.spec.args).map { $0.contains(" ") ? "'\($0)'" : $0 }
         var details = ["command": words.joined(separator: " ")]
         if job.spec.tty != nil { details["tty"] = "yes" }
+        if let owner = job.owner { details["token"] = owner }
         record("submit", job: job.id.rawValue, from: peer, details)
     }
 
-    func record(_ action: String, job: String, from peer: String, _ details: [String: String] = [:]) {
+    /// `by`: the caller's token name, when the hub has tokens.
+    func record(
+        _ action: String, job: String, from peer: String, by token: String? = nil, _ details: [String: String] = [:]
+    ) {
         var metadata: Logger.Metadata = ["job": .string(job), "from": .string(peer)]
+        if let token { metadata["token"] = .string(token) }
         for (key, value) in details { metadata[key] = .string(value) }
         logger.notice("audit: \(action)", metadata: metadata)
     }

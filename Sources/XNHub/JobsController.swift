@@ -16,7 +16,7 @@ struct JobsController: Sendable {
 
     func register(on router: Router<HubRequestContext>) {
         let jobs = router.group("v1/jobs")
-        jobs.post { request, context in try await submit(request, from: context.peer) }
+        jobs.post { request, context in try await submit(request, context) }
         jobs.get { request, _ in try await list(request) }
         jobs.get(":id") { request, context in
             try await withJob(context) { try await show($0, wait: request.uri.queryParameters.get("wait")) }
@@ -28,14 +28,14 @@ struct JobsController: Sendable {
             try await withJob(context) { try await output($0, .stderr, request) }
         }
         jobs.post(":id/cancel") { _, context in
-            try await withJob(context) { try await cancel($0, from: context.peer) }
+            try await withJob(context) { try await cancel($0, context) }
         }
         jobs.post(":id/signal") { request, context in
-            try await withJob(context) { try await signal($0, request, from: context.peer) }
+            try await withJob(context) { try await signal($0, request, context) }
         }
     }
 
-    private func submit(_ request: Request, from peer: String) async throws -> Response {
+    private func submit(_ request: Request, _ context: HubRequestContext) async throws -> Response {
         var request = request
         let wait: Double?
         switch parseWait(request.uri.queryParameters.get("wait")) {
@@ -56,23 +56,23 @@ struct JobsController: Sendable {
             return Responses.error(
                 .badRequest, error.field == nil ? "invalid_body" : "invalid_field", error.message, field: error.field)
         }
-        if !configuration.whitelist.isEmpty {
-            switch configuration.whitelist.check(spec.command) {
-            case .success(let program): spec.command = program
-            case .failure(let refusal):
-                return Responses.error(.forbidden, "command_not_allowed", refusal.message, field: "command")
-            }
+        switch configuration.admit(spec, by: context.caller) {
+        case .success(let admitted): spec = admitted
+        case .failure(let refusal):
+            return Responses.error(refusal.status, refusal.code, refusal.message, field: refusal.field)
         }
-        if let callback = spec.callback, let refusal = configuration.refusal(ofCallback: callback) {
-            return Responses.error(.badRequest, "invalid_field", refusal, field: "callback")
-        }
+        let peer = context.peer
+        let owner = context.caller.name
+        let cap = configuration.queueCap(of: context.caller)
         do {
             guard let wait else {
-                let job = try await scheduler.submit(spec)
+                let job = try await scheduler.submit(spec, owner: owner, ownerCap: cap)
                 audit.submitted(job, from: peer)
                 return Responses.json(.created, JobView(job))
             }
-            let job = try await scheduler.submitAndWait(spec, timeout: .milliseconds(Int64(wait * 1000))) {
+            let job = try await scheduler.submitAndWait(
+                spec, owner: owner, ownerCap: cap, timeout: .milliseconds(Int64(wait * 1000))
+            ) {
                 audit.submitted($0, from: peer)
             }
             return try await view(job, status: .created)
@@ -190,18 +190,21 @@ struct JobsController: Sendable {
     /// Bytes read from the store per piece of a raw output response.
     static let pieceBytes = 1 << 20
 
-    private func cancel(_ id: JobID, from peer: String) async throws -> Response {
+    private func cancel(_ id: JobID, _ context: HubRequestContext) async throws -> Response {
         guard let before = try await store.job(id) else { return notFound(id) }
+        if !context.caller.mayControl(before) { return Self.notYours(id) }
         if before.state.isTerminal {
             return Responses.error(.conflict, "job_finished", "job \(id) already ended (\(before.state.rawValue))")
         }
-        audit.record("cancel", job: id.rawValue, from: peer)
+        audit.record("cancel", job: id.rawValue, from: context.peer, by: context.caller.name)
         guard let job = try await scheduler.cancel(id) else { return notFound(id) }
         return try await view(job, status: .ok)
     }
 
     /// `{"signal": "INT"}` (or `"SIGINT"`, or `2`) to the job's whole process group.
-    private func signal(_ id: JobID, _ request: Request, from peer: String) async throws -> Response {
+    private func signal(_ id: JobID, _ request: Request, _ context: HubRequestContext) async throws -> Response {
+        guard let job = try await store.job(id) else { return notFound(id) }
+        if !context.caller.mayControl(job) { return Self.notYours(id) }
         var request = request
         let body: ByteBuffer
         do {
@@ -224,7 +227,8 @@ struct JobsController: Sendable {
             return Responses.error(
                 .badRequest, "invalid_field", "body must be {\"signal\": NAME}, NAME one of \(known)", field: "signal")
         }
-        audit.record("signal", job: id.rawValue, from: peer, ["signal": String(number)])
+        audit.record(
+            "signal", job: id.rawValue, from: context.peer, by: context.caller.name, ["signal": String(number)])
         switch try await scheduler.signal(id, number) {
         case .notFound:
             return notFound(id)
@@ -249,6 +253,11 @@ struct JobsController: Sendable {
 
     private func notFound(_ id: JobID) -> Response {
         Responses.error(.notFound, "job_not_found", "no job with id \(id)")
+    }
+
+    static func notYours(_ id: JobID) -> Response {
+        Responses.error(
+            .forbidden, "forbidden", "job \(id) was submitted with another token; only an admin may act on it")
     }
 
     /// A refusal carried through `Result`.

@@ -105,10 +105,17 @@ public actor Scheduler: Service {
 
     /// Stores a new job. With a slot free and nothing queued before it, it is stored as running
     /// and started at once (one write instead of insert, then claim).
-    public func submit(_ spec: JobSpec, id: JobID = .random()) async throws -> JobRecord {
+    /// `owner` names the submitting token; with `ownerCap`, that token may have at most so many jobs queued.
+    public func submit(
+        _ spec: JobSpec, id: JobID = .random(), owner: String? = nil, ownerCap: Int? = nil
+    ) async throws -> JobRecord {
         var job = JobRecord(id: id, spec: spec, createdAt: Timestamp.now())
+        job.owner = owner
         let startsNow = accepting && queuedCount == 0 && running.count < configuration.slots
         if !startsNow, let limit = configuration.maxQueued, queuedCount >= limit { throw QueueFull(limit: limit) }
+        if !startsNow, let owner, let ownerCap, try await store.countQueued(owner: owner) >= ownerCap {
+            throw QueueFull(limit: ownerCap, token: owner)
+        }
         await purgeBeyondLimit()
         guard accepting, queuedCount == 0, running.count < configuration.slots else {
             job = try await store.insert(job)
@@ -139,13 +146,14 @@ public actor Scheduler: Service {
 
     /// Submits a job and returns it once it ended, or as it is after `timeout`.
     public nonisolated func submitAndWait(
-        _ spec: JobSpec, timeout: Duration, submitted: @Sendable (JobRecord) -> Void = { _ in }
+        _ spec: JobSpec, owner: String? = nil, ownerCap: Int? = nil, timeout: Duration,
+        submitted: @Sendable (JobRecord) -> Void = { _ in }
     ) async throws -> JobRecord {
         let id = JobID.random()
         let ticket = endSignals.register(id)
         let job: JobRecord
         do {
-            job = try await submit(spec, id: id)
+            job = try await submit(spec, id: id, owner: owner, ownerCap: ownerCap)
         } catch {
             endSignals.cancel(id, ticket: ticket)
             throw error
@@ -350,8 +358,13 @@ public actor Scheduler: Service {
 /// A submission that would queue more jobs than `--max-queued` allows.
 public struct QueueFull: Error, Sendable {
     public let limit: Int
+    /// The token whose own cap was reached; nil for the hub-wide one.
+    public var token: String?
 
     public var message: String {
-        "the hub already has \(limit) job(s) queued, its limit (--max-queued); try again later"
+        guard let token else {
+            return "the hub already has \(limit) job(s) queued, its limit (--max-queued); try again later"
+        }
+        return "token '\(token)' already has \(limit) job(s) queued, its limit; try again later"
     }
 }

@@ -26,6 +26,8 @@ public struct JobRecord: Sendable, Equatable {
     public var attempts: Int
     /// Fencing token of the current attempt: reports carrying another token are refused.
     public var attemptToken: UInt64?
+    /// Name of the token that submitted it; nil when the hub had no tokens.
+    public var owner: String?
 
     public init(id: JobID, spec: JobSpec, createdAt: Int64) {
         self.id = id

@@ -35,6 +35,8 @@ public protocol JobStore: Sendable {
     func setCallbackStatus(_ id: JobID, _ status: String) async throws
     /// Jobs in each state, for `xn list` summaries and the benchmark.
     func count(state: JobState?) async throws -> Int
+    /// Queued jobs submitted with the token named `owner` (its queue cap).
+    func countQueued(owner: String) async throws -> Int
 }
 
 /// A job's output streams, as stored.

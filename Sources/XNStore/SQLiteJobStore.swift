@@ -4,7 +4,7 @@ public import XNProtocol
 
 /// The default store: SQLite in WAL mode through GRDB, one file under the data folder.
 public final class SQLiteJobStore: JobStore {
-    private let db: any DatabaseWriter
+    let db: any DatabaseWriter
 
     /// Opens (creating and migrating as needed) `path`; `nil` gives a private in-memory database.
     public init(path: String?) throws {
@@ -58,13 +58,29 @@ public final class SQLiteJobStore: JobStore {
             try db.execute(sql: "ALTER TABLE jobs ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0")
             try db.execute(sql: "ALTER TABLE jobs ADD COLUMN attempt_token TEXT")
         }
+        migrator.registerMigration("v3: tokens and job owners") { db in
+            try db.execute(sql: "ALTER TABLE jobs ADD COLUMN owner TEXT")
+            try db.execute(
+                sql: """
+                    CREATE TABLE tokens (
+                        name TEXT PRIMARY KEY,
+                        role TEXT NOT NULL,
+                        hash TEXT NOT NULL UNIQUE,
+                        allow TEXT,
+                        labels TEXT,
+                        max_queued INTEGER,
+                        created_at INTEGER NOT NULL,
+                        revoked_at INTEGER
+                    )
+                    """)
+        }
         return migrator
     }
 
     private static let columns = """
         seq, id, spec, state, created_at, started_at, finished_at, exit_code, signal, err,
         stdout_bytes, stderr_bytes, stdout_truncated, stderr_truncated, callback_status, worker,
-        attempts, attempt_token
+        attempts, attempt_token, owner
         """
 
     public func insert(_ job: JobRecord) async throws -> JobRecord {
@@ -72,12 +88,12 @@ public final class SQLiteJobStore: JobStore {
         return try await db.write { db in
             try db.cachedStatement(
                 sql: """
-                    INSERT INTO jobs (id, spec, state, created_at, started_at, worker, attempts, attempt_token)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO jobs (id, spec, state, created_at, started_at, worker, attempts, attempt_token, owner)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """
             ).execute(arguments: [
                 job.id.rawValue, spec, job.state.rawValue, job.createdAt, job.startedAt, job.worker, job.attempts,
-                job.attemptToken.map(AttemptToken.format),
+                job.attemptToken.map(AttemptToken.format), job.owner,
             ])
             var stored = job
             stored.seq = db.lastInsertedRowID
@@ -301,6 +317,14 @@ public final class SQLiteJobStore: JobStore {
         }
     }
 
+    public func countQueued(owner: String) async throws -> Int {
+        try await db.read { db in
+            try Int.fetchOne(
+                db.cachedStatement(sql: "SELECT count(*) FROM jobs WHERE state = 'queued' AND owner = ?"),
+                arguments: [owner]) ?? 0
+        }
+    }
+
     public func count(state: JobState?) async throws -> Int {
         try await db.read { db in
             if let state {
@@ -335,6 +359,7 @@ public final class SQLiteJobStore: JobStore {
         record.worker = row["worker"]
         record.attempts = row["attempts"]
         record.attemptToken = (row["attempt_token"] as String?).flatMap(AttemptToken.parse)
+        record.owner = row["owner"]
         return record
     }
 }

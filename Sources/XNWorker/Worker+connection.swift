@@ -3,7 +3,9 @@ import HTTPTypes
 import HummingbirdWSClient
 import Logging
 import NIOCore
+import NIOSSL
 import NIOWebSocket
+import XNClient
 import XNExec
 import XNProtocol
 
@@ -11,21 +13,37 @@ extension Worker {
     /// Connects to the hub and reconnects with backoff until the worker stops.
     nonisolated func stayConnected() async {
         var pause = configuration.reconnectMin
+        let tls: TLSConfiguration?
+        do {
+            tls = try HubTLS.configuration(caFile: configuration.caFile)
+        } catch {
+            logger.error("\(error.message)")
+            return
+        }
         while !(await isStopped) && !Task.isCancelled {
             let began = ContinuousClock.now
             do {
                 var headers = HTTPFields()
                 headers[.secWebSocketProtocol] = WireProtocol.subprotocol
+                if let token = configuration.token { headers[.authorization] = "Bearer \(token)" }
                 let client = WebSocketClient(
                     url: configuration.endpoint,
-                    configuration: .init(maxFrameSize: WireProtocol.maxFrameBytes, additionalHeaders: headers),
-                    logger: logger
+                    configuration: .init(
+                        maxFrameSize: WireProtocol.maxFrameBytes, additionalHeaders: headers,
+                        sniHostname: HubTLS.serverName(for: configuration.endpoint)),
+                    tlsConfiguration: tls, logger: logger
                 ) { inbound, outbound, _ in
                     await self.session(inbound: inbound, outbound: outbound)
                 }
                 try await client.run()
             } catch {
-                logger.info("cannot reach hub at \(configuration.hub): \(error)")
+                if (error as? WebSocketClientError) == .webSocketUpgradeFailed {
+                    logger.error("the hub at \(configuration.hub) refused this worker (a missing or wrong --token?)")
+                } else if let problem = HubTLS.problem(error) {
+                    logger.error("cannot connect to the hub at \(configuration.hub): \(problem)")
+                } else {
+                    logger.info("cannot reach hub at \(configuration.hub): \(error)")
+                }
             }
             if await isStopped { return }
             // A connection that lasted a while was fine: start the backoff over.

@@ -17,6 +17,10 @@ public struct WorkerConfiguration: Sendable {
     public var reconnectMin: Duration = .milliseconds(100)
     public var reconnectMax: Duration = .seconds(3)
     public var version = "0.1.0"
+    /// Bearer token (role worker or admin) for a hub that has tokens.
+    public var token: String?
+    /// PEM file of the CA that signed a `wss://` hub's certificate; nil: the system roots.
+    public var caFile: String?
     /// The user jobs run as (the worker must be root); nil: the worker's own.
     public var jobIdentity: ProcessIdentity?
     /// Resource limits of every job.

@@ -8,13 +8,53 @@ struct ClientOptions: ParsableArguments {
     @Option(name: .long, help: "Hub URL (default: $XN_HUB, else http://127.0.0.1:9000).")
     var hub: String?
 
+    @OptionGroup var credentials: TokenOptions
+
     var hubURL: String {
         hub ?? ProcessInfo.processInfo.environment["XN_HUB"].flatMap { $0.isEmpty ? nil : $0 }
             ?? "http://127.0.0.1:9000"
     }
 
-    func makeClient() -> HubClient {
-        HubClient(baseURL: hubURL)
+    func makeClient() throws -> HubClient {
+        do {
+            return try HubClient(baseURL: hubURL, token: try credentials.resolved(), caFile: credentials.caFile)
+        } catch let error as ClientError {
+            printError(error.message)
+            throw ExitCode(1)
+        }
+    }
+}
+
+/// How to reach a hub that checks who calls: a bearer token from `--token`, `--token-file`,
+/// `$XN_TOKEN_FILE`, `$XN_TOKEN` (in that order), and the CA to trust for `https://` hubs.
+struct TokenOptions: ParsableArguments {
+    @Option(help: "Bearer token for a hub that has tokens (default: $XN_TOKEN).")
+    var token: String?
+
+    @Option(help: ArgumentHelp("File holding the bearer token (default: $XN_TOKEN_FILE).", valueName: "file"))
+    var tokenFile: String?
+
+    @Option(
+        name: .customLong("ca"),
+        help: ArgumentHelp(
+            "PEM file of the CA that signed an https hub's certificate (default: $XN_CA).", valueName: "file"))
+    var ca: String?
+
+    var caFile: String? { ca ?? ProcessInfo.processInfo.environment["XN_CA"].flatMap { $0.isEmpty ? nil : $0 } }
+
+    /// The token, or nil when none is given; a file that cannot be read is an error.
+    func resolved() throws -> String? {
+        let environment = ProcessInfo.processInfo.environment
+        if let token, !token.isEmpty { return token }
+        if let path = tokenFile ?? environment["XN_TOKEN_FILE"].flatMap({ $0.isEmpty ? nil : $0 }) {
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw ValidationError("token file \(path): cannot read it")
+            }
+            let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            guard !text.isEmpty else { throw ValidationError("token file \(path) is empty") }
+            return text
+        }
+        return environment["XN_TOKEN"].flatMap { $0.isEmpty ? nil : $0 }
     }
 }
 

@@ -24,7 +24,7 @@ func localTerminalSize() -> JobTerminal? {
 /// restored however the session ends. Otherwise stdin is read a line at a time: lines go to an
 /// interactive job, a line `/term` terminates the job, end of input closes the job's stdin.
 func attachInteractively(
-    hub: String, job: JobView, readOnly: Bool
+    hub: HubClient, job: JobView, readOnly: Bool
 ) async throws(ClientError) -> AttachEnd {
     let client = AttachClient(hub: hub, job: job.id, readOnly: readOnly)
     let raw = job.tty != nil && isatty(0) == 1 && !readOnly

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import HummingbirdWSClient
 import Logging
 import NIOCore
@@ -223,15 +224,19 @@ final class AttachTranscript: Sendable {
 
 /// Attaches to job `id`, runs `body` with the connection, and returns what it received.
 func attach(
-    _ hub: TestHub, _ id: String, query: String = "",
+    _ hub: TestHub, _ id: String, query: String = "", token: String? = nil,
     _ body: @escaping @Sendable (WebSocketOutboundWriter, AttachTranscript) async throws -> Void
 ) async throws -> AttachTranscript {
+    var fields = HTTPFields()
+    if let token { fields[.authorization] = "Bearer \(token)" }
+    let headers = fields
     let transcript = AttachTranscript()
     let url = "ws://127.0.0.1:\(hub.port)/v1/jobs/\(id)/attach" + (query.isEmpty ? "" : "?\(query)")
     let logger = Logger(label: "test.attach") { _ in SwiftLogNoOpLogHandler() }
     let finished = try await withDeadline(.seconds(30)) {
-        try await WebSocketClient.connect(url: url, configuration: .init(maxFrameSize: 4 << 20), logger: logger) {
-            inbound, outbound, _ in
+        try await WebSocketClient.connect(
+            url: url, configuration: .init(maxFrameSize: 4 << 20, additionalHeaders: headers), logger: logger
+        ) { inbound, outbound, _ in
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
                     for try await message in inbound.messages(maxSize: 4 << 20) { transcript.take(message) }

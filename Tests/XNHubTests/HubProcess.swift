@@ -47,9 +47,10 @@ final class ChildProcess: @unchecked Sendable {
 
 /// Runs the built `xn` with `arguments` and returns its exit status and output.
 func runXN(
-    _ arguments: [String], hub: String? = nil, stdin: String? = nil, timeout: Duration = .seconds(30)
+    _ arguments: [String], hub: String? = nil, stdin: String? = nil, environment: [String: String] = [:],
+    timeout: Duration = .seconds(30)
 ) async throws -> (status: Int32, stdout: String, stderr: String, bytes: [UInt8]) {
-    var environment: [String: String] = [:]
+    var environment = environment
     if let hub { environment["XN_HUB"] = hub }
     let child = try ChildProcess(Binaries.xn, arguments, environment: environment, stdin: stdin)
     let status = try await child.exitStatus(timeout: timeout)
@@ -79,7 +80,7 @@ final class HubProcess: Sendable {
                 throw TestFailure("hub exited: \(child.stderrText)")
             }
             guard let line = child.stdoutText.split(separator: "\n").first(where: { $0.contains("listening on") }),
-                let range = line.range(of: "http://[^ ]+", options: .regularExpression)
+                let range = line.range(of: "https?://[^ ]+", options: .regularExpression)
             else { return nil }
             return String(line[range])
         }

@@ -16,7 +16,8 @@ import Yams
             store: store, executor: PipeExecutor(), configuration: configuration, logger: Logger(label: "test"))
         let router = buildRouter(
             scheduler: scheduler, store: store, configuration: configuration,
-            audit: AuditLog(Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }))
+            audit: AuditLog(Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }),
+            tokens: TokenRegistry(store: store))
         let served = Set(
             router.routes.map { route -> String in
                 let path = route.path.description.split(separator: "/").map { part in

@@ -23,12 +23,11 @@ struct Attach: AsyncParsableCommand {
     @OptionGroup var client: ClientOptions
 
     func run() async throws {
-        let hub = client.makeClient()
-        let hubURL = client.hubURL
+        let hub = try client.makeClient()
         let readOnly = readOnly
         let end = try await reportingErrors {
             let job = try await hub.job(id)
-            return try await attachInteractively(hub: hubURL, job: job, readOnly: readOnly)
+            return try await attachInteractively(hub: hub, job: job, readOnly: readOnly)
         }
         switch end {
         case .detached:

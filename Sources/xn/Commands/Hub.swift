@@ -17,16 +17,10 @@ struct Hub: AsyncParsableCommand {
 
     @Flag(
         help: """
-            Listen on a non-loopback interface although nothing authenticates requests: anyone who can \
-            reach the port can run any command as this user.
+            Listen on a non-loopback interface although no token exists, so nothing authenticates requests: \
+            anyone who can reach the port can run any command as this user.
             """)
     var insecureNoAuth = false
-
-    /// 127.0.0.0/8, ::1 and localhost: only this machine can connect.
-    static func isLoopback(_ interface: String) -> Bool {
-        let host = interface.trimmingCharacters(in: CharacterSet(charactersIn: "[]")).lowercased()
-        return host == "localhost" || host == "::1" || host.hasPrefix("127.")
-    }
 
     @Option(
         name: [.customShort("w"), .long],
@@ -73,8 +67,18 @@ struct Hub: AsyncParsableCommand {
     @Option(help: "Hosts callbacks may go to, comma-separated (default: any).")
     var callbackHosts: String?
 
+    @Option(
+        help: ArgumentHelp("PEM certificate (chain) to serve HTTPS and WSS with; needs --tls-key.", valueName: "file"))
+    var tlsCert: String?
+
+    @Option(help: ArgumentHelp("PEM private key of --tls-cert.", valueName: "file"))
+    var tlsKey: String?
+
     @Option(help: "Jobs that may wait queued at once; more submissions get 429 (default: no limit).")
     var maxQueued: Int?
+
+    @Option(help: "Jobs of one token that may wait queued at once, unless the token has its own cap.")
+    var maxQueuedPerToken: Int?
 
     /// The callback secret from the file or the environment; a file that cannot be read is an error.
     func callbackSecret() throws -> [UInt8]? {
@@ -94,16 +98,14 @@ struct Hub: AsyncParsableCommand {
         for entry in (whitelist ?? "").split(separator: ",") where entry.contains("/") && !entry.hasPrefix("/") {
             throw ValidationError("-w \(entry): whitelist entries are bare names or absolute paths")
         }
-        if !Self.isLoopback(interface) && !insecureNoAuth {
-            throw ValidationError(
-                "refusing to listen on \(interface) without authentication: anyone who can reach it could run any "
-                    + "command as this user. Listen on 127.0.0.1 (the default), or pass --insecure-no-auth to do it anyway"
-            )
-        }
+        if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
         guard (0...65535).contains(port) else { throw ValidationError("-p must be a port from 0 to 65535") }
         guard slots >= 1 else { throw ValidationError("--slots must be at least 1") }
         if let maxJobs, maxJobs < 0 { throw ValidationError("-n must be 0 or more") }
         if let maxQueued, maxQueued < 0 { throw ValidationError("--max-queued must be 0 or more") }
+        if let maxQueuedPerToken, maxQueuedPerToken < 0 {
+            throw ValidationError("--max-queued-per-token must be 0 or more")
+        }
         guard maxOutput >= 0 else { throw ValidationError("--max-output must be 0 or more") }
         guard heartbeatTimeout > 0 else { throw ValidationError("--heartbeat-timeout must be more than 0") }
         guard grace >= 0, killGrace >= 0 else { throw ValidationError("--grace and --kill-grace must be 0 or more") }
@@ -129,22 +131,22 @@ struct Hub: AsyncParsableCommand {
         configuration.killGrace = .milliseconds(Int64(killGrace * 1000))
         configuration.callbackSecret = try callbackSecret()
         configuration.maxQueued = maxQueued
+        configuration.maxQueuedPerToken = maxQueuedPerToken
+        configuration.insecureNoAuth = insecureNoAuth
+        configuration.tlsCertificate = tlsCert
+        configuration.tlsKey = tlsKey
         configuration.jobIdentity = try jobs.identity()
         configuration.jobLimits = jobs.limits
         configuration.callbackHosts = Set(
             (callbackHosts ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
                 .filter { !$0.isEmpty })
         let logger = makeLogger(label: "xn.hub", level: logLevel)
-        if insecureNoAuth && !Self.isLoopback(interface) {
-            printError(
-                "WARNING: --insecure-no-auth: listening on \(interface) with no authentication; anyone who can reach "
-                    + "port \(port) can run any command as this user")
-        }
         let banner = "(data \(data), \(noLocal ? 0 : slots) local slot(s); \(jobs.describe(configuration.jobIdentity)))"
         let host = interface
+        let scheme = tlsCert == nil ? "http" : "https"
         do {
             try await runHub(configuration: configuration, executor: PipeExecutor(), logger: logger) { port in
-                say("xn hub listening on http://\(host):\(port) \(banner)")
+                say("xn hub listening on \(scheme)://\(host):\(port) \(banner)")
             }
         } catch let error as HubError {
             printError(error.description)

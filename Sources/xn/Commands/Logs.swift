@@ -23,7 +23,7 @@ struct Logs: AsyncParsableCommand {
     }
 
     static func printOutput(_ id: String, client: ClientOptions) async throws {
-        let hub = client.makeClient()
+        let hub = try client.makeClient()
         let (out, err) = try await reportingErrors {
             (try await hub.output(id, stream: "stdout"), try await hub.output(id, stream: "stderr"))
         }

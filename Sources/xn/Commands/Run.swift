@@ -17,15 +17,14 @@ struct Run: AsyncParsableCommand {
 
     func run() async throws {
         let spec = try spec.makeSpec()
-        let hub = client.makeClient()
-        let hubURL = client.hubURL
+        let hub = try client.makeClient()
         let job: JobView
         do {
             job = try await reportingErrors {
                 let submitted = try await hub.submit(spec)
                 return try await cancelOnInterrupt(submitted.id, hub: hub) {
                     guard spec.keepsInputOpen else { return try await follow(submitted.id, on: hub) }
-                    switch try await attachInteractively(hub: hubURL, job: submitted, readOnly: false) {
+                    switch try await attachInteractively(hub: hub, job: submitted, readOnly: false) {
                     case .exited(let job): return job
                     case .detached: throw Detached(id: submitted.id)
                     }
@@ -46,7 +45,7 @@ struct Run: AsyncParsableCommand {
 /// Prints a job's stdout and stderr as they are written until it ends (a read-only attach, so a
 /// dropped connection resumes where it was); returns the ended job.
 func follow(_ id: String, on hub: HubClient) async throws -> JobView {
-    let client = AttachClient(hub: hub.baseURL, job: id, readOnly: true)
+    let client = AttachClient(hub: hub, job: id, readOnly: true)
     let end = try await client.run { event in
         switch event {
         case .output(.stdout, let bytes): writeAll(1, bytes)

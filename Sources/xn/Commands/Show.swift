@@ -49,6 +49,7 @@ struct Show: AsyncParsableCommand {
         if let callback = job.callback { lines.append(("callback", callback)) }
         if let status = job.callbackStatus { lines.append(("callback status", status)) }
         if let worker = job.worker { lines.append(("worker", worker)) }
+        if let owner = job.owner { lines.append(("token", owner)) }
         let width = lines.map(\.0.count).max() ?? 0
         for (key, value) in lines {
             say("\((key + ":").padding(toLength: width + 1, withPad: " ", startingAt: 0)) \(value)")

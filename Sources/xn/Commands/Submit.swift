@@ -29,7 +29,7 @@ struct Submit: AsyncParsableCommand {
         } else {
             specs = [try spec.makeSpec()]
         }
-        let hub = client.makeClient()
+        let hub = try client.makeClient()
         let jobs = try await reportingErrors {
             var jobs: [JobView] = []
             for spec in specs { jobs.append(try await hub.submit(spec)) }

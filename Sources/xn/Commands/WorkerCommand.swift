@@ -37,6 +37,8 @@ struct WorkerCommand: AsyncParsableCommand {
 
     @OptionGroup var jobs: JobUserOptions
 
+    @OptionGroup var credentials: TokenOptions
+
     func validate() throws {
         guard (1...1024).contains(slots) else { throw ValidationError("--slots must be from 1 to 1024") }
         _ = try parsedLabels()
@@ -62,6 +64,8 @@ struct WorkerCommand: AsyncParsableCommand {
         configuration.killGrace = .milliseconds(Int64(killGrace * 1000))
         configuration.jobIdentity = try jobs.identity()
         configuration.jobLimits = jobs.limits
+        configuration.token = try credentials.resolved()
+        configuration.caFile = credentials.caFile
         let logger = makeLogger(label: "xn.worker", level: logLevel)
         say("xn worker \(name) for \(url): \(slots) slot(s); \(jobs.describe(configuration.jobIdentity))")
         do {

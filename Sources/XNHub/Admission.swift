@@ -1,0 +1,59 @@
+import HTTPTypes
+import XNProtocol
+import XNStore
+
+/// Why a well-formed job may not be submitted here.
+struct AdmissionRefusal: Error {
+    let status: HTTPResponse.Status
+    let code: String
+    let message: String
+    let field: String
+}
+
+extension HubConfiguration {
+    /// The spec as it will run (commands rewritten to the real file the whitelists matched, the
+    /// token's labels added), or why the hub or the caller's token refuses it.
+    func admit(_ spec: JobSpec, by caller: Caller) -> Result<JobSpec, AdmissionRefusal> {
+        var spec = spec
+        if let refusal = Self.check(&spec, whitelist, whose: nil) { return .failure(refusal) }
+        if let own = caller.whitelist, let refusal = Self.check(&spec, own, whose: "this token's whitelist") {
+            return .failure(refusal)
+        }
+        for (name, value) in caller.token?.labels ?? [:] {
+            if let asked = spec.labels[name], asked != value {
+                return .failure(
+                    AdmissionRefusal(
+                        status: .forbidden, code: "labels_not_allowed",
+                        message: "this token's jobs run only where \(name)=\(value), not \(name)=\(asked)",
+                        field: "labels"))
+            }
+            spec.labels[name] = value
+        }
+        if let callback = spec.callback, let refusal = refusal(ofCallback: callback) {
+            return .failure(
+                AdmissionRefusal(status: .badRequest, code: "invalid_field", message: refusal, field: "callback"))
+        }
+        return .success(spec)
+    }
+
+    private static func check(_ spec: inout JobSpec, _ whitelist: CommandWhitelist, whose: String?) -> AdmissionRefusal?
+    {
+        guard !whitelist.isEmpty else { return nil }
+        switch whitelist.check(spec.command) {
+        case .success(let program):
+            spec.command = program
+            return nil
+        case .failure(let refusal):
+            return AdmissionRefusal(
+                status: .forbidden, code: "command_not_allowed",
+                message: whose.map { "\(refusal.message) (\($0))" } ?? refusal.message,
+                field: "command")
+        }
+    }
+
+    /// How many jobs of `caller` may wait queued: its token's own cap, else the hub's per-token one.
+    func queueCap(of caller: Caller) -> Int? {
+        guard let token = caller.token else { return nil }
+        return token.maxQueued ?? maxQueuedPerToken
+    }
+}

@@ -1,0 +1,60 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdWebSocket
+import Logging
+import XNProtocol
+import XNStore
+
+/// The WebSocket routes: workers dialling in, and clients attaching to jobs. Both pass
+/// `AuthMiddleware` first; a refused upgrade falls through to the HTTP router, which answers
+/// with the same 401 or 403.
+func buildSocketRouter(
+    scheduler: Scheduler, store: any JobStore, configuration: HubConfiguration, audit: AuditLog,
+    tokens: TokenRegistry, logger: Logger
+) -> Router<HubWebSocketContext> {
+    let session = WorkerSession(scheduler: scheduler, store: store, configuration: configuration, logger: logger)
+    let sockets = Router(context: HubWebSocketContext.self)
+    sockets.middlewares.add(AuthMiddleware<HubWebSocketContext>(tokens: tokens))
+    sockets.ws(RouterPath(WireProtocol.workerPath)) { request, _ in
+        // Accept every upgrade so a worker speaking another version gets a reason, not a bare 4xx.
+        let offered = request.headers[.secWebSocketProtocol] ?? ""
+        let speaksOurs = offered.split(separator: ",").contains {
+            $0.trimmingCharacters(in: .whitespaces) == WireProtocol.subprotocol
+        }
+        return .upgrade(speaksOurs ? [.secWebSocketProtocol: WireProtocol.subprotocol] : [:])
+    } onUpgrade: { inbound, outbound, context in
+        await session.run(
+            inbound: inbound, outbound: outbound, offered: context.request.headers[.secWebSocketProtocol])
+    }
+    let attach = AttachSession(scheduler: scheduler, store: store, logger: logger)
+    sockets.ws("v1/jobs/:id/attach") { request, context in
+        try await attachRefusal(request, context.caller, store: store) == nil ? .upgrade([:]) : .dontUpgrade
+    } onUpgrade: { inbound, outbound, context in
+        let query = context.request.uri.queryParameters
+        guard let raw = context.requestContext.parameters.get("id"), let id = JobID(raw) else {
+            try? await outbound.write(.text(AttachSession.message(["type": "error", "message": "no such job"])))
+            return
+        }
+        let mode = query.get("mode") == "read-only" ? "read-only" : "read-write"
+        audit.record(
+            "attach", job: raw, from: context.requestContext.peer, by: context.requestContext.caller.name,
+            ["mode": mode])
+        let offsets: [OutputStreamName: Int] = [
+            .stdout: query.get("stdout").flatMap { Int($0) }.map { max(0, $0) } ?? 0,
+            .stderr: query.get("stderr").flatMap { Int($0) }.map { max(0, $0) } ?? 0,
+        ]
+        await attach.run(
+            id, from: offsets, readOnly: query.get("mode") == "read-only", inbound: inbound, outbound: outbound)
+    }
+    return sockets
+}
+
+/// Why `caller` may not attach to the job `request` names in the mode it asks for, or nil.
+func attachRefusal(_ request: Request, _ caller: Caller, store: any JobStore) async throws -> Response? {
+    guard request.uri.queryParameters.get("mode") != "read-only", caller.token != nil,
+        let id = request.uri.path.split(separator: "/").dropLast().last.flatMap({ JobID(String($0)) }),
+        let job = try await store.job(id)
+    else { return nil }
+    return caller.mayControl(job) ? nil : JobsController.notYours(id)
+}

@@ -1,0 +1,141 @@
+import Foundation
+
+/// What a bearer token may do. Each role includes the ones before it, except `worker`, which
+/// may only connect as a worker.
+public enum TokenRole: String, Sendable, Codable, CaseIterable, Comparable {
+    /// Look at jobs, their output (attach read-only), workers.
+    case read
+    /// Also submit jobs, and cancel, signal and type into its own jobs.
+    case submit
+    /// Everything: any job, tokens, transcripts.
+    case admin
+    /// Only `GET /v1/worker`: dial in and run jobs.
+    case worker
+
+    /// Whether this role holds `permission` (job ownership is checked separately).
+    public func grants(_ permission: Permission) -> Bool {
+        switch (self, permission) {
+        case (.admin, _): true
+        case (.worker, .worker): true
+        case (.worker, _): false
+        case (_, .authenticated), (_, .read): true
+        case (.submit, .submit): true
+        default: false
+        }
+    }
+
+    public static func < (lhs: Self, rhs: Self) -> Bool {
+        allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!
+    }
+}
+
+/// What a route needs from its caller.
+public enum Permission: String, Sendable, CaseIterable {
+    /// Any valid token (routes nobody owns: the caller learns nothing before authenticating).
+    case authenticated
+    case read
+    /// Submit jobs; acting on an existing job also needs that job to be the caller's own (or admin).
+    case submit
+    case admin
+    case worker
+}
+
+/// A token as `GET /v1/tokens` shows it: never its secret.
+public struct TokenView: Sendable, Codable, Equatable {
+    public var name: String
+    public var role: TokenRole
+    /// Commands this token may run (matched like the hub's `-w`); nil: whatever the hub allows.
+    public var allow: [String]?
+    /// Labels every job of this token carries: its jobs run only on workers with them.
+    public var labels: [String: String]?
+    /// Jobs of this token that may wait queued at once; nil: the hub's limit.
+    public var maxQueued: Int?
+    public var createdAt: String
+    public var revokedAt: String?
+    /// The secret: only in the answer to the request that created the token.
+    public var secret: String?
+
+    enum CodingKeys: String, CodingKey {
+        case name, role, allow, labels, secret
+        case maxQueued = "max_queued", createdAt = "created_at", revokedAt = "revoked_at"
+    }
+
+    public init(
+        name: String, role: TokenRole, allow: [String]?, labels: [String: String]?, maxQueued: Int?,
+        createdAt: String, revokedAt: String? = nil, secret: String? = nil
+    ) {
+        self.name = name
+        self.role = role
+        self.allow = allow
+        self.labels = labels
+        self.maxQueued = maxQueued
+        self.createdAt = createdAt
+        self.revokedAt = revokedAt
+        self.secret = secret
+    }
+}
+
+/// The body of `GET /v1/tokens`.
+public struct TokenList: Sendable, Codable, Equatable {
+    public var tokens: [TokenView]
+
+    public init(tokens: [TokenView]) {
+        self.tokens = tokens
+    }
+}
+
+/// The body of `POST /v1/tokens`.
+public struct TokenRequest: Sendable, Codable, Equatable {
+    public var name: String
+    public var role: TokenRole
+    public var allow: [String]?
+    public var labels: [String: String]?
+    public var maxQueued: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case name, role, allow, labels
+        case maxQueued = "max_queued"
+    }
+
+    public init(
+        name: String, role: TokenRole, allow: [String]? = nil, labels: [String: String]? = nil, maxQueued: Int? = nil
+    ) {
+        self.name = name
+        self.role = role
+        self.allow = allow
+        self.labels = labels
+        self.maxQueued = maxQueued
+    }
+
+    /// Why this request cannot make a token, or nil.
+    public var problem: (field: String, message: String)? {
+        if name.isEmpty || name.count > 64
+            || !name.unicodeScalars.allSatisfy({
+                CharacterSet.alphanumerics.contains($0) || "-_.@".unicodeScalars.contains($0)
+            })
+        {
+            return ("name", "name must be 1 to 64 letters, digits or - _ . @")
+        }
+        if let allow, allow.contains(where: \.isEmpty) { return ("allow", "allow entries must not be empty") }
+        if let allow, role == .read || role == .worker, !allow.isEmpty {
+            return ("allow", "allow applies to submit and admin tokens only")
+        }
+        if let labels, labels.keys.contains(where: \.isEmpty) { return ("labels", "label names must not be empty") }
+        if let maxQueued, maxQueued < 0 { return ("max_queued", "max_queued must be 0 or more") }
+        return nil
+    }
+}
+
+/// Bearer token secrets: `xn_` and 43 characters of base64url (256 random bits).
+public enum TokenSecret {
+    public static let prefix = "xn_"
+
+    public static func random() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let bytes = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+        let text = Data(bytes).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+        return prefix + text
+    }
+}
