@@ -190,6 +190,8 @@ int xn_spawn_as(const char *file, char *const argv[], char *const envp[], const 
         if (cwd != NULL && chdir(cwd) < 0) goto fail;
         for (int i = 0; i < limit_count; i++) {
             struct rlimit limit = {.rlim_cur = limits[i].value, .rlim_max = limits[i].value};
+            /* CPU: SIGXCPU at the limit (so the job's end names it), SIGKILL a second later. */
+            if (limits[i].resource == RLIMIT_CPU) limit.rlim_max = limits[i].value + 1;
             if (setrlimit(limits[i].resource, &limit) < 0) goto fail;
         }
         if (set_ids) {

@@ -12,3 +12,22 @@ extension ProcessRequest {
             keepsInputOpen: spec.keepsInputOpen)
     }
 }
+
+extension ResourceLimits {
+    /// These limits, each lowered to the job's own where it asks for less.
+    public func tightened(by job: JobLimits?) -> ResourceLimits {
+        guard let job else { return self }
+        func lower(_ mine: Int?, _ theirs: Int?) -> Int? {
+            guard let theirs else { return mine }
+            return min(mine ?? theirs, theirs)
+        }
+        return ResourceLimits(
+            cpuSeconds: lower(cpuSeconds, job.cpu), addressSpaceBytes: lower(addressSpaceBytes, job.memory),
+            openFiles: lower(openFiles, job.files), processes: lower(processes, job.procs))
+    }
+
+    /// The same limits by the spec's names (cpu, memory, files, procs).
+    public var asJobLimits: JobLimits {
+        JobLimits(cpu: cpuSeconds, memory: addressSpaceBytes, files: openFiles, procs: processes)
+    }
+}

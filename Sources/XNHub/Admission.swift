@@ -1,4 +1,5 @@
 import HTTPTypes
+import XNExec
 import XNProtocol
 import XNStore
 
@@ -29,6 +30,7 @@ extension HubConfiguration {
             }
             spec.labels[name] = value
         }
+        if let refusal = refusalOfLimits(&spec) { return .failure(refusal) }
         if let callback = spec.callback, let refusal = refusal(ofCallback: callback) {
             return .failure(
                 AdmissionRefusal(status: .badRequest, code: "invalid_field", message: refusal, field: "callback"))
@@ -49,6 +51,44 @@ extension HubConfiguration {
                 message: whose.map { "\(refusal.message) (\($0))" } ?? refusal.message,
                 field: "command")
         }
+    }
+
+    /// A job may lower the hub's limits, never raise them; without a timeout it gets `--max-timeout`.
+    private func refusalOfLimits(_ spec: inout JobSpec) -> AdmissionRefusal? {
+        func refuse(_ field: String, _ message: String) -> AdmissionRefusal {
+            AdmissionRefusal(status: .badRequest, code: "invalid_field", message: message, field: field)
+        }
+        let hub = jobLimits.asJobLimits.byName
+        for (index, asked) in (spec.limits ?? JobLimits()).byName.enumerated() {
+            if let value = asked.value, let most = hub[index].value, value > most {
+                return refuse(
+                    "limits.\(asked.name)",
+                    "limits.\(asked.name) \(value) is above this hub's limit of \(most) (--limit-\(Self.flagNames[index]))"
+                )
+            }
+        }
+        if let asked = spec.maxOutput, asked > maxOutputBytes {
+            return refuse("max_output", "max_output \(asked) is above this hub's --max-output \(maxOutputBytes)")
+        }
+        if let most = maxTimeout {
+            guard let asked = spec.timeout else {
+                spec.timeout = most
+                return nil
+            }
+            if asked > most {
+                return refuse(
+                    "timeout",
+                    "timeout \(formatSeconds(asked)) is above this hub's --max-timeout \(formatSeconds(most))")
+            }
+        }
+        return nil
+    }
+
+    private static let flagNames = ["cpu", "memory", "files", "procs"]
+
+    /// Bytes kept per stream of a job with `spec`.
+    func outputCap(of spec: JobSpec) -> Int {
+        min(spec.maxOutput ?? maxOutputBytes, maxOutputBytes)
     }
 
     /// How many jobs of `caller` may wait queued: its token's own cap, else the hub's per-token one.

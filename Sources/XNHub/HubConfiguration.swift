@@ -16,6 +16,8 @@ public struct HubConfiguration: Sendable {
     public var maxFinishedJobs: Int?
     /// Bytes kept per output stream of a job; the rest is counted and flagged as truncated.
     public var maxOutputBytes = 16 << 20
+    /// Seconds a job may run: jobs without a timeout get it, jobs asking for more are refused. nil: no limit.
+    public var maxTimeout: Double?
     /// Jobs that may wait queued at once; submissions beyond get 429. nil: no limit.
     public var maxQueued: Int?
     /// Jobs of one token that may wait queued at once, unless the token has its own cap. nil: no limit.

@@ -8,9 +8,9 @@ extension Scheduler {
     /// Runs one job that holds a slot, from spawn to its recorded end. Off the actor: spawning
     /// and storing output must not hold up submissions and other jobs.
     nonisolated func execute(_ job: JobRecord) async {
-        var request = ProcessRequest(job.spec, outputLimit: configuration.maxOutputBytes)
+        var request = ProcessRequest(job.spec, outputLimit: configuration.outputCap(of: job.spec))
         request.identity = configuration.jobIdentity
-        request.limits = configuration.jobLimits
+        request.limits = configuration.jobLimits.tightened(by: job.spec.limits)
         let process: any RunningProcess
         do {
             process = try executor.start(request)
@@ -48,7 +48,8 @@ extension Scheduler {
             group.cancelAll()
             return result
         }
-        await record(job, outcome(of: result, reason: await stopReason(job.id)))
+        await record(
+            job, outcome(of: result, reason: await stopReason(job.id), cap: configuration.outputCap(of: job.spec)))
     }
 
     /// Appends each chunk to the store as it arrives, tracking each stream's offset.
@@ -68,8 +69,7 @@ extension Scheduler {
         }
     }
 
-    private nonisolated func outcome(of result: ProcessResult, reason: StopReason?) -> JobOutcome {
-        let cap = configuration.maxOutputBytes
+    private nonisolated func outcome(of result: ProcessResult, reason: StopReason?, cap: Int) -> JobOutcome {
         var outcome: JobOutcome
         switch (reason, result.termination) {
         case (.canceled?, _):
@@ -87,7 +87,7 @@ extension Scheduler {
             outcome = JobOutcome(state: .failed, exitCode: code, finishedAt: Timestamp.now())
         case (nil, .signaled(let signal)):
             outcome = JobOutcome(
-                state: .failed, signal: signal, err: "killed by signal \(signal)", finishedAt: Timestamp.now())
+                state: .failed, signal: signal, err: SignalName.death(signal), finishedAt: Timestamp.now())
         }
         if case .exited(let code) = result.termination { outcome.exitCode = code }
         if case .signaled(let signal) = result.termination { outcome.signal = signal }

@@ -28,6 +28,8 @@ struct RemoteAttempt {
     var session: UInt64?
     /// Bytes of each stream stored so far: where the worker resumes after a reconnect.
     var stored: [OutputStreamName: Int]
+    /// Bytes kept per stream of this job (`max_output` within the hub's cap).
+    let outputCap: Int
     var stopReason: Scheduler.StopReason?
     /// When a disconnected attempt is declared lost (milliseconds since the epoch).
     var deadline: Int64?
@@ -41,7 +43,7 @@ enum HelloAnswer: Sendable {
 
 /// Where a frame of output goes, or why it must be refused.
 enum OutputTarget: Sendable {
-    case store(JobID, storedOffset: Int)
+    case store(JobID, storedOffset: Int, cap: Int)
     case stale
 }
 
@@ -148,7 +150,8 @@ extension Scheduler {
         else { return false }
         queuedCount = max(0, queuedCount - 1)
         remote[token] = RemoteAttempt(
-            job: job.id, token: token, worker: worker.name, session: session, stored: [:], deadline: nil)
+            job: job.id, token: token, worker: worker.name, session: session, stored: [:],
+            outputCap: configuration.outputCap(of: job.spec), deadline: nil)
         guard workers[session] != nil else {
             // The worker left while the claim was stored: the attempt waits for it like any other.
             remote[token]?.session = nil
@@ -160,7 +163,7 @@ extension Scheduler {
         message.attempt = AttemptToken.format(token)
         message.job = job.id.rawValue
         message.spec = job.spec
-        message.stdout = configuration.maxOutputBytes
+        message.stdout = configuration.outputCap(of: job.spec)
         worker.outbox.yield(message)
         flushPendingInput(job.id, token: token, to: worker.outbox)
         return true
@@ -188,7 +191,7 @@ extension Scheduler {
 
     func outputTarget(_ token: UInt64, stream: OutputStreamName, session: UInt64) -> OutputTarget {
         guard let attempt = remote[token], attempt.session == session else { return .stale }
-        return .store(attempt.job, storedOffset: attempt.stored[stream] ?? 0)
+        return .store(attempt.job, storedOffset: attempt.stored[stream] ?? 0, cap: attempt.outputCap)
     }
 
     /// Bytes were stored: remember where the stream ends and acknowledge them.
@@ -211,14 +214,14 @@ extension Scheduler {
             workers[session]?.outbox.yield(Self.forget(AttemptToken.format(token)))
             return nil
         }
-        let cap = configuration.maxOutputBytes
+        let cap = attempt.outputCap
         for (stream, written) in [(OutputStreamName.stdout, end.stdoutBytes), (.stderr, end.stderrBytes)]
         where attempt.stored[stream] ?? 0 < min(written, cap) {
             return
                 "attempt \(AttemptToken.format(token)) ended with \(stream.rawValue) at \(attempt.stored[stream] ?? 0) of "
                 + "\(min(written, cap)) bytes"
         }
-        let outcome = Self.outcome(of: end, reason: attempt.stopReason, cap: configuration.maxOutputBytes)
+        let outcome = Self.outcome(of: end, reason: attempt.stopReason, cap: cap)
         let ended = try? await store.finish(attempt.job, outcome, token: token)
         release(token)
         workers[session]?.outbox.yield(Self.forget(AttemptToken.format(token)))
@@ -237,7 +240,7 @@ extension Scheduler {
         } else if let code = end.exitCode {
             outcome = JobOutcome(state: code == 0 ? .succeeded : .failed, exitCode: code, finishedAt: now)
         } else if let signal = end.signal {
-            outcome = JobOutcome(state: .failed, signal: signal, err: "killed by signal \(signal)", finishedAt: now)
+            outcome = JobOutcome(state: .failed, signal: signal, err: SignalName.death(signal), finishedAt: now)
         } else {
             outcome = JobOutcome(state: .failed, err: end.err ?? "the worker could not run the job", finishedAt: now)
         }
@@ -313,7 +316,8 @@ extension Scheduler {
             guard let token = job.attemptToken, let worker = job.worker else { continue }
             remote[token] = RemoteAttempt(
                 job: job.id, token: token, worker: worker, session: nil,
-                stored: [.stdout: job.stdoutBytes, .stderr: job.stderrBytes], deadline: deadline)
+                stored: [.stdout: job.stdoutBytes, .stderr: job.stderrBytes],
+                outputCap: configuration.outputCap(of: job.spec), deadline: deadline)
         }
     }
 

@@ -164,11 +164,11 @@ struct WorkerSession: Sendable {
         case .stale:
             outbox.yield(Scheduler.kill(AttemptToken.format(frame.attempt), "the hub no longer runs this attempt"))
             return nil
-        case .store(let job, let stored):
+        case .store(let job, let stored, let cap):
             let offset = Int(frame.offset)
             guard offset <= stored else { return "output gap: got offset \(offset), expected \(stored)" }
             let end = offset + count
-            let keepUpTo = min(end, configuration.maxOutputBytes)
+            let keepUpTo = min(end, cap)
             if keepUpTo > stored {
                 let kept = buffer.withUnsafeReadableBytes { raw in
                     Data(raw[(OutputFrame.headerSize + stored - offset)..<(OutputFrame.headerSize + keepUpTo - offset)])

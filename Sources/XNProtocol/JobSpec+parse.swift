@@ -3,7 +3,8 @@ import Foundation
 extension JobSpec {
     /// The fields a v1 body may carry; any other is refused so a typo ("timout") is not ignored.
     public static let fields: Set<String> = [
-        "command", "args", "env", "cwd", "timeout", "stdin", "name", "callback", "labels", "retries", "tty",
+        "command", "args", "env", "cwd", "timeout", "stdin", "name", "callback", "labels", "retries", "tty", "limits",
+        "max_output",
         "interactive",
     ]
 
@@ -78,7 +79,39 @@ extension JobSpec {
             }
             spec.timeout = number.doubleValue
         }
+        spec.limits = try parseLimits(body["limits"])
+        if let raw = body["max_output"], !(raw is NSNull) {
+            guard let number = raw as? NSNumber, !isBool(number), number.doubleValue == number.doubleValue.rounded(),
+                number.doubleValue >= 0, number.doubleValue <= 9_007_199_254_740_992
+            else {
+                throw SpecError(field: "max_output", "max_output must be a whole number of bytes, 0 or more")
+            }
+            spec.maxOutput = number.intValue
+        }
         return spec
+    }
+
+    private static func parseLimits(_ raw: Any?) throws(SpecError) -> JobLimits? {
+        guard let raw, !(raw is NSNull) else { return nil }
+        let names = JobLimits.names.joined(separator: ", ")
+        guard let object = raw as? [String: Any] else {
+            throw SpecError(field: "limits", "limits must be an object with any of: \(names)")
+        }
+        if let unknown = object.keys.sorted().first(where: { !JobLimits.names.contains($0) }) {
+            throw SpecError(field: "limits.\(unknown)", "unknown limit '\(unknown)' (known: \(names))")
+        }
+        var values: [String: Int] = [:]
+        for (name, value) in object where !(value is NSNull) {
+            guard let number = value as? NSNumber, !isBool(number), number.doubleValue == number.doubleValue.rounded(),
+                number.doubleValue >= 1, number.doubleValue <= 9_007_199_254_740_992
+            else {
+                throw SpecError(field: "limits.\(name)", "limits.\(name) must be a whole number of 1 or more")
+            }
+            values[name] = number.intValue
+        }
+        let limits = JobLimits(
+            cpu: values["cpu"], memory: values["memory"], files: values["files"], procs: values["procs"])
+        return limits == JobLimits() ? nil : limits
     }
 
     private static func parseArgs(_ raw: Any?) throws(SpecError) -> [String] {

@@ -20,6 +20,10 @@ public struct JobSpec: Sendable, Equatable, Codable {
     public var tty: JobTerminal?
     /// Keep stdin open for input sent while the job runs (a `tty` job always is).
     public var interactive: Bool
+    /// Resource limits of this job, within the runner's own.
+    public var limits: JobLimits?
+    /// Bytes kept per output stream, within the hub's `--max-output`.
+    public var maxOutput: Int?
 
     public init(
         command: String, args: [String] = [], env: [String: String] = [:], cwd: String? = nil,
@@ -41,7 +45,8 @@ public struct JobSpec: Sendable, Equatable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case command, args, env, cwd, timeout, stdin, name, callback, labels, retries, tty, interactive
+        case command, args, env, cwd, timeout, stdin, name, callback, labels, retries, tty, interactive, limits
+        case maxOutput = "max_output"
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -58,6 +63,8 @@ public struct JobSpec: Sendable, Equatable, Codable {
         try container.encode(retries, forKey: .retries)
         try container.encodeIfPresent(tty, forKey: .tty)
         if interactive { try container.encode(interactive, forKey: .interactive) }
+        try container.encodeIfPresent(limits, forKey: .limits)
+        try container.encodeIfPresent(maxOutput, forKey: .maxOutput)
     }
 
     public init(from decoder: any Decoder) throws {
@@ -74,6 +81,8 @@ public struct JobSpec: Sendable, Equatable, Codable {
         retries = try container.decodeIfPresent(Int.self, forKey: .retries) ?? 0
         tty = try container.decodeIfPresent(JobTerminal.self, forKey: .tty)
         interactive = try container.decodeIfPresent(Bool.self, forKey: .interactive) ?? false
+        limits = try container.decodeIfPresent(JobLimits.self, forKey: .limits)
+        maxOutput = try container.decodeIfPresent(Int.self, forKey: .maxOutput)
     }
 
     /// Whether input can reach the job while it runs.
@@ -111,4 +120,30 @@ public struct SpecError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String { message }
+}
+
+/// A job's own resource limits; nil leaves the runner's.
+public struct JobLimits: Sendable, Equatable, Codable {
+    /// CPU seconds (RLIMIT_CPU).
+    public var cpu: Int?
+    /// Address space in bytes (RLIMIT_AS).
+    public var memory: Int?
+    /// Open files (RLIMIT_NOFILE).
+    public var files: Int?
+    /// Processes of the job's user (RLIMIT_NPROC).
+    public var procs: Int?
+
+    public static let names = ["cpu", "memory", "files", "procs"]
+
+    public init(cpu: Int? = nil, memory: Int? = nil, files: Int? = nil, procs: Int? = nil) {
+        self.cpu = cpu
+        self.memory = memory
+        self.files = files
+        self.procs = procs
+    }
+
+    /// Each limit by its field name.
+    public var byName: [(name: String, value: Int?)] {
+        [("cpu", cpu), ("memory", memory), ("files", files), ("procs", procs)]
+    }
 }

@@ -30,6 +30,8 @@ public struct JobView: Sendable, Codable, Equatable {
     public var tty: JobTerminal?
     public var interactive: Bool?
     public var attempts: Int
+    public var limits: JobLimits?
+    public var maxOutput: Int?
     /// The name of the token that submitted it, on a hub with tokens.
     public var owner: String?
     /// Why a queued job has not started ("waiting for a worker with gpu=1").
@@ -41,7 +43,8 @@ public struct JobView: Sendable, Codable, Equatable {
         case exitCode = "exit_code", signal, err, stdout, stderr
         case stdoutBytes = "stdout_bytes", stderrBytes = "stderr_bytes"
         case stdoutTruncated = "stdout_truncated", stderrTruncated = "stderr_truncated"
-        case callbackStatus = "callback_status", worker, labels, retries, tty, interactive, attempts, owner, waiting
+        case callbackStatus = "callback_status", worker, labels, retries, tty, interactive, attempts, limits
+        case maxOutput = "max_output", owner, waiting
     }
 
     /// The view of `record`; pass output bytes to include the text fields (`get`), nil to omit them (`list`).
@@ -73,6 +76,8 @@ public struct JobView: Sendable, Codable, Equatable {
         tty = record.spec.tty
         interactive = record.spec.keepsInputOpen ? true : nil
         attempts = record.attempts
+        limits = record.spec.limits
+        maxOutput = record.spec.maxOutput
         owner = record.owner
         self.waiting = waiting
     }

@@ -42,7 +42,7 @@ extension Worker {
         let spec = attempt.spec
         var request = ProcessRequest(spec, outputLimit: attempt.outputLimit)
         request.identity = configuration.jobIdentity
-        request.limits = configuration.jobLimits
+        request.limits = configuration.jobLimits.tightened(by: attempt.spec.limits)
         let process: any RunningProcess
         do {
             process = try executor.start(request)

@@ -14,8 +14,8 @@ struct JobUserOptions: ParsableArguments {
     @Option(help: "CPU seconds a job may use (RLIMIT_CPU).")
     var limitCpu: Int?
 
-    @Option(help: "Bytes of address space a job may use (RLIMIT_AS).")
-    var limitMemory: Int?
+    @Option(help: "Address space a job may use (RLIMIT_AS): bytes, or with K, M, G.")
+    var limitMemory: ByteCount?
 
     @Option(help: "Files a job may have open (RLIMIT_NOFILE).")
     var limitFiles: Int?
@@ -25,7 +25,7 @@ struct JobUserOptions: ParsableArguments {
 
     func validate() throws {
         for (name, value) in [
-            ("--limit-cpu", limitCpu), ("--limit-memory", limitMemory), ("--limit-files", limitFiles),
+            ("--limit-cpu", limitCpu), ("--limit-memory", limitMemory?.bytes), ("--limit-files", limitFiles),
             ("--limit-procs", limitProcs),
         ] {
             if let value, value < 1 { throw ValidationError("\(name) must be at least 1") }
@@ -36,7 +36,7 @@ struct JobUserOptions: ParsableArguments {
 
     var limits: ResourceLimits {
         ResourceLimits(
-            cpuSeconds: limitCpu, addressSpaceBytes: limitMemory, openFiles: limitFiles, processes: limitProcs)
+            cpuSeconds: limitCpu, addressSpaceBytes: limitMemory?.bytes, openFiles: limitFiles, processes: limitProcs)
     }
 
     /// The identity jobs take: `--run-as`, else nobody when xn runs as root without `--allow-root`.

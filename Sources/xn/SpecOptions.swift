@@ -36,6 +36,21 @@ struct SpecOptions: ParsableArguments {
     @Flag(name: [.customShort("t"), .long], help: "Run the job under a terminal (the size of this one, else 24x80).")
     var tty = false
 
+    @Option(help: "CPU seconds the job may use (within the runner's own limit).")
+    var limitCpu: Int?
+
+    @Option(help: "Address space the job may use: bytes, or with K, M, G (within the runner's own limit).")
+    var limitMemory: ByteCount?
+
+    @Option(help: "Files the job may have open.")
+    var limitFiles: Int?
+
+    @Option(help: "Processes the job's user may have.")
+    var limitProcs: Int?
+
+    @Option(help: "Bytes kept per output stream: bytes, or with K, M, G (within the hub's --max-output).")
+    var maxOutput: ByteCount?
+
     @Argument(parsing: .remaining, help: "The command and its arguments (after --).")
     var command: [String] = []
 
@@ -56,6 +71,14 @@ struct SpecOptions: ParsableArguments {
         if let retries { object["retries"] = retries }
         if let stdinFile { object["stdin"] = try readInput(stdinFile) }
         if interactive { object["interactive"] = true }
+        var limits: [String: Int] = [:]
+        for (name, value) in [
+            ("cpu", limitCpu), ("memory", limitMemory?.bytes), ("files", limitFiles), ("procs", limitProcs),
+        ] {
+            if let value { limits[name] = value }
+        }
+        if !limits.isEmpty { object["limits"] = limits }
+        if let maxOutput { object["max_output"] = maxOutput.bytes }
         if tty {
             let size = localTerminalSize() ?? .standard
             object["tty"] = ["rows": size.rows, "cols": size.cols]
@@ -79,5 +102,32 @@ struct SpecOptions: ParsableArguments {
             throw ValidationError("--stdin-file \(path): stdin must be UTF-8 text")
         }
         return text
+    }
+}
+
+/// A byte count on the command line: `1048576`, `512K`, `256M`, `2G` (powers of 1024).
+struct ByteCount: ExpressibleByArgument, Sendable {
+    let bytes: Int
+
+    init(bytes: Int) {
+        self.bytes = bytes
+    }
+
+    var defaultValueDescription: String { String(bytes) }
+
+    init?(argument: String) {
+        let text = argument.uppercased().replacingOccurrences(of: "IB", with: "").replacingOccurrences(
+            of: "B", with: "")
+        let units: [Character: Int] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40]
+        var digits = Substring(text)
+        var unit = 1
+        if let last = text.last, let scale = units[last] {
+            unit = scale
+            digits = text.dropLast()
+        }
+        guard let value = Int(digits), value >= 0 else { return nil }
+        let (bytes, overflow) = value.multipliedReportingOverflow(by: unit)
+        guard !overflow else { return nil }
+        self.bytes = bytes
     }
 }

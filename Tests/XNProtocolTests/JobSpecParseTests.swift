@@ -121,4 +121,23 @@ struct JobSpecParseTests {
         let error = try #require(refusal(body, strict: strict))
         #expect(error.field == nil)
     }
+
+    @Test("limits and max_output are whole numbers a job may set")
+    func limits() throws {
+        let spec = try parse(
+            #"{"command":"x","limits":{"cpu":5,"memory":268435456,"files":64,"procs":null},"max_output":0}"#,
+            strict: true)
+        #expect(spec.limits == JobLimits(cpu: 5, memory: 268_435_456, files: 64))
+        #expect(spec.maxOutput == 0)
+        #expect(try parse(#"{"command":"x","limits":{}}"#, strict: true).limits == nil)
+        let cases: [(String, String)] = [
+            (#""limits":{"cpus":1}"#, "limits.cpus"), (#""limits":{"cpu":0}"#, "limits.cpu"),
+            (#""limits":{"memory":1.5}"#, "limits.memory"), (#""limits":{"files":true}"#, "limits.files"),
+            (#""limits":{"procs":"9"}"#, "limits.procs"), (#""limits":[1]"#, "limits"),
+            (#""max_output":-1"#, "max_output"), (#""max_output":"1M""#, "max_output"),
+        ]
+        for (field, expected) in cases {
+            #expect(refusal(#"{"command":"x","# + field + "}", strict: true)?.field == expected, "\(field)")
+        }
+    }
 }

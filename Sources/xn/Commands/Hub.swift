@@ -44,8 +44,13 @@ struct Hub: AsyncParsableCommand {
     @Option(help: "Seconds after which a silent or disconnected worker's jobs are lost (or retried).")
     var heartbeatTimeout = 5.0
 
-    @Option(name: .long, help: "Bytes kept per output stream of a job.")
-    var maxOutput = 16 << 20
+    @Option(
+        name: .long,
+        help: "Bytes kept per output stream of a job (at most; jobs may ask for less): bytes, or with K, M, G.")
+    var maxOutput = ByteCount(bytes: 16 << 20)
+
+    @Option(help: "Seconds a job may run: jobs without a timeout get it, jobs asking for more are refused.")
+    var maxTimeout: Double?
 
     @Option(name: .long, help: "Seconds running jobs get to finish on shutdown before they are killed.")
     var grace = 10.0
@@ -106,7 +111,7 @@ struct Hub: AsyncParsableCommand {
         if let maxQueuedPerToken, maxQueuedPerToken < 0 {
             throw ValidationError("--max-queued-per-token must be 0 or more")
         }
-        guard maxOutput >= 0 else { throw ValidationError("--max-output must be 0 or more") }
+        if let maxTimeout, !(maxTimeout > 0) { throw ValidationError("--max-timeout must be more than 0") }
         guard heartbeatTimeout > 0 else { throw ValidationError("--heartbeat-timeout must be more than 0") }
         guard grace >= 0, killGrace >= 0 else { throw ValidationError("--grace and --kill-grace must be 0 or more") }
         guard Logger.Level(rawValue: logLevel) != nil else {
@@ -126,7 +131,8 @@ struct Hub: AsyncParsableCommand {
             printError("warning: whitelist entry \(entry) is not a program on this machine; it allows nothing")
         }
         configuration.maxFinishedJobs = maxJobs
-        configuration.maxOutputBytes = maxOutput
+        configuration.maxOutputBytes = maxOutput.bytes
+        configuration.maxTimeout = maxTimeout
         configuration.shutdownGrace = .milliseconds(Int64(grace * 1000))
         configuration.killGrace = .milliseconds(Int64(killGrace * 1000))
         configuration.callbackSecret = try callbackSecret()

@@ -1,0 +1,76 @@
+import Foundation
+import Testing
+import XNExec
+
+/// A job's own limits (within the hub's and the worker's), `max_output`, `--max-timeout`: jobs
+/// that hit a limit end with a reason while other jobs and the hub go on.
+@Suite(.timeLimit(.minutes(2)))
+struct JobLimitsTests {
+    @Test func aJobMayLowerTheHubsLimitsButNotRaiseThem() async throws {
+        try await withHub({
+            $0.jobLimits = ResourceLimits(cpuSeconds: 30, addressSpaceBytes: 1 << 30, openFiles: 256)
+            $0.maxOutputBytes = 1 << 20
+        }) { hub in
+            let above = try await hub.post("/v1/jobs", #"{"command":"true","limits":{"memory":2147483648}}"#)
+            #expect(above.status == 400)
+            #expect(
+                try above.object()["error"].flatMap { ($0 as? [String: Any])?["field"] as? String } == "limits.memory")
+            #expect(above.text.contains("above this hub's limit of 1073741824 (--limit-memory)"))
+            let more = try await hub.post("/v1/jobs", #"{"command":"true","max_output":2097152}"#)
+            #expect(more.status == 400 && more.text.contains("--max-output"))
+
+            // A steady job goes on while the others hit their limits.
+            let steady = try await hub.submit(#"{"command":"sh","args":["-c","sleep 3; echo steady"]}"#)
+            let files = try await hub.submit(#"{"command":"sh","args":["-c","ulimit -n"],"limits":{"files":32}}"#)
+            #expect(try await hub.ended(files)["stdout"] as? String == "32\n")
+            let hog = try await hub.submit(
+                #"{"command":"python3","args":["-c","x = bytearray(512 << 20)"],"limits":{"memory":268435456}}"#)
+            let hogEnd = try await hub.ended(hog)
+            #expect(hogEnd["state"] as? String == "failed")
+            #expect((hogEnd["stderr"] as? String ?? "").contains("MemoryError"))
+            let spinner = try await hub.submit(
+                #"{"command":"sh","args":["-c","while :; do :; done"],"limits":{"cpu":1}}"#)
+            let spun = try await hub.ended(spinner, timeout: .seconds(30))
+            #expect(spun["state"] as? String == "failed")
+            #expect((spun["err"] as? String ?? "").contains("CPU time limit"), "\(spun)")
+            let chatty = try await hub.submit(
+                #"{"command":"sh","args":["-c","echo 0123456789abcdef"],"max_output":10}"#)
+            let said = try await hub.ended(chatty)
+            #expect(said["stdout"] as? String == "0123456789")
+            #expect(said["stdout_truncated"] as? Bool == true)
+            #expect(try await hub.ended(steady)["stdout"] as? String == "steady\n")
+        }
+    }
+
+    @Test func aJobsLimitsHoldOnAWorkerWithinTheWorkersOwn() async throws {
+        try await withHub({ $0.slots = 0 }) { hub in
+            let worker = try TestWorker.start(hub: hub.url, name: "limited") {
+                $0.jobLimits = ResourceLimits(openFiles: 100)
+            }
+            defer { Task { await worker.stop() } }
+            let lower = try await hub.submit(#"{"command":"sh","args":["-c","ulimit -n"],"limits":{"files":20}}"#)
+            #expect(try await hub.ended(lower)["stdout"] as? String == "20\n")
+            // Asking the worker for more than it gives gets the worker's limit.
+            let higher = try await hub.submit(#"{"command":"sh","args":["-c","ulimit -n"],"limits":{"files":500}}"#)
+            #expect(try await hub.ended(higher)["stdout"] as? String == "100\n")
+            let chatty = try await hub.submit(#"{"command":"sh","args":["-c","echo 0123456789abcdef"],"max_output":4}"#)
+            let said = try await hub.ended(chatty)
+            #expect(said["stdout"] as? String == "0123")
+            #expect(said["stdout_truncated"] as? Bool == true)
+        }
+    }
+
+    @Test func maxTimeoutIsEveryJobsDefaultAndItsCeiling() async throws {
+        try await withHub({ $0.maxTimeout = 1 }) { hub in
+            let refused = try await hub.post("/v1/jobs", #"{"command":"sleep","args":["5"],"timeout":10}"#)
+            #expect(refused.status == 400)
+            #expect(refused.text.contains("above this hub's --max-timeout 1s"))
+            let compat = try await hub.post("/", #"{"command":"sleep","args":"5","timeout":10}"#)
+            #expect(compat.status == 400)
+            let sleeper = try await hub.submit(#"{"command":"sleep","args":["30"]}"#)
+            let ended = try await hub.ended(sleeper)
+            #expect(ended["state"] as? String == "timed_out")
+            #expect(ended["timeout"] as? Double == 1)
+        }
+    }
+}
