@@ -25,6 +25,10 @@ public struct ProcessRequest: Sendable {
     public var identity: ProcessIdentity?
     /// Resource limits set in the process before it starts.
     public var limits: ResourceLimits = ResourceLimits()
+    /// Set as `XN_JOB_ID` in the process's environment (a job's id; a random one when nil). Its
+    /// descendants inherit it, so ones that left its process group and session are still found
+    /// and killed when it is terminated.
+    public var tag: String?
 
     public init(
         command: String, arguments: [String] = [], environment: [String: String] = [:],

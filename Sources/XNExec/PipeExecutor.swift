@@ -32,8 +32,9 @@ public struct PipeExecutor: JobExecutor {
             throw error
         }
         var pid: pid_t = 0
+        let marker = Self.marker(request)
         let rc = withCStrings([request.command] + request.arguments) { argv in
-            withCStrings(mergedEnvironment(request.environment)) { envp in
+            withCStrings(mergedEnvironment(request.environment) + [marker]) { envp in
                 spawn(
                     request, argv: argv, envp: envp, stdin: stdin.read, stdout: stdout.write,
                     stderr: stderr.write, pid: &pid)
@@ -63,7 +64,8 @@ public struct PipeExecutor: JobExecutor {
         }
         return PipeProcess(
             pid: pid, stdout: stdout.read, stderr: stderr.read,
-            stdin: keepsStdin ? stdin.write : nil, input: input, outputLimit: request.outputLimit, live: live)
+            stdin: keepsStdin ? stdin.write : nil, input: input, outputLimit: request.outputLimit, live: live,
+            marker: marker)
     }
 
     private func startOnTerminal(_ request: ProcessRequest, size: TerminalSize) throws(SpawnError) -> any RunningProcess
@@ -90,7 +92,8 @@ public struct PipeExecutor: JobExecutor {
             for fd in [slave, input, control, master] where fd >= 0 { close(fd) }
             throw error
         }
-        var environment = mergedEnvironment(request.environment)
+        let marker = Self.marker(request)
+        var environment = mergedEnvironment(request.environment) + [marker]
         if !environment.contains(where: { $0.hasPrefix("TERM=") }) { environment.append("TERM=xterm-256color") }
         var pid: pid_t = 0
         rc = withCStrings([request.command] + request.arguments) { argv in
@@ -107,7 +110,13 @@ public struct PipeExecutor: JobExecutor {
         }
         return PipeProcess(
             pid: pid, stdout: master, stderr: -1, stdin: input, input: request.standardInput ?? [],
-            outputLimit: request.outputLimit, live: live, terminal: control)
+            outputLimit: request.outputLimit, live: live, terminal: control, marker: marker)
+    }
+
+    /// `XN_JOB_ID=…` for the process and everything it starts.
+    private static func marker(_ request: ProcessRequest) -> String {
+        let tag = request.tag ?? "run-" + String(UInt64.random(in: .min ... .max), radix: 16)
+        return "\(ProcessTable.markerName)=\(tag)"
     }
 
     /// posix_spawn when nothing more is asked; our own vfork path to also set limits or a user.
@@ -162,12 +171,14 @@ struct Pipe {
     }
 }
 
-/// The runner's environment with the job's variables on top, as KEY=VALUE strings.
+/// The runner's environment with the job's variables on top, as KEY=VALUE strings (without
+/// `XN_JOB_ID`: the marker is the executor's).
 func mergedEnvironment(_ overrides: [String: String]) -> [String] {
     var merged = ProcessInfo.processInfo.environment
     for (key, value) in overrides {
         merged[key] = value
     }
+    merged[ProcessTable.markerName] = nil
     return merged.map { "\($0.key)=\($0.value)" }
 }
 

@@ -14,6 +14,8 @@ final class PipeProcess: RunningProcess {
     /// A descriptor of the terminal's master for `resize`; -1 without a terminal or once ended.
     private let terminal: Mutex<Int32>
     private let hasTerminal: Bool
+    /// `XN_JOB_ID=…`, inherited by every descendant: how escaped ones are found.
+    private let marker: String
 
     private struct WaitState {
         var result: ProcessResult?
@@ -25,9 +27,10 @@ final class PipeProcess: RunningProcess {
 
     init(
         pid: Int32, stdout: Int32, stderr: Int32, stdin: Int32?, input: [UInt8], outputLimit: Int,
-        live: InputQueue? = nil, terminal: Int32 = -1
+        live: InputQueue? = nil, terminal: Int32 = -1, marker: String
     ) {
         self.pid = pid
+        self.marker = marker
         self.live = live
         self.terminal = Mutex(terminal)
         self.hasTerminal = terminal >= 0
@@ -51,13 +54,16 @@ final class PipeProcess: RunningProcess {
 
     func signal(_ signal: Int32) {
         _ = kill(-pid, signal)
-        guard hasTerminal else { return }
         if signal == SIGTERM || signal == SIGKILL || signal == SIGHUP {
-            // Ending the job ends its whole session: a shell's background jobs live in process
-            // groups of their own and would outlive it.
-            for member in ProcessTable.members(session: pid) { _ = kill(member, signal) }
+            // Ending the job ends all of it: a shell's background jobs live in process groups of
+            // their own, and a daemon may have left the session; they carry the marker still.
+            let session = hasTerminal ? ProcessTable.members(session: pid) : []
+            for member in Set(session + ProcessTable.members(marked: marker)) where member != getpid() {
+                _ = kill(member, signal)
+            }
             return
         }
+        guard hasTerminal else { return }
         // Under a terminal a shell runs each command in a process group of its own: the one in
         // the foreground gets the signal too, as it would from a key typed at the terminal.
         let foreground = terminal.withLock { fd in fd >= 0 ? tcgetpgrp(fd) : -1 }

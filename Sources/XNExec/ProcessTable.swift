@@ -12,6 +12,29 @@ public enum ProcessTable {
         processes { $0.group == group }
     }
 
+    /// The variable that marks a job's processes (`XN_JOB_ID=<job id>`).
+    public static let markerName = "XN_JOB_ID"
+
+    /// Processes whose environment holds `marker` (`NAME=VALUE`), whatever group or session they
+    /// moved to. Only processes this one may read the environment of (its user's, or all as root).
+    public static func members(marked marker: String) -> [Int32] {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
+        let wanted = Array(marker.utf8)
+        return names.compactMap { name -> Int32? in
+            guard let pid = Int32(name), let data = FileManager.default.contents(atPath: "/proc/\(name)/environ")
+            else { return nil }
+            let found = data.split(separator: 0, omittingEmptySubsequences: true).contains { $0.elementsEqual(wanted) }
+            return found && !isZombie(pid) ? pid : nil
+        }
+    }
+
+    private static func isZombie(_ pid: Int32) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.range(of: ") ", options: .backwards)
+        else { return true }
+        return stat[close.upperBound...].hasPrefix("Z")
+    }
+
     private struct Entry {
         var pid: Int32
         var group: Int32

@@ -11,6 +11,7 @@ extension Scheduler {
         var request = ProcessRequest(job.spec, outputLimit: configuration.outputCap(of: job.spec))
         request.identity = configuration.jobIdentity
         request.limits = configuration.jobLimits.tightened(by: job.spec.limits)
+        request.tag = job.id.rawValue
         let process: any RunningProcess
         do {
             process = try executor.start(request)

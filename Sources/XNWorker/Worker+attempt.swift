@@ -43,6 +43,7 @@ extension Worker {
         var request = ProcessRequest(spec, outputLimit: attempt.outputLimit)
         request.identity = configuration.jobIdentity
         request.limits = configuration.jobLimits.tightened(by: attempt.spec.limits)
+        request.tag = attempt.job
         let process: any RunningProcess
         do {
             process = try executor.start(request)

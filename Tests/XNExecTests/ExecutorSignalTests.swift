@@ -56,6 +56,31 @@ struct ExecutorSignalTests {
         if isAlive(grandchild, marker: marker) { kill(grandchild, SIGKILL) }
     }
 
+    @Test("a descendant that left the group and session dies with the job", arguments: executors)
+    func escapedSession(executor: any JobExecutor) async throws {
+        let directory = try makeTemporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let pidFile = directory + "/escaped"
+        let marker = makeMarker()
+        var request = ProcessRequest(
+            command: "/bin/sh",
+            arguments: ["-c", "setsid sh -c 'echo $$ > \(pidFile); sleep 300; : \(marker)' & sleep 300"])
+        request.tag = "job-\(marker)"
+        let process = try executor.start(request)
+        defer { process.signal(SIGKILL) }
+        #expect(await eventually { (try? String(contentsOfFile: pidFile, encoding: .utf8))?.hasSuffix("\n") == true })
+        let escaped = try #require(
+            Int32(try String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        #expect(await eventually { isAlive(escaped, marker: marker) })
+        #expect(
+            getsid(escaped) != process.pid && getpgid(escaped) != process.pid, "it left the job's session and group")
+        #expect(ProcessTable.members(marked: "XN_JOB_ID=job-\(marker)").contains(escaped))
+
+        _ = await process.terminate(grace: .seconds(5))
+        #expect(await eventually { !isAlive(escaped, marker: marker) })
+        if isAlive(escaped, marker: marker) { kill(escaped, SIGKILL) }
+    }
+
     @Test("a grandchild holding stdout open does not keep the job running", arguments: executors)
     func grandchildHoldsPipe(executor: any JobExecutor) async throws {
         let started = ContinuousClock.now

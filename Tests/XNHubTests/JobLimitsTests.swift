@@ -73,4 +73,21 @@ struct JobLimitsTests {
             #expect(ended["timeout"] as? Double == 1)
         }
     }
+
+    @Test func aCanceledJobLeavesNoProcessBehindEvenOneThatLeftItsSession() async throws {
+        try await withHub { hub in
+            let id = try await hub.submit(
+                #"{"command":"sh","args":["-c","echo $XN_JOB_ID; setsid sh -c 'sleep 300; :' & sleep 300"]}"#)
+            try await eventually("the job and its escaped daemon run") { () -> Bool? in
+                let job = try await hub.get("/v1/jobs/\(id)").object()
+                let marked = ProcessTable.members(marked: "XN_JOB_ID=\(id)")
+                return job["stdout"] as? String == "\(id)\n" && marked.count >= 4 ? true : nil
+            }
+            #expect(try await hub.post("/v1/jobs/\(id)/cancel", "").status == 200)
+            #expect(try await hub.ended(id)["state"] as? String == "canceled")
+            try await eventually("no process of the job is left") {
+                ProcessTable.members(marked: "XN_JOB_ID=\(id)").isEmpty ? true : nil
+            }
+        }
+    }
 }
