@@ -98,6 +98,18 @@ public struct HubClient: Sendable {
         try await call(.DELETE, "/v1/tokens/\(escape(name))")
     }
 
+    /// The recorded sessions that could type into a job (admin).
+    public func transcripts(_ id: String) async throws(ClientError) -> TranscriptList {
+        try await call(.GET, "/v1/jobs/\(escape(id))/transcripts")
+    }
+
+    /// One session as asciicast v2.
+    public func transcript(_ id: String, session: Int64) async throws(ClientError) -> [UInt8] {
+        let response = try await send(.GET, "/v1/jobs/\(escape(id))/transcripts/\(session)", body: nil)
+        guard response.status == 200 else { throw apiError(response) }
+        return response.body
+    }
+
     public func cancel(_ id: String) async throws(ClientError) -> JobView {
         try await call(.POST, "/v1/jobs/\(escape(id))/cancel")
     }

@@ -19,28 +19,41 @@ import XNStore
 struct AttachSession: Sendable {
     let scheduler: Scheduler
     let store: any JobStore
+    let transcripts: any TranscriptStore
     let logger: Logger
+
+    /// Who attached, for the transcript of a session that may type.
+    struct Client: Sendable {
+        let token: String?
+        let peer: String
+    }
 
     /// Output bytes per frame sent to the client.
     static let pieceBytes = 256 << 10
 
     func run(
-        _ id: JobID, from offsets: [OutputStreamName: Int], readOnly: Bool, inbound: WebSocketInboundStream,
-        outbound: WebSocketOutboundWriter
+        _ id: JobID, from offsets: [OutputStreamName: Int], readOnly: Bool, client: Client,
+        inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter
     ) async {
         let wakes = scheduler.activity.subscribe(id)
-        guard (try? await store.job(id)) != nil else {
+        guard let job = try? await store.job(id) else {
             try? await outbound.write(.text(Self.message(["type": "error", "message": "no job \(id.rawValue)"])))
             await Self.linger(inbound)
             return
         }
+        // Every session that may type is recorded, for the audit trail.
+        let recorder =
+            readOnly
+            ? nil
+            : await TranscriptRecorder.start(
+                job: job, token: client.token, peer: client.peer, store: transcripts, logger: logger)
         await withTaskGroup(of: Bool.self) { group in
             group.addTask {
-                await send(id, from: offsets, wakes: wakes, outbound: outbound)
+                await send(id, from: offsets, wakes: wakes, outbound: outbound, recorder: recorder)
                 return true
             }
             group.addTask {
-                await receive(id, readOnly: readOnly, inbound: inbound, outbound: outbound)
+                await receive(id, readOnly: readOnly, inbound: inbound, outbound: outbound, recorder: recorder)
                 return false
             }
             // The client left: stop sending. The job ended and the exit notice is out: let the
@@ -54,6 +67,7 @@ struct AttachSession: Sendable {
             }
             group.cancelAll()
         }
+        await recorder?.finish()
     }
 
     /// How long the hub waits for a client to close after its last message.
@@ -79,7 +93,7 @@ struct AttachSession: Sendable {
     /// anything else (a gap, the end) is read from the store.
     private func send(
         _ id: JobID, from offsets: [OutputStreamName: Int], wakes: AsyncStream<JobActivity.Event>,
-        outbound: WebSocketOutboundWriter
+        outbound: WebSocketOutboundWriter, recorder: TranscriptRecorder?
     ) async {
         var sent = offsets
         var wakeups = wakes.makeAsyncIterator()
@@ -94,6 +108,7 @@ struct AttachSession: Sendable {
                         let bytes = try await store.output(id, stream: stream, from: offset, limit: Self.pieceBytes)
                         if bytes.isEmpty { break }
                         try await outbound.write(.binary(Self.frame(stream, offset: offset, bytes[...])))
+                        await recorder?.output(bytes[...])
                         sent[stream] = offset + bytes.count
                     }
                 }
@@ -110,6 +125,7 @@ struct AttachSession: Sendable {
                         // Sent before it is stored: the client is never behind the store for it.
                         if offset == sent[stream, default: 0] {
                             try await outbound.write(.binary(Self.frame(stream, offset: offset, bytes[...])))
+                            await recorder?.output(bytes[...])
                             sent[stream] = offset + bytes.count
                         }
                     case .stored(let stream, let upTo):
@@ -126,17 +142,17 @@ struct AttachSession: Sendable {
 
     /// Passes the client's input and controls to the job until the client leaves or detaches.
     private func receive(
-        _ id: JobID, readOnly: Bool, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter
+        _ id: JobID, readOnly: Bool, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter,
+        recorder: TranscriptRecorder?
     ) async {
         do {
             for try await message in inbound.messages(maxSize: WireProtocol.maxFrameBytes) {
                 var problem: String?
                 switch message {
                 case .binary(let buffer):
-                    problem =
-                        readOnly
-                        ? "this attach is read-only"
-                        : await scheduler.input(id, .bytes(Array(buffer.readableBytesView)))
+                    let bytes = Array(buffer.readableBytesView)
+                    problem = readOnly ? "this attach is read-only" : await scheduler.input(id, .bytes(bytes))
+                    if problem == nil { await recorder?.input(bytes) }
                 case .text(let text):
                     guard
                         let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],
@@ -151,6 +167,14 @@ struct AttachSession: Sendable {
                         break
                     }
                     problem = await control(id, type, object)
+                    if problem == nil, let recorder {
+                        if type == "resize", let rows = object["rows"] as? Int, let cols = object["cols"] as? Int {
+                            await recorder.resize(rows: rows, cols: cols)
+                        } else {
+                            let signal = (object["signal"] as? String) ?? (object["signal"] as? Int).map(String.init)
+                            await recorder.marker(signal.map { "\(type) \($0)" } ?? type)
+                        }
+                    }
                 }
                 if let problem {
                     try await outbound.write(.text(Self.message(["type": "error", "message": problem])))

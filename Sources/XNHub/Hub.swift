@@ -103,7 +103,7 @@ func checkExposure(_ configuration: HubConfiguration, tokens: TokenRegistry, log
 
 /// The router with every route the hub serves over plain HTTP.
 func buildRouter(
-    scheduler: Scheduler, store: any JobStore, configuration: HubConfiguration, audit: AuditLog,
+    scheduler: Scheduler, store: any JobStore & TranscriptStore, configuration: HubConfiguration, audit: AuditLog,
     tokens: TokenRegistry
 ) -> Router<HubRequestContext> {
     let router = Router(context: HubRequestContext.self)
@@ -111,6 +111,7 @@ func buildRouter(
     router.middlewares.add(AuthMiddleware<HubRequestContext>(tokens: tokens))
     JobsController(scheduler: scheduler, store: store, configuration: configuration, audit: audit).register(on: router)
     TokensController(tokens: tokens, audit: audit).register(on: router)
+    TranscriptsController(transcripts: store).register(on: router)
     // The WebSocket routes reached without an upgrade, or with one that was refused: the
     // refusal that applies, else a pointer to the upgrade.
     router.get(RouterPath(WireProtocol.workerPath)) { _, _ in

@@ -26,6 +26,8 @@ enum RoutePolicy {
         "GET /v1/tokens": .admin,
         "POST /v1/tokens": .admin,
         "DELETE /v1/tokens/{name}": .admin,
+        "GET /v1/jobs/{id}/transcripts": .admin,
+        "GET /v1/jobs/{id}/transcripts/{session}": .admin,
     ]
 
     static let attachRoute = "GET /v1/jobs/{id}/attach"

@@ -10,7 +10,7 @@ import XNStore
 /// `AuthMiddleware` first; a refused upgrade falls through to the HTTP router, which answers
 /// with the same 401 or 403.
 func buildSocketRouter(
-    scheduler: Scheduler, store: any JobStore, configuration: HubConfiguration, audit: AuditLog,
+    scheduler: Scheduler, store: any JobStore & TranscriptStore, configuration: HubConfiguration, audit: AuditLog,
     tokens: TokenRegistry, logger: Logger
 ) -> Router<HubWebSocketContext> {
     let session = WorkerSession(scheduler: scheduler, store: store, configuration: configuration, logger: logger)
@@ -27,7 +27,7 @@ func buildSocketRouter(
         await session.run(
             inbound: inbound, outbound: outbound, offered: context.request.headers[.secWebSocketProtocol])
     }
-    let attach = AttachSession(scheduler: scheduler, store: store, logger: logger)
+    let attach = AttachSession(scheduler: scheduler, store: store, transcripts: store, logger: logger)
     sockets.ws("v1/jobs/:id/attach") { request, context in
         try await attachRefusal(request, context.caller, store: store) == nil ? .upgrade([:]) : .dontUpgrade
     } onUpgrade: { inbound, outbound, context in
@@ -44,8 +44,10 @@ func buildSocketRouter(
             .stdout: query.get("stdout").flatMap { Int($0) }.map { max(0, $0) } ?? 0,
             .stderr: query.get("stderr").flatMap { Int($0) }.map { max(0, $0) } ?? 0,
         ]
+        let client = AttachSession.Client(token: context.requestContext.caller.name, peer: context.requestContext.peer)
         await attach.run(
-            id, from: offsets, readOnly: query.get("mode") == "read-only", inbound: inbound, outbound: outbound)
+            id, from: offsets, readOnly: query.get("mode") == "read-only", client: client, inbound: inbound,
+            outbound: outbound)
     }
     return sockets
 }

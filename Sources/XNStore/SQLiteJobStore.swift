@@ -74,6 +74,7 @@ public final class SQLiteJobStore: JobStore {
                     )
                     """)
         }
+        migrateTranscripts(&migrator)
         return migrator
     }
 

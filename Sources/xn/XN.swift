@@ -14,7 +14,7 @@ struct XN: AsyncParsableCommand {
         version: xnVersion,
         subcommands: [
             Hub.self, WorkerCommand.self, Run.self, Submit.self, Attach.self, List.self, Show.self, Logs.self,
-            Cancel.self, Workers.self, Token.self,
+            Cancel.self, Workers.self, Token.self, Audit.self,
         ])
 
     @Option(name: .customShort("s"), help: "Submit a command line (execnode style) and print the job id.")

@@ -59,6 +59,12 @@ struct AuthTests {
                 route: "POST /v1/tokens", method: .POST, path: "/v1/tokens",
                 body: #"{"name":"NAME","role":"read"}"#, allowed: [.admin]),
             Row(
+                route: "GET /v1/jobs/{id}/transcripts", method: .GET, path: "/v1/jobs/\(job)/transcripts",
+                allowed: [.admin]),
+            Row(
+                route: "GET /v1/jobs/{id}/transcripts/{session}", method: .GET, path: "/v1/jobs/\(job)/transcripts/1",
+                allowed: [.admin]),
+            Row(
                 route: "DELETE /v1/tokens/{name}", method: .DELETE, path: "/v1/tokens/nobody-has-it", allowed: [.admin]),
             // Last: the owner's cancel ends the job the rows above act on.
             Row(
