@@ -29,9 +29,12 @@ public func buildApplication(
     let sockets = buildSocketRouter(
         scheduler: scheduler, store: store, configuration: configuration, audit: audit, tokens: tokens, logger: logger)
     let webSocket = HTTP1WebSocketUpgradeChannel.Configuration(
+        http1: .init(idleTimeout: TimeAmount(configuration.idleTimeout)),
         ws: .init(
             maxFrameSize: WireProtocol.maxFrameBytes, extensions: [.nonNegotiatedExtension { WordwiseUnmask() }]))
-    let plain = HTTPServerBuilder.http1WebSocketUpgrade(webSocketRouter: sockets, configuration: webSocket)
+    let plain = HTTPServerBuilder.http1WebSocketUpgradeGuardingSlowClients(
+        webSocketRouter: sockets, configuration: webSocket, headerDeadline: configuration.headerDeadline,
+        stallTimeout: configuration.stallTimeout)
     var app = Application(
         router: router,
         server: try tls.map { try HTTPServerBuilder.tls(plain, tlsConfiguration: $0) } ?? plain,

@@ -35,6 +35,13 @@ public struct HubConfiguration: Sendable {
     public var tlsCertificate: String?
     public var tlsKey: String?
 
+    /// A connection's first request head must arrive within this (slowloris); a keep-alive
+    /// connection idle this long is closed.
+    public var headerDeadline: Duration = .seconds(10)
+    public var idleTimeout: Duration = .seconds(60)
+    /// A client that reads nothing the hub writes for this long is disconnected.
+    public var stallTimeout: Duration = .seconds(60)
+
     /// Largest request body accepted (413 beyond).
     public var maxBodyBytes = 1 << 20
     /// On Ctrl-C, how long running jobs may go on before they are killed and recorded.
