@@ -26,3 +26,10 @@ swift test --skip-build --no-parallel
 
 echo "== API contract (OpenAPI document vs. the running hub)"
 python3 scripts/contract_test.py "$(swift build --show-bin-path)/xn"
+
+echo "== API fuzzing (schemathesis against the OpenAPI document, bounded in time)"
+if ! python3 -c "import schemathesis" 2>/dev/null; then
+    echo "schemathesis is missing: python3 -m pip install schemathesis (.ci/run does)" >&2
+    exit 1
+fi
+scripts/fuzz_api.sh "$(swift build --show-bin-path)/xn" "${XN_FUZZ_SECONDS:-60}"
