@@ -33,7 +33,7 @@ printf '[phases.coverage]\nunexpected-methods = []\n' >"$work/schemathesis.toml"
 
 # Through python3, so it works wherever pip put the package, whether or not its script is on PATH.
 schemathesis() { python3 -c 'import sys; from schemathesis.cli import schemathesis; sys.exit(schemathesis())' "$@"; }
-common=(--url "$url" -H "Authorization: Bearer $admin" --max-time "$budget" --request-timeout 30 -w 2
+common=(--url "$url" -H "Authorization: Bearer $admin" --max-time "$budget" --request-timeout 10 -w 2
     --suppress-health-check all --warnings off)
 echo "== fuzz: v1 API, no server errors ($budget s)"
 schemathesis --config-file "$work/schemathesis.toml" run "$spec" "${common[@]}" \

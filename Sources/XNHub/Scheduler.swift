@@ -111,13 +111,15 @@ public actor Scheduler: Service {
     ) async throws -> JobRecord {
         var job = JobRecord(id: id, spec: spec, createdAt: Timestamp.now())
         job.owner = owner
-        let startsNow = accepting && queuedCount == 0 && running.count < configuration.slots
+        // A job asking for labels is for workers only: it never starts on the hub's own slots.
+        let startsNow = accepting && queuedCount == 0 && running.count < configuration.slots && spec.labels.isEmpty
         if !startsNow, let limit = configuration.maxQueued, queuedCount >= limit { throw QueueFull(limit: limit) }
         if !startsNow, let owner, let ownerCap, try await store.countQueued(owner: owner) >= ownerCap {
             throw QueueFull(limit: ownerCap, token: owner)
         }
         await purgeBeyondLimit()
-        guard accepting, queuedCount == 0, running.count < configuration.slots else {
+        // Checked again: the purge may have let others in.
+        guard accepting, queuedCount == 0, running.count < configuration.slots, spec.labels.isEmpty else {
             job = try await store.insert(job)
             queuedCount += 1
             await dispatch()

@@ -16,7 +16,8 @@ struct TokensController: Sendable {
         }
         router.post("/v1/tokens") { request, context in try await create(request, context) }
         router.delete("/v1/tokens/:name") { _, context in
-            let name = context.parameters.get("name") ?? ""
+            let raw = context.parameters.get("name") ?? ""
+            let name = raw.removingPercentEncoding ?? raw
             guard let token = try await tokens.revoke(name) else {
                 return Responses.error(.notFound, "token_not_found", "no token named '\(name)'", field: "name")
             }

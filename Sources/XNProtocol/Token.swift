@@ -109,12 +109,9 @@ public struct TokenRequest: Sendable, Codable, Equatable {
 
     /// Why this request cannot make a token, or nil.
     public var problem: (field: String, message: String)? {
-        if name.isEmpty || name.count > 64
-            || !name.unicodeScalars.allSatisfy({
-                CharacterSet.alphanumerics.contains($0) || "-_.@".unicodeScalars.contains($0)
-            })
-        {
-            return ("name", "name must be 1 to 64 letters, digits or - _ . @")
+        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.@".utf8)
+        if name.isEmpty || name.utf8.count > 64 || !name.utf8.allSatisfy(allowed.contains) {
+            return ("name", "name must be 1 to 64 ASCII letters, digits or - _ . @")
         }
         if let allow, allow.contains(where: \.isEmpty) { return ("allow", "allow entries must not be empty") }
         if let allow, role == .read || role == .worker, !allow.isEmpty {

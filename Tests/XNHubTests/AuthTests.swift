@@ -172,7 +172,7 @@ struct AuthTests {
     }
 
     @Test func aTokensLabelsWhitelistAndQueueCapHoldForItsJobs() async throws {
-        try await withHub({ $0.slots = 0 }) { hub in
+        try await withHub({ $0.slots = 1 }) { hub in
             let admin = try await hub.createToken(#"{"name":"root","role":"admin"}"#, as: nil)
             let pooled = try await hub.createToken(
                 #"{"name":"pooled","role":"submit","labels":{"pool":"a"},"allow":["true","/bin/echo"],"max_queued":2}"#,
@@ -184,6 +184,9 @@ struct AuthTests {
             .object()
             #expect(view["labels"] as? [String: String] == ["pool": "a"])
             #expect(view["owner"] as? String == "pooled")
+            // The hub's free slot does not take it: its jobs are for workers with pool=a only.
+            #expect(view["state"] as? String == "queued")
+            #expect(view["waiting"] as? String == "waiting for a worker with pool=a")
             let elsewhere = try await request(
                 .POST, hub.url + "/v1/jobs", body: #"{"command":"true","labels":{"pool":"b"}}"#,
                 headers: [("Authorization", "Bearer \(pooled)")])
