@@ -169,8 +169,11 @@ public protocol RunningProcess: AnyObject, Sendable {
     /// Read it to the end: unread output holds the process back (see `ProcessOutput`).
     var output: ProcessOutput { get }
     /// Sends `signal` to the process's whole process group, and under a terminal also to the
-    /// terminal's foreground process group.
+    /// terminal's foreground process group. While the process runs, TERM, KILL and HUP also reach
+    /// its descendants that left the group (see `ProcessRequest.tag`).
     func signal(_ signal: Int32)
+    /// SIGTERM to everything of the process, SIGKILL to whatever is left after `grace`, then the result.
+    func terminate(grace: Duration) async -> ProcessResult
     /// Queues `bytes` for the process's stdin (or terminal), after everything sent before.
     func send(_ bytes: [UInt8]) throws(InputError)
     /// Ends the input once what was sent is written: closes stdin, or on a terminal types Ctrl-D.

@@ -53,12 +53,28 @@ final class PipeProcess: RunningProcess {
     }
 
     func signal(_ signal: Int32) {
+        // Once the process has ended, a stray KILL (a task cancelled after the end) must not pay for
+        // a /proc sweep on every job; an explicit terminate always sweeps.
+        deliver(signal, sweep: state.withLock { $0.result == nil })
+    }
+
+    func terminate(grace: Duration) async -> ProcessResult {
+        deliver(SIGTERM, sweep: true)
+        _ = await result(timeout: grace)
+        // Always kill what is left: a grandchild may ignore SIGTERM or outlive its parent.
+        deliver(SIGKILL, sweep: true)
+        return await result()
+    }
+
+    private func deliver(_ signal: Int32, sweep: Bool) {
         _ = kill(-pid, signal)
         if signal == SIGTERM || signal == SIGKILL || signal == SIGHUP {
+            guard sweep || hasTerminal else { return }
             // Ending the job ends all of it: a shell's background jobs live in process groups of
             // their own, and a daemon may have left the session; they carry the marker still.
             let session = hasTerminal ? ProcessTable.members(session: pid) : []
-            for member in Set(session + ProcessTable.members(marked: marker)) where member != getpid() {
+            let escaped = sweep ? ProcessTable.members(marked: marker) : []
+            for member in Set(session + escaped) where member != getpid() {
                 _ = kill(member, signal)
             }
             return
