@@ -28,6 +28,10 @@ public actor Scheduler: Service {
     private let callbackQueue: AsyncStream<JobRecord>.Continuation
     private let launches: AsyncStream<JobRecord>
     private let launchQueue: AsyncStream<JobRecord>.Continuation
+    /// Finished by `recover()`: `run()` dispatches nothing before, or recovery would take a job it
+    /// just started for one a previous hub left running, and mark it lost.
+    private let recovered: AsyncStream<Void>
+    private let recoveredSignal: AsyncStream<Void>.Continuation
     private var running: [JobID: RunningJob] = [:]
     /// Input for jobs whose process does not exist yet.
     var pendingInput: [JobID: PendingInput] = [:]
@@ -64,6 +68,7 @@ public actor Scheduler: Service {
         self.logger = logger
         (launches, launchQueue) = AsyncStream.makeStream(of: JobRecord.self)
         (endedWithCallback, callbackQueue) = AsyncStream.makeStream(of: JobRecord.self)
+        (recovered, recoveredSignal) = AsyncStream.makeStream(of: Void.self)
     }
 
     /// Resolves what a previous hub process left running; must finish before the server accepts jobs.
@@ -74,9 +79,12 @@ public actor Scheduler: Service {
         try await adoptRemoteAttempts()
         queuedCount = try await store.count(state: .queued)
         finishedCount = try await store.count(state: nil) - queuedCount
+        recoveredSignal.finish()
     }
 
     public func run() async throws {
+        for await _ in recovered {}
+        guard !Task.isCancelled else { return }
         let callbacks = CallbackSender(configuration: configuration, store: store, logger: logger)
         await withDiscardingTaskGroup { outer in
             outer.addTask {
@@ -129,6 +137,7 @@ public actor Scheduler: Service {
         job.state = .running
         job.startedAt = job.createdAt
         job.worker = "local"
+        job.attempts = 1
         do {
             job = try await store.insert(job)
         } catch {
