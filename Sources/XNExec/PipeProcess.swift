@@ -44,6 +44,7 @@ final class PipeProcess: RunningProcess {
             sink: OutputSink(continuation: continuation, credits: credits))
         let thread = Thread { [self] in
             let result = pump.run()
+            self.killLeftovers()
             continuation.finish()
             self.finish(result)
         }
@@ -56,6 +57,14 @@ final class PipeProcess: RunningProcess {
         // Once the process has ended, a stray KILL (a task cancelled after the end) must not pay for
         // a /proc sweep on every job; an explicit terminate always sweeps.
         deliver(signal, sweep: state.withLock { $0.result == nil })
+    }
+
+    /// A job does not outlive its process: what it left running in its group (a fork bomb's
+    /// remains, a background job), its terminal's session, or that carries its marker, is killed
+    /// once it ended. `kill(-pid, 0)` keeps the common case (nothing left) free of /proc scans.
+    private func killLeftovers() {
+        guard hasTerminal || kill(-pid, 0) == 0 else { return }
+        deliver(SIGKILL, sweep: true)
     }
 
     func terminate(grace: Duration) async -> ProcessResult {

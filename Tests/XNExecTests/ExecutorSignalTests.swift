@@ -81,6 +81,20 @@ struct ExecutorSignalTests {
         if isAlive(escaped, marker: marker) { kill(escaped, SIGKILL) }
     }
 
+    @Test("what a process leaves running in its group ends with it", arguments: executors)
+    func leftoversEnd(executor: any JobExecutor) async throws {
+        let marker = makeMarker()
+        let process = try executor.start(
+            ProcessRequest(
+                command: "/bin/sh", arguments: ["-c", "sh -c 'sleep 300; : \(marker)' >/dev/null 2>&1 & echo $!"]))
+        let output = OutputCollector(process)
+        let result = await process.result()
+        #expect(result.termination == .exited(0))
+        let left = try #require(Int32(output.text(.stdout).trimmingCharacters(in: .whitespacesAndNewlines)))
+        #expect(await eventually { !isAlive(left, marker: marker) })
+        if isAlive(left, marker: marker) { kill(left, SIGKILL) }
+    }
+
     @Test("a grandchild holding stdout open does not keep the job running", arguments: executors)
     func grandchildHoldsPipe(executor: any JobExecutor) async throws {
         let started = ContinuousClock.now

@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import Testing
 import XNExec
 
@@ -91,5 +92,38 @@ struct JobLimitsTests {
                 ProcessTable.members(marked: "XN_JOB_ID=\(id)").isEmpty ? true : nil
             }
         }
+    }
+
+    @Test(.enabled(if: geteuid() == 0, "RLIMIT_NPROC binds only a non-root job user"))
+    func aForkBombStopsAtItsProcessLimitWhileAnotherJobRuns() async throws {
+        // Started as root without --allow-root: jobs run as nobody.
+        let hub = try await HubProcess.start(data: try temporaryFolder(), ["--kill-grace", "0.5"], asRoot: false)
+        defer { hub.killNow() }
+        let bomb = try await hub.submit(
+            #"{"command":"sh","args":["-c","f() { f | f & }; f; sleep 60"],"limits":{"procs":40},"timeout":5}"#)
+        let steady = try await hub.submit(#"{"command":"sh","args":["-c","sleep 1; echo still serving"]}"#)
+        var most = 0
+        let ended = try await eventually("the bomb ends", timeout: .seconds(20)) { () -> [String: Any]? in
+            most = max(most, ProcessTable.members(marked: "XN_JOB_ID=\(bomb)").count)
+            let job = try await hub.get("/v1/jobs/\(bomb)").object()
+            return (job["state"] as? String).map { ["failed", "timed_out"].contains($0) } == true ? job : nil
+        }
+        #expect(most <= 41, "\(most) processes at once: the limit holds")
+        // Either its shell could not fork its last command (failed, saying so) or it ran into its
+        // timeout; both say why.
+        if ended["state"] as? String == "failed" {
+            #expect((ended["stderr"] as? String ?? "").contains("Cannot fork"))
+        } else {
+            #expect((ended["err"] as? String ?? "").contains("timed out after 5s"))
+        }
+        // Nothing of it outlives it, and the other job ran as usual.
+        try await eventually("nothing of the bomb is left") {
+            ProcessTable.members(marked: "XN_JOB_ID=\(bomb)").isEmpty ? true : nil
+        }
+        let done = try await eventually("the other job") { () -> [String: Any]? in
+            let job = try await hub.get("/v1/jobs/\(steady)").object()
+            return job["state"] as? String == "succeeded" ? job : nil
+        }
+        #expect(done["stdout"] as? String == "still serving\n")
     }
 }
