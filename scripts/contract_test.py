@@ -12,18 +12,26 @@ for the operation, its content type is declared, its JSON body validates against
 schema and its declared headers are present and valid. It also checks that the served
 /openapi.yaml is the repository file byte for byte, that the document's request schemas accept
 what the hub accepts and refuse what it refuses, and that every path and method of the document
-was exercised. Prints one line per check; exits 1 listing every failure.
+was exercised. One hub gets bearer tokens (the first made on the open hub, the others with it)
+and is held to the document's 401, 403, token and ownership answers; the WebSocket routes are
+also asked with a real upgrade (101, or a refused one), and an attach session types into a job
+so that its transcript can be read back (asciicast v2, each line checked against the document).
+One hub has limits of its own (--limit-*, --max-output, --max-timeout) that jobs may not exceed.
+Prints one line per check; exits 1 listing every failure.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import hashlib
 import json
 import os
 import queue
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -49,6 +57,8 @@ HTTP_TIMEOUT = 30.0
 MAX_BODY = 1 << 20
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 ZERO_ID = "0" * 40
+WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+SECRET = re.compile(r"xn_[A-Za-z0-9_-]{43}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -216,8 +226,9 @@ class Response:
         return json.loads(self.body)
 
 
-def http(base: str, method: str, path: str, body: bytes | None = None, timeout: float = HTTP_TIMEOUT) -> Response:
-    headers = {"Content-Type": "application/json"} if body is not None else {}
+def http(base: str, method: str, path: str, body: bytes | None = None, timeout: float = HTTP_TIMEOUT,
+         headers: dict[str, str] | None = None) -> Response:
+    headers = {**({"Content-Type": "application/json"} if body is not None else {}), **(headers or {})}
     request = urllib.request.Request(base + path, data=body, method=method, headers=headers)
     started = time.monotonic()
     try:
@@ -226,6 +237,136 @@ def http(base: str, method: str, path: str, body: bytes | None = None, timeout: 
     except urllib.error.HTTPError as error:
         with error:
             return Response(error.code, error.headers, error.read(), time.monotonic() - started)
+
+
+def bearer(token: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"} if token is not None else {}
+
+
+class WebSocket:
+    """The client end of an upgraded connection (RFC 6455): masked frames out, the hub's
+    unmasked frames in. Enough for the attach protocol: text, binary, close."""
+
+    TEXT, BINARY, CLOSE, PING, PONG = 1, 2, 8, 9, 10
+
+    def __init__(self, connection: socket.socket, pending: bytes) -> None:
+        self.connection = connection
+        self.pending = pending
+
+    def send(self, opcode: int, payload: bytes) -> None:
+        mask = os.urandom(4)
+        length = len(payload)
+        head = bytes([0x80 | opcode])
+        if length < 126:
+            head += bytes([0x80 | length])
+        elif length < 1 << 16:
+            head += bytes([0x80 | 126]) + length.to_bytes(2, "big")
+        else:
+            head += bytes([0x80 | 127]) + length.to_bytes(8, "big")
+        masked = bytes(byte ^ mask[index % 4] for index, byte in enumerate(payload))
+        self.connection.sendall(head + mask + masked)
+
+    def send_text(self, value: Any) -> None:
+        self.send(self.TEXT, json.dumps(value).encode())
+
+    def send_binary(self, data: bytes) -> None:
+        self.send(self.BINARY, data)
+
+    def _read(self, count: int, deadline: float) -> bytes:
+        while len(self.pending) < count:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no whole frame in time")
+            self.connection.settimeout(left)
+            chunk = self.connection.recv(65536)
+            if not chunk:
+                raise ConnectionError("the hub closed the connection")
+            self.pending += chunk
+        data, self.pending = self.pending[:count], self.pending[count:]
+        return data
+
+    def receive(self, timeout: float = 10.0) -> tuple[int, bytes]:
+        """The next whole message (continuations joined; pings answered)."""
+        deadline = time.monotonic() + timeout
+        opcode, message = 0, b""
+        while True:
+            first, second = self._read(2, deadline)
+            length = second & 0x7F
+            if length == 126:
+                length = int.from_bytes(self._read(2, deadline), "big")
+            elif length == 127:
+                length = int.from_bytes(self._read(8, deadline), "big")
+            mask = self._read(4, deadline) if second & 0x80 else b""
+            payload = self._read(length, deadline)
+            if mask:
+                payload = bytes(byte ^ mask[index % 4] for index, byte in enumerate(payload))
+            kind = first & 0x0F
+            if kind == self.PING:
+                self.send(self.PONG, payload)
+                continue
+            if kind == self.PONG:
+                continue
+            opcode = opcode or kind
+            message += payload
+            if first & 0x80:
+                return opcode, message
+
+    def close(self) -> None:
+        """Sends a close frame, waits briefly for the hub's, and closes the socket."""
+        try:
+            self.send(self.CLOSE, (1000).to_bytes(2, "big"))
+            deadline = time.monotonic() + 2
+            while time.monotonic() < deadline:
+                if self.receive(deadline - time.monotonic())[0] == self.CLOSE:
+                    break
+        except (OSError, TimeoutError, ConnectionError, ValueError):
+            pass
+        finally:
+            self.connection.close()
+
+
+def upgrade(base: str, path: str, headers: dict[str, str], timeout: float = HTTP_TIMEOUT,
+            keep: bool = False) -> tuple[Response, str, WebSocket | None]:
+    """A WebSocket upgrade request on a raw socket: the answer's head (and body, unless 101), the
+    Sec-WebSocket-Key sent, and with `keep` the open WebSocket of a 101. Otherwise the connection
+    is closed right after the head of a 101."""
+    host, port = urllib.parse.urlsplit(base).netloc.rsplit(":", 1)
+    key = base64.b64encode(os.urandom(16)).decode()
+    lines = [f"GET {path} HTTP/1.1", f"Host: {host}:{port}", "Upgrade: websocket", "Connection: Upgrade",
+             f"Sec-WebSocket-Key: {key}", "Sec-WebSocket-Version: 13"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    started = time.monotonic()
+    connection = socket.create_connection((host, int(port)), timeout=timeout)
+    websocket = None
+    try:
+        connection.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = connection.recv(65536)
+            if not chunk:
+                raise ConnectionError(f"connection closed before the answer's head: {data[:200]!r}")
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        status = int(status_line.split(" ", 2)[1])
+        message = Message()
+        for line in header_lines:
+            name, _, value = line.partition(":")
+            message[name.strip()] = value.strip()
+        if status != 101:
+            length = int(message.get("Content-Length") or 0)
+            while len(body) < length:
+                chunk = connection.recv(65536)
+                if not chunk:
+                    break
+                body += chunk
+        else:
+            websocket = WebSocket(connection, body) if keep else None
+            body = b""
+        return Response(status, message, body, time.monotonic() - started), key, websocket
+    finally:
+        if websocket is None:
+            connection.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -241,32 +382,77 @@ class Contract:
     def check(self, ok: bool, what: str, detail: str = "") -> bool:
         return self.results.check(ok, what, detail)
 
+    @staticmethod
+    def path(template: str, id: str | None, name: str | None, query: dict[str, str] | None,
+             session: str | None = None) -> str:
+        path = template.replace("{id}", urllib.parse.quote(id, safe="")) if id is not None else template
+        # Token names need no escaping (`@` and `.` are fine in a path); a `%` is sent as it is,
+        # so a test can send a name percent-encoded (the hub decodes it).
+        path = path.replace("{name}", urllib.parse.quote(name, safe="@.%")) if name is not None else path
+        path = path.replace("{session}", urllib.parse.quote(session, safe="")) if session is not None else path
+        if query:
+            path += "?" + urllib.parse.urlencode(query)
+        return path
+
     def call(self, hub: Hub, method: str, template: str, label: str, *, id: str | None = None,
-             query: dict[str, str] | None = None, body: Any = None, raw: bytes | None = None,
-             expect: int | None = None, request_ok: bool | None = None) -> Response | None:
+             name: str | None = None, session: str | None = None, query: dict[str, str] | None = None,
+             body: Any = None, raw: bytes | None = None, token: str | None = None,
+             headers: dict[str, str] | None = None, expect: int | None = None,
+             request_ok: bool | None = None) -> Response | None:
         """One request to a documented operation, checked against the document.
 
         `body` is sent as JSON (`raw` as is). `request_ok` says whether the document's request
-        schema should accept `body`: it should agree with the hub.
+        schema should accept `body`: it should agree with the hub. `token` is sent as a bearer
+        token; `headers` are sent as they are.
         """
-        path = template.replace("{id}", urllib.parse.quote(id, safe="")) if id is not None else template
-        if query:
-            path += "?" + urllib.parse.urlencode(query)
+        path = self.path(template, id, name, query, session)
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-        name = f"{method} {template} [{label}]"
+        what = f"{method} {template} [{label}]"
         self.exercised.add((method, template))
         try:
-            response = http(hub.base, method, path, data)
+            response = http(hub.base, method, path, data, headers={**bearer(token), **(headers or {})})
         except Exception as error:  # noqa: BLE001 - any transport failure is a failed check
-            self.check(False, f"{name}: request completes", repr(error))
+            self.check(False, f"{what}: request completes", repr(error))
             return None
         if expect is not None:
-            self.check(response.status == expect, f"{name}: status {expect}",
+            self.check(response.status == expect, f"{what}: status {expect}",
                        f"got {response.status} {response.body[:300]!r}")
-        self.check_response(name, method, template, response)
+        self.check_response(what, method, template, response)
         if request_ok is not None and body is not None:
-            self.check_request_schema(name, method, template, body, request_ok)
+            self.check_request_schema(what, method, template, body, request_ok)
         return response
+
+    def call_upgrade(self, hub: Hub, template: str, label: str, *, id: str | None = None,
+                     query: dict[str, str] | None = None, token: str | None = None, protocol: str | None = None,
+                     expect: int | None = None) -> Response | None:
+        """A WebSocket upgrade to a documented GET operation, checked against the document; a 101
+        also has its Sec-WebSocket-Accept checked against the key sent. The connection is then
+        closed."""
+        return self.open_upgrade(hub, template, label, id=id, query=query, token=token, protocol=protocol,
+                                 expect=expect, keep=False)[0]
+
+    def open_upgrade(self, hub: Hub, template: str, label: str, *, id: str | None = None,
+                     query: dict[str, str] | None = None, token: str | None = None, protocol: str | None = None,
+                     expect: int | None = None, keep: bool = True) -> tuple[Response | None, WebSocket | None]:
+        """`call_upgrade`, which with `keep` also gives the open WebSocket of a 101 (to be closed)."""
+        path = self.path(template, id, None, query)
+        headers = bearer(token) | ({"Sec-WebSocket-Protocol": protocol} if protocol else {})
+        what = f"GET {template} [upgrade: {label}]"
+        self.exercised.add(("GET", template))
+        try:
+            response, key, websocket = upgrade(hub.base, path, headers, keep=keep)
+        except Exception as error:  # noqa: BLE001
+            self.check(False, f"{what}: request completes", repr(error))
+            return None, None
+        if expect is not None:
+            self.check(response.status == expect, f"{what}: status {expect}",
+                       f"got {response.status} {response.body[:300]!r}")
+        self.check_response(what, "GET", template, response)
+        if response.status == 101:
+            accept = base64.b64encode(hashlib.sha1((key + WEBSOCKET_GUID).encode()).digest()).decode()
+            got = response.headers.get("Sec-WebSocket-Accept")
+            self.check(got == accept, f"{what}: Sec-WebSocket-Accept answers the key", f"got {got!r}")
+        return response, websocket
 
     def check_response(self, name: str, method: str, template: str, response: Response) -> None:
         op_pointer = self.spec.operation_pointer(method, template)
@@ -310,11 +496,12 @@ class Contract:
             valid = any(not self.spec.errors(f"{header_pointer}/schema", c) for c in candidates)
             self.check(valid, f"{name}: header {header_name}={value!r} matches its schema")
 
-    def check_unrouted(self, hub: Hub, method: str, path: str, expect: int, schema: str) -> None:
+    def check_unrouted(self, hub: Hub, method: str, path: str, expect: int, schema: str,
+                       token: str | None = None, label: str = "unknown route") -> None:
         """A route the hub does not serve: the documented fallback status and body."""
-        name = f"{method} {path} [unknown route]"
+        name = f"{method} {path} [{label}]"
         try:
-            response = http(hub.base, method, path)
+            response = http(hub.base, method, path, headers=bearer(token))
         except Exception as error:  # noqa: BLE001
             self.check(False, f"{name}: request completes", repr(error))
             return
@@ -326,6 +513,9 @@ class Contract:
             return
         problems = self.spec.errors(f"/components/schemas/{schema}", value)
         self.check(not problems, f"{name}: body matches {schema}", "; ".join(problems))
+        if expect == 401:
+            self.check(response.headers.get("WWW-Authenticate") == "Bearer", f"{name}: WWW-Authenticate: Bearer",
+                       f"got {response.headers.get('WWW-Authenticate')!r}")
 
     def check_request_schema(self, name: str, method: str, template: str, body: Any, accepted: bool) -> None:
         op_pointer = self.spec.operation_pointer(method, template)
@@ -385,6 +575,14 @@ def run_document_checks(spec: Spec, c: Contract) -> None:
     compat = schemas.get("CompatRequest", {}).get("properties")
     c.check(compat is not None and compat == schemas.get("JobSpec", {}).get("properties"),
             "document: CompatRequest has the same fields as JobSpec")
+    bearer_scheme = spec.doc.get("components", {}).get("securitySchemes", {}).get("bearer", {})
+    c.check(bearer_scheme.get("type") == "http" and bearer_scheme.get("scheme") == "bearer",
+            "document: components.securitySchemes.bearer is HTTP bearer")
+    c.check(spec.doc.get("security") == [{"bearer": []}, {}], "document: security is a bearer token or nothing",
+            f"got {spec.doc.get('security')!r}")
+    for method, path in sorted(spec.operations(), key=lambda op: (op[1], op[0])):
+        responses = spec.at(spec.operation_pointer(method, path)).get("responses", {})
+        c.check("401" in responses and "403" in responses, f"document: {method} {path} declares 401 and 403")
 
 
 def run_meta(hub: Hub, c: Contract) -> None:
@@ -437,9 +635,10 @@ def run_compat(hub: Hub, c: Contract) -> None:
     c.call(hub, "POST", "/", "body over 1 MiB", body={"command": "echo", "args": ["x" * MAX_BODY]}, expect=413)
 
 
-def submit_v1(hub: Hub, c: Contract, label: str, body: Any, wait: str | None = None) -> dict[str, Any]:
+def submit_v1(hub: Hub, c: Contract, label: str, body: Any, wait: str | None = None,
+              token: str | None = None) -> dict[str, Any]:
     query = {"wait": wait} if wait is not None else None
-    r = c.call(hub, "POST", "/v1/jobs", label, query=query, body=body, expect=201, request_ok=True)
+    r = c.call(hub, "POST", "/v1/jobs", label, query=query, body=body, token=token, expect=201, request_ok=True)
     value = json_of(r)
     return value if isinstance(value, dict) else {}
 
@@ -449,6 +648,7 @@ def run_v1(hub: Hub, c: Contract) -> None:
     plain = submit_v1(hub, c, "valid submit", {"command": "echo", "args": ["hello", "v1"], "name": "greeting"})
     c.check("id" in plain and "stdout" not in plain and "stderr" not in plain,
             "POST /v1/jobs: answer without wait has no stdout/stderr", f"keys {sorted(plain)}")
+    c.check("id" in plain and "owner" not in plain, "POST /v1/jobs: no owner on a hub without tokens")
     mixed = submit_v1(hub, c, "wait=5, invalid UTF-8 output, exit 3", {
         "command": "sh", "args": ["-c", r"printf 'ab\377cd'; printf oops >&2; exit 3"]}, wait="5")
     c.check(mixed.get("state") == "failed" and mixed.get("exit_code") == 3,
@@ -488,6 +688,12 @@ def run_v1(hub: Hub, c: Contract) -> None:
         ("boolean timeout", {"command": "echo", "timeout": True}, "timeout"),
         ("name over 200 characters", {"command": "echo", "name": "n" * 201}, "name"),
         ("callback not http", {"command": "echo", "callback": "file:///etc/passwd"}, "callback"),
+        ("NUL in command", {"command": "ec\0ho"}, "command"),
+        ("NUL in an args item", {"command": "echo", "args": ["a\0b"]}, "args"),
+        ("NUL in cwd", {"command": "echo", "cwd": "/tmp\0"}, "cwd"),
+        ("NUL in an env name", {"command": "echo", "env": {"A\0B": "x"}}, "env"),
+        ("NUL in an env value", {"command": "echo", "env": {"A": "x\0"}}, "env"),
+        ("empty label name", {"command": "echo", "labels": {"": "x"}}, "labels"),
     ]
     for label, body, field in bad_bodies:
         r = c.call(hub, "POST", "/v1/jobs", label, body=body, expect=400, request_ok=False)
@@ -626,11 +832,580 @@ def run_v1(hub: Hub, c: Contract) -> None:
     c.error_is(r, "POST /v1/jobs/{id}/cancel [malformed id]", "job_not_found", "id")
 
 
+def run_job_limits(hub: Hub, c: Contract) -> None:
+    """`limits` and `max_output` on a hub without limits of its own: their shapes."""
+    asked = {"cpu": 60, "memory": 1 << 40, "files": 1024, "procs": 4096}
+    job = submit_v1(hub, c, "wait=5, every limit, max_output", {"command": "true", "limits": asked, "max_output": 100},
+                    wait="5")
+    c.check(job.get("limits") == asked and job.get("max_output") == 100 and job.get("state") == "succeeded",
+            "POST /v1/jobs [every limit, max_output]: the view shows them; the job ran",
+            f"got {job.get('limits')!r} {job.get('max_output')!r} {job.get('state')!r}")
+    for label, body, limits in [
+        ("empty limits, null max_output", {"command": "true", "limits": {}, "max_output": None}, None),
+        ("null limits", {"command": "true", "limits": None}, None),
+        ("a null limit, a whole-number float", {"command": "true", "limits": {"cpu": None, "files": 64.0}},
+         {"files": 64}),
+    ]:
+        job = submit_v1(hub, c, label, body)
+        c.check(job.get("limits") == limits and "max_output" not in job,
+                f"POST /v1/jobs [{label}]: limits {limits!r} in the view, no max_output",
+                f"got {job.get('limits')!r} {job.get('max_output')!r}")
+    # max_output keeps that many bytes of each stream.
+    job = submit_v1(hub, c, "wait=5, max_output 4", {
+        "command": "sh", "args": ["-c", "printf 0123456789; printf abcdefgh >&2"], "max_output": 4}, wait="5")
+    c.check(job.get("stdout") == "0123" and job.get("stderr") == "abcd" and job.get("stdout_bytes") == 4
+            and job.get("stdout_truncated") is True and job.get("stderr_truncated") is True,
+            "POST /v1/jobs?wait=5 [max_output 4]: 4 bytes of each stream kept, both truncated",
+            f"got {job.get('stdout')!r} {job.get('stderr')!r} {job.get('stdout_truncated')!r}")
+    if "id" in job:
+        r = c.call(hub, "GET", "/v1/jobs/{id}/stdout", "max_output 4", id=job["id"], expect=200)
+        c.check(r is not None and r.body == b"0123" and r.headers.get("X-Xn-Truncated") == "true",
+                "GET /v1/jobs/{id}/stdout [max_output 4]: 4 bytes, X-Xn-Truncated true")
+    job = submit_v1(hub, c, "wait=5, max_output 0", {"command": "echo", "args": ["gone"], "max_output": 0}, wait="5")
+    c.check(job.get("stdout") == "" and job.get("stdout_truncated") is True and job.get("max_output") == 0,
+            "POST /v1/jobs?wait=5 [max_output 0]: nothing kept, truncated", f"got {job.get('stdout')!r}")
+    for label, body, field in [
+        ("limits not an object", {"command": "true", "limits": [1]}, "limits"),
+        ("limits a number", {"command": "true", "limits": 5}, "limits"),
+        ("unknown limit", {"command": "true", "limits": {"cpus": 1}}, "limits.cpus"),
+        ("limit 0", {"command": "true", "limits": {"cpu": 0}}, "limits.cpu"),
+        ("negative limit", {"command": "true", "limits": {"files": -1}}, "limits.files"),
+        ("fractional limit", {"command": "true", "limits": {"procs": 1.5}}, "limits.procs"),
+        ("string limit", {"command": "true", "limits": {"memory": "1G"}}, "limits.memory"),
+        ("boolean limit", {"command": "true", "limits": {"cpu": True}}, "limits.cpu"),
+        ("limit above 2^53", {"command": "true", "limits": {"memory": 10 ** 16}}, "limits.memory"),
+        ("negative max_output", {"command": "true", "max_output": -1}, "max_output"),
+        ("fractional max_output", {"command": "true", "max_output": 2.5}, "max_output"),
+        ("string max_output", {"command": "true", "max_output": "10"}, "max_output"),
+        ("boolean max_output", {"command": "true", "max_output": False}, "max_output"),
+    ]:
+        r = c.call(hub, "POST", "/v1/jobs", label, body=body, expect=400, request_ok=False)
+        c.error_is(r, f"POST /v1/jobs [{label}]", "invalid_field", field)
+    # The compat route ignores unknown fields, not unknown limits.
+    r = c.call(hub, "POST", "/", "limits and max_output", body={"command": "true", "limits": {"cpu": 5},
+                                                               "max_output": 10}, expect=202, request_ok=True)
+    compat = json_of(r) or {}
+    if "id" in compat:
+        r = c.call(hub, "GET", "/v1/jobs/{id}", "a compat job with limits", id=compat["id"], expect=200)
+        got = json_of(r) or {}
+        c.check(got.get("limits") == {"cpu": 5} and got.get("max_output") == 10,
+                "POST / [limits and max_output]: the job has them", f"got {got.get('limits')!r}")
+    c.call(hub, "POST", "/", "unknown limit", body={"command": "true", "limits": {"cpus": 1}}, expect=400,
+           request_ok=False)
+    c.call(hub, "POST", "/", "negative max_output", body={"command": "true", "max_output": -1}, expect=400,
+           request_ok=False)
+
+
+def run_hub_limits(hub: Hub, c: Contract) -> None:
+    """A hub started with `--max-timeout 60 --max-output 1000 --limit-cpu 100 --limit-memory 1G
+    --limit-files 256 --limit-procs 500`: jobs may ask for less, never more."""
+    most = {"cpu": 100, "memory": 1 << 30, "files": 256, "procs": 500}
+    job = submit_v1(hub, c, "limits at the hub's", {"command": "true", "limits": most, "max_output": 1000,
+                                                    "timeout": 60})
+    c.check(job.get("limits") == most and job.get("max_output") == 1000 and job.get("timeout") == 60,
+            "POST /v1/jobs [limits at the hub's]: accepted as asked", f"got {job!r}"[:300])
+    job = submit_v1(hub, c, "no timeout", {"command": "true"})
+    c.check(job.get("timeout") == 60, "POST /v1/jobs [no timeout]: the hub's --max-timeout",
+            f"got {job.get('timeout')!r}")
+    job = submit_v1(hub, c, "timeout below the hub's", {"command": "true", "timeout": 0.5})
+    c.check(job.get("timeout") == 0.5, "POST /v1/jobs [timeout below the hub's]: kept", f"got {job.get('timeout')!r}")
+    for name, value in most.items():
+        label = f"limits.{name} above the hub's"
+        r = c.call(hub, "POST", "/v1/jobs", label, body={"command": "true", "limits": {name: value + 1}}, expect=400,
+                   request_ok=True)
+        c.error_is(r, f"POST /v1/jobs [{label}]", "invalid_field", f"limits.{name}")
+        c.check(f"--limit-{name}" in str((json_of(r) or {}).get("error", {}).get("message")),
+                f"POST /v1/jobs [{label}]: the message names --limit-{name}")
+    for label, body, field in [
+        ("max_output above the hub's", {"command": "true", "max_output": 1001}, "max_output"),
+        ("timeout above the hub's", {"command": "true", "timeout": 60.5}, "timeout"),
+    ]:
+        r = c.call(hub, "POST", "/v1/jobs", label, body=body, expect=400, request_ok=True)
+        c.error_is(r, f"POST /v1/jobs [{label}]", "invalid_field", field)
+    r = c.call(hub, "POST", "/", "no timeout", body={"command": "true"}, expect=202, request_ok=True)
+    compat = json_of(r) or {}
+    if "id" in compat:
+        r = c.call(hub, "GET", "/v1/jobs/{id}", "a compat job without timeout", id=compat["id"], expect=200)
+        c.check((json_of(r) or {}).get("timeout") == 60, "POST / [no timeout]: the hub's --max-timeout")
+    for label, body, flag in [
+        ("limits.memory above the hub's", {"command": "true", "limits": {"memory": (1 << 30) + 1}}, "--limit-memory"),
+        ("max_output above the hub's", {"command": "true", "max_output": 1001}, "--max-output"),
+        ("timeout above the hub's", {"command": "true", "timeout": 61}, "--max-timeout"),
+    ]:
+        r = c.call(hub, "POST", "/", label, body=body, expect=400, request_ok=True)
+        c.check(flag in str((json_of(r) or {}).get("error")), f"POST / [{label}]: the reason names {flag}")
+
+
 def run_unknown_routes(hub: Hub, c: Contract) -> None:
     c.check_unrouted(hub, "GET", "/no/such/route", 501, "CompatNotImplemented")
     c.check_unrouted(hub, "PUT", "/", 501, "CompatNotImplemented")
     c.check_unrouted(hub, "GET", "/v1/nothing", 404, "Error")
     c.check_unrouted(hub, "DELETE", "/v1/jobs", 404, "Error")
+
+
+def run_open_sockets(hub: Hub, c: Contract) -> None:
+    """The WebSocket routes of a hub without tokens: 426 without an upgrade, 101 with one."""
+    r = c.call(hub, "GET", "/v1/worker", "no upgrade", expect=426)
+    c.error_is(r, "GET /v1/worker [no upgrade]", "upgrade_required")
+    r = c.call_upgrade(hub, "/v1/worker", "xn.v1 offered", protocol="xn.v1", expect=101)
+    c.check(r is not None and r.headers.get("Sec-WebSocket-Protocol") == "xn.v1",
+            "GET /v1/worker [upgrade: xn.v1 offered]: Sec-WebSocket-Protocol xn.v1")
+    r = c.call_upgrade(hub, "/v1/worker", "no subprotocol offered", expect=101)
+    c.check(r is not None and r.headers.get("Sec-WebSocket-Protocol") is None,
+            "GET /v1/worker [upgrade: no subprotocol offered]: no Sec-WebSocket-Protocol")
+    job = submit_v1(hub, c, "wait=5, a job to attach to", {"command": "echo", "args": ["attached"]}, wait="5")
+    if "id" not in job:
+        return
+    r = c.call(hub, "GET", "/v1/jobs/{id}/attach", "no upgrade", id=job["id"], expect=426)
+    c.error_is(r, "GET /v1/jobs/{id}/attach [no upgrade]", "upgrade_required")
+    r = c.call(hub, "GET", "/v1/jobs/{id}/attach", "no upgrade, mode=read-only", id=job["id"],
+               query={"mode": "read-only"}, expect=426)
+    c.error_is(r, "GET /v1/jobs/{id}/attach [no upgrade, mode=read-only]", "upgrade_required")
+    c.call_upgrade(hub, "/v1/jobs/{id}/attach", "finished job", id=job["id"], query={"stdout": "0", "stderr": "0"},
+                   expect=101)
+
+
+def transcripts_of(hub: Hub, job: str, token: str | None = None, ended: int = 0) -> list[dict[str, Any]]:
+    """A job's transcripts, once at least `ended` sessions have ended (or after 10 s): a session
+    ends a moment after its client leaves."""
+    value = {}
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            value = http(hub.base, "GET", f"/v1/jobs/{job}/transcripts", headers=bearer(token), timeout=10).json()
+        except (ValueError, OSError):
+            value = {}
+        sessions = value.get("transcripts", []) if isinstance(value, dict) else []
+        if sum("ended_at" in t for t in sessions) >= ended:
+            return sessions
+        time.sleep(0.05)
+    return value.get("transcripts", []) if isinstance(value, dict) else []
+
+
+def asciicast(c: Contract, what: str, response: Response | None) -> tuple[dict[str, Any], list[list[Any]]]:
+    """A transcript's asciicast v2 body, each line checked against AsciicastHeader or AsciicastEvent."""
+    if response is None or response.status != 200:
+        return {}, []
+    text = response.body.decode("utf-8", "replace")
+    c.check(text.endswith("\n"), f"{what}: lines end in a newline")
+    lines = text.splitlines()
+    try:
+        values = [json.loads(line) for line in lines]
+    except ValueError as error:
+        c.check(False, f"{what}: every line is JSON", str(error))
+        return {}, []
+    if not c.check(bool(values), f"{what}: a header line"):
+        return {}, []
+    problems = c.spec.errors("/components/schemas/AsciicastHeader", values[0])
+    c.check(not problems, f"{what}: the first line matches AsciicastHeader", "; ".join(problems[:5]))
+    problems = [p for event in values[1:] for p in c.spec.errors("/components/schemas/AsciicastEvent", event)]
+    c.check(not problems, f"{what}: every other line matches AsciicastEvent", "; ".join(problems[:5]))
+    events = [e for e in values[1:] if isinstance(e, list) and e and isinstance(e[0], (int, float))]
+    times = [e[0] for e in events]
+    c.check(times == sorted(times), f"{what}: events in time order", f"got {times}")
+    header = values[0] if isinstance(values[0], dict) else {}
+    return header, events
+
+
+def run_transcripts(hub: Hub, c: Contract) -> None:
+    """Transcripts of attach sessions, on a hub without tokens."""
+    job = submit_v1(hub, c, "tty cat to type into", {"command": "cat", "tty": {"rows": 30, "cols": 100}})
+    if "id" not in job:
+        return
+    jid = job["id"]
+    poll(hub, f"/v1/jobs/{jid}", lambda v: v.get("state") == "running")
+    # A read-only session is not recorded.
+    c.call_upgrade(hub, "/v1/jobs/{id}/attach", "read-only, not recorded", id=jid, query={"mode": "read-only"},
+                   expect=101)
+    # A session that types: a resize, input, and terminate (which cancels the job).
+    r, ws = c.open_upgrade(hub, "/v1/jobs/{id}/attach", "types into a tty job", id=jid, expect=101)
+    typed = b"typed into xn\n"
+    shown = b""
+    exit_message: dict[str, Any] = {}
+    if ws is not None:
+        try:
+            ws.send_text({"type": "resize", "rows": 40, "cols": 120})
+            ws.send_binary(typed)
+            deadline = time.monotonic() + 10
+            while b"typed into xn" not in shown and time.monotonic() < deadline:
+                opcode, payload = ws.receive(deadline - time.monotonic())
+                if opcode == WebSocket.BINARY and len(payload) >= 9:
+                    shown += payload[9:]
+            ws.send_text({"type": "terminate"})
+            deadline = time.monotonic() + 10
+            while not exit_message and time.monotonic() < deadline:
+                opcode, payload = ws.receive(deadline - time.monotonic())
+                if opcode == WebSocket.TEXT:
+                    message = json.loads(payload)
+                    if message.get("type") == "exit":
+                        exit_message = message
+        except (OSError, TimeoutError, ConnectionError, ValueError) as error:
+            c.check(False, "attach session: typing and terminate go through", repr(error))
+        finally:
+            ws.close()
+    c.check(b"typed into xn" in shown, "attach session: the input comes back as output", f"got {shown!r}")
+    c.check(exit_message.get("job", {}).get("state") == "canceled", "attach session: terminate cancels the job",
+            f"got {exit_message!r}"[:300])
+
+    transcripts_of(hub, jid, ended=1)
+    r = c.call(hub, "GET", "/v1/jobs/{id}/transcripts", "one session ended", id=jid, expect=200)
+    listed = (json_of(r) or {}).get("transcripts", [])
+    c.check(len(listed) == 1, "GET /v1/jobs/{id}/transcripts: one session (read-only ones are not recorded)",
+            f"got {listed!r}"[:300])
+    session = listed[0] if listed and isinstance(listed[0], dict) else {}
+    c.check("ended_at" in session and "token" not in session and session.get("events", 0) >= 4,
+            "GET /v1/jobs/{id}/transcripts: ended_at, no token on a hub without tokens, the events counted",
+            f"got {session!r}")
+    number = str(session.get("session", 0))
+    r = c.call(hub, "GET", "/v1/jobs/{id}/transcripts/{session}", "the session", id=jid, session=number, expect=200)
+    header, events = asciicast(c, "GET /v1/jobs/{id}/transcripts/{session} [the session]", r)
+    c.check(header.get("width") == 100 and header.get("height") == 30 and header.get("version") == 2,
+            "GET /v1/jobs/{id}/transcripts/{session}: the job's terminal size in the header",
+            f"got {header!r}"[:300])
+    c.check(header.get("xn", {}).get("peer") == session.get("peer") and "token" not in header.get("xn", {}),
+            "GET /v1/jobs/{id}/transcripts/{session}: the peer, and no token, in the header")
+    c.check(jid in str(header.get("title")), "GET /v1/jobs/{id}/transcripts/{session}: the title names the job")
+    codes = [(e[1], e[2]) for e in events if len(e) == 3]
+    output = "".join(data for code, data in codes if code == "o")
+    c.check(("r", "120x40") in codes and ("i", typed.decode()) in codes and ("m", "terminate") in codes
+            and "typed into xn" in output,
+            "GET /v1/jobs/{id}/transcripts/{session}: the resize, the input, the output and the terminate",
+            f"got {codes!r}"[:400])
+    c.check(len(events) == session.get("events"), "GET /v1/jobs/{id}/transcripts: events counts the event lines",
+            f"{len(events)} lines, events {session.get('events')!r}")
+
+    # Not found: malformed ids, sessions that are not numbers, unknown ones, another job's.
+    other = submit_v1(hub, c, "wait=5, another job", {"command": "true"}, wait="5")
+    r = c.call(hub, "GET", "/v1/jobs/{id}/transcripts", "a job nobody attached to", id=other.get("id", ZERO_ID),
+               expect=200)
+    c.check(json_of(r) == {"transcripts": []}, "GET /v1/jobs/{id}/transcripts: empty for a job nobody attached to")
+    r = c.call(hub, "GET", "/v1/jobs/{id}/transcripts", "unknown id", id=ZERO_ID, expect=200)
+    c.check(json_of(r) == {"transcripts": []}, "GET /v1/jobs/{id}/transcripts [unknown id]: empty")
+    r = c.call(hub, "GET", "/v1/jobs/{id}/transcripts", "malformed id", id="xyz", expect=404)
+    c.error_is(r, "GET /v1/jobs/{id}/transcripts [malformed id]", "transcript_not_found")
+    for label, id, number in [
+        ("another job's session", other.get("id", ZERO_ID), number),
+        ("unknown session", jid, "999999"),
+        ("session 0", jid, "0"),
+        ("session not a number", jid, "first"),
+        ("malformed id", "xyz", number),
+    ]:
+        r = c.call(hub, "GET", "/v1/jobs/{id}/transcripts/{session}", label, id=id, session=number, expect=404)
+        c.error_is(r, f"GET /v1/jobs/{{id}}/transcripts/{{session}} [{label}]", "transcript_not_found")
+
+
+def run_tokens(hub: Hub, c: Contract) -> None:
+    """A hub started with `--no-local --max-queued-per-token 2`: no job starts at once, so every
+    submission is queued and counts against its token's queue cap. It starts without tokens."""
+    r = c.call(hub, "GET", "/v1/tokens", "hub without tokens", expect=200)
+    c.check(json_of(r) == {"tokens": []}, "GET /v1/tokens [hub without tokens]: no tokens", f"got {r and r.body!r}")
+    r = c.call(hub, "POST", "/v1/tokens", "first token, without a token", body={"name": "root", "role": "admin"},
+               expect=201, request_ok=True)
+    first = json_of(r) or {}
+    admin = first.get("secret")
+    c.check(isinstance(admin, str) and bool(SECRET.fullmatch(admin)), "POST /v1/tokens: the answer has the secret",
+            f"got {first!r}"[:300])
+    c.check(first.get("name") == "root" and first.get("role") == "admin"
+            and not {"allow", "labels", "max_queued", "revoked_at"} & set(first),
+            "POST /v1/tokens: name and role as asked, no limits, not revoked", f"got keys {sorted(first)}")
+    if not isinstance(admin, str):
+        return
+    r = c.call(hub, "POST", "/v1/tokens", "second token, without a token", body={"name": "intruder", "role": "admin"},
+               expect=401)
+    c.error_is(r, "POST /v1/tokens [second token, without a token]", "unauthorized")
+
+    def make(name: str, body: dict[str, Any]) -> str:
+        r = c.call(hub, "POST", "/v1/tokens", f"make {name}", body={"name": name, **body}, token=admin,
+                   expect=201, request_ok=True)
+        value = json_of(r) or {}
+        return value.get("secret", "") if isinstance(value, dict) else ""
+
+    alice = make("alice", {"role": "submit"})
+    bob = make("bob", {"role": "submit"})
+    reader = make("reader", {"role": "read"})
+    worker = make("worker-1", {"role": "worker"})
+    # Limits: its own whitelist and label, and no job may wait queued.
+    r = c.call(hub, "POST", "/v1/tokens", "make limited",
+               body={"name": "limited", "role": "submit", "allow": ["true"], "labels": {"pool": "a"}, "max_queued": 0},
+               token=admin, expect=201, request_ok=True)
+    made = json_of(r) or {}
+    limited = made.get("secret", "")
+    c.check(made.get("allow") == ["true"] and made.get("labels") == {"pool": "a"} and made.get("max_queued") == 0,
+            "POST /v1/tokens [make limited]: allow, labels and max_queued 0 shown", f"got {made!r}"[:300])
+    pooled = make("pooled", {"role": "submit", "allow": ["true"], "labels": {"pool": "a"}})
+    # Empty limits are no limits, and are left out; so are nulls. Names may hold . @ - _.
+    r = c.call(hub, "POST", "/v1/tokens", "empty and null limits",
+               body={"name": "gone.bot@example", "role": "read", "allow": [], "labels": {}, "max_queued": None},
+               token=admin, expect=201, request_ok=True)
+    made = json_of(r) or {}
+    gone = made.get("secret", "")
+    c.check(not {"allow", "labels", "max_queued"} & set(made),
+            "POST /v1/tokens [empty and null limits]: allow, labels and max_queued left out",
+            f"got keys {sorted(made)}")
+    r = c.call(hub, "POST", "/v1/tokens", "name of 64 characters", body={"name": "n" * 64, "role": "read"},
+               token=admin, expect=201, request_ok=True)
+    r = c.call(hub, "POST", "/v1/tokens", "whole-number float max_queued",
+               body={"name": "float_cap", "role": "submit", "max_queued": 2.0}, token=admin, expect=201,
+               request_ok=True)
+    c.check((json_of(r) or {}).get("max_queued") == 2, "POST /v1/tokens [whole-number float max_queued]: 2")
+
+    # Bad token requests.
+    r = c.call(hub, "POST", "/v1/tokens", "bad JSON", raw=b"{", token=admin, expect=400)
+    c.error_is(r, "POST /v1/tokens [bad JSON]", "invalid_body")
+    r = c.call(hub, "POST", "/v1/tokens", "body not an object", body=["root"], token=admin, expect=400,
+               request_ok=False)
+    c.error_is(r, "POST /v1/tokens [body not an object]", "invalid_body")
+    for label, body, field in [
+        ("unknown field", {"name": "x1", "role": "read", "scope": "all"}, "scope"),
+        ("missing name", {"role": "read"}, "name"),
+        ("name not a string", {"name": 5, "role": "read"}, "name"),
+        ("empty name", {"name": "", "role": "read"}, "name"),
+        ("name with a space", {"name": "a b", "role": "read"}, "name"),
+        ("name with a slash", {"name": "a/b", "role": "read"}, "name"),
+        ("name over 64 characters", {"name": "n" * 65, "role": "read"}, "name"),
+        ("name with a non-ASCII letter", {"name": "jos\u00e9", "role": "read"}, "name"),
+        ("name with a non-ASCII digit", {"name": "ci\u0661", "role": "read"}, "name"),
+        ("missing role", {"name": "x1"}, "role"),
+        ("unknown role", {"name": "x1", "role": "root"}, "role"),
+        ("null role", {"name": "x1", "role": None}, "role"),
+        ("allow not a list", {"name": "x1", "role": "submit", "allow": "true"}, "allow"),
+        ("allow item not a string", {"name": "x1", "role": "submit", "allow": [1]}, "allow"),
+        ("empty allow entry", {"name": "x1", "role": "submit", "allow": [""]}, "allow"),
+        ("allow on a read token", {"name": "x1", "role": "read", "allow": ["true"]}, "allow"),
+        ("allow on a worker token", {"name": "x1", "role": "worker", "allow": ["true"]}, "allow"),
+        ("label value not a string", {"name": "x1", "role": "submit", "labels": {"pool": 1}}, "labels"),
+        ("empty label name", {"name": "x1", "role": "submit", "labels": {"": "a"}}, "labels"),
+        ("negative max_queued", {"name": "x1", "role": "submit", "max_queued": -1}, "max_queued"),
+        ("fractional max_queued", {"name": "x1", "role": "submit", "max_queued": 1.5}, "max_queued"),
+        ("boolean max_queued", {"name": "x1", "role": "submit", "max_queued": True}, "max_queued"),
+        ("string max_queued", {"name": "x1", "role": "submit", "max_queued": "3"}, "max_queued"),
+    ]:
+        r = c.call(hub, "POST", "/v1/tokens", label, body=body, token=admin, expect=400, request_ok=False)
+        c.error_is(r, f"POST /v1/tokens [{label}]", "invalid_field", field)
+    r = c.call(hub, "POST", "/v1/tokens", "name taken", body={"name": "alice", "role": "read"}, token=admin,
+               expect=409, request_ok=True)
+    c.error_is(r, "POST /v1/tokens [name taken]", "token_exists", "name")
+    r = c.call(hub, "POST", "/v1/tokens", "body over 64 KiB",
+               body={"name": "x1", "role": "submit", "allow": ["x" * (64 << 10)]}, token=admin, expect=413)
+    c.error_is(r, "POST /v1/tokens [body over 64 KiB]", "body_too_large")
+
+    # The list: every token, never a secret.
+    r = c.call(hub, "GET", "/v1/tokens", "as admin", token=admin, expect=200)
+    listed = {t.get("name"): t for t in (json_of(r) or {}).get("tokens", []) if isinstance(t, dict)}
+    wanted = {"root", "alice", "bob", "reader", "worker-1", "limited", "pooled", "gone.bot@example", "float_cap",
+              "n" * 64}
+    c.check(set(listed) == wanted, "GET /v1/tokens: every token made", f"got {sorted(listed)}")
+    c.check(not any("secret" in t for t in listed.values()), "GET /v1/tokens: no secrets")
+    c.check(listed.get("limited", {}).get("labels") == {"pool": "a"}, "GET /v1/tokens: limits shown")
+
+    # Revoking.
+    r = c.call(hub, "GET", "/v1/jobs", "token about to be revoked", token=gone, expect=200)
+    r = c.call(hub, "DELETE", "/v1/tokens/{name}", "revoke", name="gone.bot@example", token=admin, expect=200)
+    revoked = json_of(r) or {}
+    c.check(revoked.get("name") == "gone.bot@example" and "revoked_at" in revoked,
+            "DELETE /v1/tokens/{name}: the token with revoked_at", f"got {revoked!r}"[:300])
+    # The hub percent-decodes the name: %40 is @.
+    r = c.call(hub, "DELETE", "/v1/tokens/{name}", "revoke again, percent-encoded", name="gone.bot%40example",
+               token=admin, expect=200)
+    c.check((json_of(r) or {}).get("name") == "gone.bot@example"
+            and (json_of(r) or {}).get("revoked_at") == revoked.get("revoked_at"),
+            "DELETE /v1/tokens/{name} [revoke again, percent-encoded]: the same token, revoked_at unchanged")
+    r = c.call(hub, "DELETE", "/v1/tokens/{name}", "unknown name, percent-encoded", name="no%2Fbody", token=admin,
+               expect=404)
+    c.error_is(r, "DELETE /v1/tokens/{name} [unknown name, percent-encoded]", "token_not_found", "name")
+    r = c.call(hub, "DELETE", "/v1/tokens/{name}", "unknown name", name="nobody", token=admin, expect=404)
+    c.error_is(r, "DELETE /v1/tokens/{name} [unknown name]", "token_not_found", "name")
+    r = c.call(hub, "POST", "/v1/tokens", "revoked name", body={"name": "gone.bot@example", "role": "read"},
+               token=admin, expect=409, request_ok=True)
+    c.error_is(r, "POST /v1/tokens [revoked name]", "token_exists", "name")
+    r = c.call(hub, "GET", "/v1/tokens", "after the revoke", token=admin, expect=200)
+    after = {t.get("name"): t for t in (json_of(r) or {}).get("tokens", []) if isinstance(t, dict)}
+    c.check("revoked_at" in after.get("gone.bot@example", {}) and "revoked_at" not in after.get("alice", {}),
+            "GET /v1/tokens [after the revoke]: revoked_at on the revoked token only")
+
+    # Jobs carry their owner; each token has at most 2 queued (--max-queued-per-token 2).
+    mine = submit_v1(hub, c, "alice: sleep 30", {"command": "sleep", "args": ["30"]}, token=alice)
+    c.check(mine.get("owner") == "alice" and mine.get("state") == "queued",
+            "POST /v1/jobs [alice]: queued, owner alice", f"got {mine.get('owner')!r} {mine.get('state')!r}")
+    r = c.call(hub, "POST", "/", "alice", body={"command": "true"}, token=alice, expect=202, request_ok=True)
+    compat = json_of(r) or {}
+    r = c.call(hub, "POST", "/v1/jobs", "alice: third queued job", body={"command": "true"}, token=alice,
+               expect=429, request_ok=True)
+    c.error_is(r, "POST /v1/jobs [alice: third queued job]", "queue_full")
+    c.check("alice" in str((json_of(r) or {}).get("error", {}).get("message")),
+            "POST /v1/jobs [alice: third queued job]: the message names the token")
+    c.call(hub, "POST", "/", "alice: third queued job", body={"command": "true"}, token=alice, expect=429,
+           request_ok=True)
+    bobs = submit_v1(hub, c, "bob", {"command": "true"}, token=bob)
+    roots = submit_v1(hub, c, "admin", {"command": "true"}, token=admin)
+    if "id" in compat:
+        r = c.call(hub, "GET", "/v1/jobs/{id}", "alice's compat job, as reader", id=compat["id"], token=reader,
+                   expect=200)
+        c.check((json_of(r) or {}).get("owner") == "alice", "GET /v1/jobs/{id}: a compat submission has its owner")
+        c.call(hub, "GET", "/{id}", "as reader", id=compat["id"], token=reader, expect=200)
+    r = c.call(hub, "GET", "/v1/jobs", "as reader", token=reader, expect=200)
+    owners = [j.get("owner") for j in (json_of(r) or {}).get("jobs", [])]
+    c.check(sorted(owners) == ["alice", "alice", "bob", "root"], "GET /v1/jobs: every job has its owner",
+            f"got {owners}")
+    c.call(hub, "GET", "/v1/workers", "as reader", token=reader, expect=200)
+    c.call(hub, "GET", "/openapi.yaml", "as reader", token=reader, expect=200)
+
+    # 401: no token, an unknown one, a revoked one, malformed headers; on every operation.
+    job = mine.get("id", ZERO_ID)
+    operations: list[tuple[str, str, dict[str, Any]]] = [
+        ("POST", "/", {"body": {"command": "true"}}),
+        ("GET", "/{id}", {"id": job}),
+        ("GET", "/openapi.yaml", {}),
+        ("POST", "/v1/jobs", {"body": {"command": "true"}}),
+        ("GET", "/v1/jobs", {}),
+        ("GET", "/v1/jobs/{id}", {"id": job}),
+        ("GET", "/v1/jobs/{id}/stdout", {"id": job}),
+        ("GET", "/v1/jobs/{id}/stderr", {"id": job}),
+        ("POST", "/v1/jobs/{id}/cancel", {"id": job}),
+        ("POST", "/v1/jobs/{id}/signal", {"id": job, "body": {"signal": "INT"}}),
+        ("GET", "/v1/jobs/{id}/attach", {"id": job, "query": {"mode": "read-only"}}),
+        ("GET", "/v1/jobs/{id}/transcripts", {"id": job}),
+        ("GET", "/v1/jobs/{id}/transcripts/{session}", {"id": job, "session": "1"}),
+        ("GET", "/v1/workers", {}),
+        ("GET", "/v1/worker", {}),
+        ("GET", "/v1/tokens", {}),
+        ("POST", "/v1/tokens", {"body": {"name": "x2", "role": "read"}}),
+        ("DELETE", "/v1/tokens/{name}", {"name": "bob"}),
+    ]
+    for who, headers in [
+        ("no token", {}),
+        ("unknown token", bearer("xn_" + "A" * 43)),
+        ("revoked token", bearer(gone)),
+        ("Basic scheme", {"Authorization": "Basic cm9vdDpyb290"}),
+        ("Bearer without a secret", {"Authorization": "Bearer"}),
+    ]:
+        for method, template, args in operations:
+            r = c.call(hub, method, template, who, headers=headers, expect=401, **args)
+            if r is not None and template not in ("/", "/{id}"):
+                c.error_is(r, f"{method} {template} [{who}]", "unauthorized")
+        c.check_unrouted(hub, "GET", "/no/such/route", 401, "CompatUnauthorized", label=f"unknown route, {who}")
+    c.check_unrouted(hub, "GET", "/v1/nothing", 401, "Error", label="unknown route, no token")
+    c.check_unrouted(hub, "GET", "/no/such/route", 501, "CompatNotImplemented", token=reader,
+                     label="unknown route, read token")
+    c.check_unrouted(hub, "GET", "/v1/nothing", 404, "Error", token=reader, label="unknown route, read token")
+    c.check_unrouted(hub, "GET", "/no/such/route", 403, "CompatForbidden", token=worker,
+                     label="unknown route, worker token")
+    c.check_unrouted(hub, "GET", "/v1/nothing", 403, "Error", token=worker, label="unknown route, worker token")
+
+    # 403: roles.
+    def forbidden(method: str, template: str, label: str, token: str, **args: Any) -> Response | None:
+        r = c.call(hub, method, template, label, token=token, expect=403, **args)
+        if r is not None and template not in ("/", "/{id}"):
+            c.error_is(r, f"{method} {template} [{label}]", "forbidden")
+        return r
+
+    forbidden("POST", "/v1/jobs", "read token submits", reader, body={"command": "true"}, request_ok=True)
+    forbidden("POST", "/", "read token submits", reader, body={"command": "true"}, request_ok=True)
+    forbidden("POST", "/v1/jobs/{id}/cancel", "read token cancels", reader, id=job)
+    forbidden("POST", "/v1/jobs/{id}/signal", "read token signals", reader, id=job, body={"signal": "INT"})
+    r = forbidden("GET", "/v1/jobs/{id}/attach", "read token asks to type", reader, id=job)
+    c.check("read-only" in str((json_of(r) or {}).get("error", {}).get("message")),
+            "GET /v1/jobs/{id}/attach [read token asks to type]: the reason points to mode=read-only")
+    forbidden("GET", "/v1/worker", "read token", reader)
+    forbidden("GET", "/v1/tokens", "submit token", alice)
+    forbidden("POST", "/v1/tokens", "submit token", alice, body={"name": "x3", "role": "admin"}, request_ok=True)
+    forbidden("DELETE", "/v1/tokens/{name}", "submit token", alice, name="bob")
+    forbidden("GET", "/v1/worker", "submit token", alice)
+    for label, token in [("read token", reader), ("submit token, its own job", alice)]:
+        forbidden("GET", "/v1/jobs/{id}/transcripts", label, token, id=job)
+        forbidden("GET", "/v1/jobs/{id}/transcripts/{session}", label, token, id=job, session="1")
+    for method, template, args in operations:
+        if template != "/v1/worker":
+            forbidden(method, template, "worker token", worker, **args)
+    # 403: another token's job.
+    forbidden("POST", "/v1/jobs/{id}/cancel", "bob cancels alice's job", bob, id=job)
+    forbidden("POST", "/v1/jobs/{id}/signal", "bob signals alice's job", bob, id=job, body={"signal": "INT"})
+    forbidden("GET", "/v1/jobs/{id}/attach", "bob asks to type into alice's job", bob, id=job)
+
+    # 426: allowed, but not upgraded.
+    for label, token, query in [
+        ("read token, mode=read-only", reader, {"mode": "read-only"}),
+        ("bob watches alice's job", bob, {"mode": "read-only"}),
+        ("alice types into her job", alice, None),
+        ("admin types into alice's job", admin, None),
+    ]:
+        r = c.call(hub, "GET", "/v1/jobs/{id}/attach", label, id=job, query=query, token=token, expect=426)
+        c.error_is(r, f"GET /v1/jobs/{{id}}/attach [{label}]", "upgrade_required")
+    for label, token in [("worker token", worker), ("admin token", admin)]:
+        r = c.call(hub, "GET", "/v1/worker", label, token=token, expect=426)
+        c.error_is(r, f"GET /v1/worker [{label}]", "upgrade_required")
+
+    # Upgrades: 101 when allowed; refused ones get the WebSocket layer's bare 400.
+    r = c.call_upgrade(hub, "/v1/worker", "worker token", token=worker, protocol="xn.v1", expect=101)
+    c.check(r is not None and r.headers.get("Sec-WebSocket-Protocol") == "xn.v1",
+            "GET /v1/worker [upgrade: worker token]: Sec-WebSocket-Protocol xn.v1")
+    c.call_upgrade(hub, "/v1/jobs/{id}/attach", "read token, mode=read-only", id=job, query={"mode": "read-only"},
+                   token=reader, expect=101)
+    c.call_upgrade(hub, "/v1/jobs/{id}/attach", "alice types into her job", id=job, token=alice, expect=101)
+    c.call_upgrade(hub, "/v1/worker", "no token", protocol="xn.v1", expect=400)
+    c.call_upgrade(hub, "/v1/worker", "read token", token=reader, protocol="xn.v1", expect=400)
+    c.call_upgrade(hub, "/v1/jobs/{id}/attach", "read token asks to type", id=job, token=reader, expect=400)
+    c.call_upgrade(hub, "/v1/jobs/{id}/attach", "bob asks to type into alice's job", id=job, token=bob, expect=400)
+
+    # Transcripts: only alice's session could type, so only it is recorded, with her token's name.
+    transcripts_of(hub, job, token=admin, ended=1)
+    r = c.call(hub, "GET", "/v1/jobs/{id}/transcripts", "admin", id=job, token=admin, expect=200)
+    listed = (json_of(r) or {}).get("transcripts", [])
+    c.check([t.get("token") for t in listed] == ["alice"] and "ended_at" in listed[0],
+            "GET /v1/jobs/{id}/transcripts [admin]: alice's session only, with her token, ended",
+            f"got {listed!r}"[:300])
+    if listed:
+        number = str(listed[0].get("session"))
+        r = c.call(hub, "GET", "/v1/jobs/{id}/transcripts/{session}", "admin", id=job, session=number, token=admin,
+                   expect=200)
+        header, _ = asciicast(c, "GET /v1/jobs/{id}/transcripts/{session} [admin]", r)
+        c.check(header.get("xn", {}).get("token") == "alice" and header.get("width") == 80
+                and header.get("height") == 24,
+                "GET /v1/jobs/{id}/transcripts/{session} [admin]: token alice, 80x24 for a job without tty",
+                f"got {header!r}"[:300])
+        forbidden("GET", "/v1/jobs/{id}/transcripts/{session}", "submit token, its own session", alice, id=job,
+                  session=number)
+
+    # Owners act on their own jobs; admins on any.
+    r = c.call(hub, "POST", "/v1/jobs/{id}/signal", "alice signals her queued job", id=job, body={"signal": "INT"},
+               token=alice, expect=409, request_ok=True)
+    c.error_is(r, "POST /v1/jobs/{id}/signal [alice signals her queued job]", "job_not_running")
+    r = c.call(hub, "POST", "/v1/jobs/{id}/cancel", "alice cancels her job", id=job, token=alice, expect=200)
+    c.check((json_of(r) or {}).get("state") == "canceled" and (json_of(r) or {}).get("owner") == "alice",
+            "POST /v1/jobs/{id}/cancel [alice cancels her job]: canceled, owner alice")
+    if "id" in bobs:
+        r = c.call(hub, "POST", "/v1/jobs/{id}/cancel", "admin cancels bob's job", id=bobs["id"], token=admin,
+                   expect=200)
+        c.check((json_of(r) or {}).get("state") == "canceled", "POST /v1/jobs/{id}/cancel [admin]: any job")
+    if "id" in roots:
+        c.call(hub, "POST", "/v1/jobs/{id}/cancel", "admin cancels its own job", id=roots["id"], token=admin,
+               expect=200)
+
+    # A token's own limits.
+    r = c.call(hub, "POST", "/v1/jobs", "outside the token's whitelist", body={"command": "echo"}, token=limited,
+               expect=403, request_ok=True)
+    c.error_is(r, "POST /v1/jobs [outside the token's whitelist]", "command_not_allowed", "command")
+    c.check(str((json_of(r) or {}).get("error", {}).get("message")).endswith("(this token's whitelist)"),
+            "POST /v1/jobs [outside the token's whitelist]: the message says whose whitelist")
+    r = c.call(hub, "POST", "/v1/jobs", "another value of the token's label",
+               body={"command": "true", "labels": {"pool": "b"}}, token=limited, expect=403, request_ok=True)
+    c.error_is(r, "POST /v1/jobs [another value of the token's label]", "labels_not_allowed", "labels")
+    for label, body in [("token with max_queued 0", {"command": "true"}),
+                        ("token with max_queued 0, its own label", {"command": "true", "labels": {"pool": "a"}})]:
+        r = c.call(hub, "POST", "/v1/jobs", label, body=body, token=limited, expect=429, request_ok=True)
+        c.error_is(r, f"POST /v1/jobs [{label}]", "queue_full")
+    r = c.call(hub, "POST", "/", "outside the token's whitelist", body={"command": "echo"}, token=limited,
+               expect=400, request_ok=True)
+    c.check("this token's whitelist" in str((json_of(r) or {}).get("error")),
+            "POST / [outside the token's whitelist]: the reason says whose whitelist")
+    c.call(hub, "POST", "/", "another value of the token's label", body={"command": "true", "labels": {"pool": "b"}},
+           token=limited, expect=400, request_ok=True)
+    c.call(hub, "POST", "/", "token with max_queued 0", body={"command": "true"}, token=limited, expect=429,
+           request_ok=True)
+    pooled_job = submit_v1(hub, c, "token with labels", {"command": "true", "labels": {"gpu": "1"}}, token=pooled)
+    c.check(pooled_job.get("labels") == {"gpu": "1", "pool": "a"} and pooled_job.get("owner") == "pooled",
+            "POST /v1/jobs [token with labels]: the token's labels are added to the job's",
+            f"got {pooled_job.get('labels')!r}")
 
 
 def run_whitelist_and_purge(hub: Hub, c: Contract) -> None:
@@ -682,12 +1457,27 @@ def main() -> int:
         run_meta(main_hub, c)
         run_compat(main_hub, c)
         run_v1(main_hub, c)
+        run_job_limits(main_hub, c)
         run_unknown_routes(main_hub, c)
+        run_open_sockets(main_hub, c)
+        run_transcripts(main_hub, c)
 
         policy_hub = Hub(args.binary, ["-w", "echo", "-n", "1", "--slots", "1"], "hub -w echo -n 1")
         hubs.append(policy_hub)
         policy_hub.start()
         run_whitelist_and_purge(policy_hub, c)
+
+        limits_hub = Hub(args.binary, ["--max-timeout", "60", "--max-output", "1000", "--limit-cpu", "100",
+                                       "--limit-memory", "1G", "--limit-files", "256", "--limit-procs", "500"],
+                         "hub with limits")
+        hubs.append(limits_hub)
+        limits_hub.start()
+        run_hub_limits(limits_hub, c)
+
+        token_hub = Hub(args.binary, ["--no-local", "--max-queued-per-token", "2"], "hub with tokens")
+        hubs.append(token_hub)
+        token_hub.start()
+        run_tokens(token_hub, c)
     except Exception as error:  # noqa: BLE001 - reported as a failure, hubs still stopped
         results.check(False, "contract run completes", f"{type(error).__name__}: {error}")
     finally:

@@ -117,6 +117,7 @@ extension JobSpec {
     private static func parseArgs(_ raw: Any?) throws(SpecError) -> [String] {
         guard let raw, !(raw is NSNull) else { return [] }
         if let text = string(raw) {
+            guard !text.contains("\0") else { throw SpecError(field: "args", "args must not contain NUL") }
             // `isWhitespace`, not a list of characters: "\r\n" is one Character and equals neither "\r" nor "\n".
             return text.split(whereSeparator: \.isWhitespace).map(String.init)
         }
@@ -159,7 +160,8 @@ extension JobSpec {
         }
         var labels: [String: String] = [:]
         for (key, value) in object {
-            guard let text = string(value), !key.isEmpty else {
+            guard !key.isEmpty else { throw SpecError(field: "labels", "label names must not be empty") }
+            guard let text = string(value) else {
                 throw SpecError(field: "labels", "labels.\(key) must be a string")
             }
             labels[key] = text

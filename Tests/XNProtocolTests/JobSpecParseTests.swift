@@ -140,4 +140,12 @@ struct JobSpecParseTests {
             #expect(refusal(#"{"command":"x","# + field + "}", strict: true)?.field == expected, "\(field)")
         }
     }
+
+    @Test("NUL in a string args is refused like in an array, and an empty label name is named")
+    func nulAndEmptyLabel() {
+        #expect(
+            refusal(#"{"command":"echo","args":"a\u0000b c"}"#, strict: false)?.message == "args must not contain NUL")
+        #expect(
+            refusal(#"{"command":"x","labels":{"":"v"}}"#, strict: true)?.message == "label names must not be empty")
+    }
 }
