@@ -39,7 +39,7 @@ let package = Package(
         .target(
             name: "XNHub",
             dependencies: [
-                "XNProtocol", "XNStore", "XNExec",
+                "XNProtocol", "XNStore",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -113,8 +113,9 @@ let package = Package(
             swiftSettings: strict
         ),
         .executableTarget(name: "xn-testtask", swiftSettings: strict),
-        .testTarget(name: "XNProtocolTests", dependencies: ["XNProtocol"], swiftSettings: strict),
-        .testTarget(name: "XNExecTests", dependencies: ["XNExec"], swiftSettings: strict),
+        .testTarget(
+            name: "XNProtocolTests", dependencies: ["XNProtocol"], exclude: ["Fixtures"], swiftSettings: strict),
+        .testTarget(name: "XNExecTests", dependencies: ["XNExec", "XNProtocol"], swiftSettings: strict),
         .testTarget(name: "XNStoreTests", dependencies: ["XNStore", "XNProtocol"], swiftSettings: strict),
         .testTarget(
             name: "XNHubTests",

@@ -947,9 +947,9 @@ def run_open_sockets(hub: Hub, c: Contract) -> None:
     """The WebSocket routes of a hub without tokens: 426 without an upgrade, 101 with one."""
     r = c.call(hub, "GET", "/v1/worker", "no upgrade", expect=426)
     c.error_is(r, "GET /v1/worker [no upgrade]", "upgrade_required")
-    r = c.call_upgrade(hub, "/v1/worker", "xn.v1 offered", protocol="xn.v1", expect=101)
-    c.check(r is not None and r.headers.get("Sec-WebSocket-Protocol") == "xn.v1",
-            "GET /v1/worker [upgrade: xn.v1 offered]: Sec-WebSocket-Protocol xn.v1")
+    r = c.call_upgrade(hub, "/v1/worker", "xn.v2 offered", protocol="xn.v2", expect=101)
+    c.check(r is not None and r.headers.get("Sec-WebSocket-Protocol") == "xn.v2",
+            "GET /v1/worker [upgrade: xn.v2 offered]: Sec-WebSocket-Protocol xn.v2")
     r = c.call_upgrade(hub, "/v1/worker", "no subprotocol offered", expect=101)
     c.check(r is not None and r.headers.get("Sec-WebSocket-Protocol") is None,
             "GET /v1/worker [upgrade: no subprotocol offered]: no Sec-WebSocket-Protocol")
@@ -1336,14 +1336,14 @@ def run_tokens(hub: Hub, c: Contract) -> None:
         c.error_is(r, f"GET /v1/worker [{label}]", "upgrade_required")
 
     # Upgrades: 101 when allowed; refused ones get the WebSocket layer's bare 400.
-    r = c.call_upgrade(hub, "/v1/worker", "worker token", token=worker, protocol="xn.v1", expect=101)
-    c.check(r is not None and r.headers.get("Sec-WebSocket-Protocol") == "xn.v1",
-            "GET /v1/worker [upgrade: worker token]: Sec-WebSocket-Protocol xn.v1")
+    r = c.call_upgrade(hub, "/v1/worker", "worker token", token=worker, protocol="xn.v2", expect=101)
+    c.check(r is not None and r.headers.get("Sec-WebSocket-Protocol") == "xn.v2",
+            "GET /v1/worker [upgrade: worker token]: Sec-WebSocket-Protocol xn.v2")
     c.call_upgrade(hub, "/v1/jobs/{id}/attach", "read token, mode=read-only", id=job, query={"mode": "read-only"},
                    token=reader, expect=101)
     c.call_upgrade(hub, "/v1/jobs/{id}/attach", "alice types into her job", id=job, token=alice, expect=101)
-    c.call_upgrade(hub, "/v1/worker", "no token", protocol="xn.v1", expect=400)
-    c.call_upgrade(hub, "/v1/worker", "read token", token=reader, protocol="xn.v1", expect=400)
+    c.call_upgrade(hub, "/v1/worker", "no token", protocol="xn.v2", expect=400)
+    c.call_upgrade(hub, "/v1/worker", "read token", token=reader, protocol="xn.v2", expect=400)
     c.call_upgrade(hub, "/v1/jobs/{id}/attach", "read token asks to type", id=job, token=reader, expect=400)
     c.call_upgrade(hub, "/v1/jobs/{id}/attach", "bob asks to type into alice's job", id=job, token=bob, expect=400)
 

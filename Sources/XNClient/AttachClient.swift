@@ -9,16 +9,11 @@ public import XNProtocol
 
 /// What an attach session reports as it goes.
 public enum AttachEvent: Sendable {
-    case output(OutputStreamKindName, [UInt8])
+    case output(OutputStreamKind, [UInt8])
     /// The hub refused something the client sent (input to a closed stdin, a read-only attach).
     case problem(String)
     /// The connection dropped; the client is reconnecting and will resume where it was.
     case reconnecting(String)
-}
-
-/// Which stream output came from.
-public enum OutputStreamKindName: Sendable {
-    case stdout, stderr
 }
 
 /// How an attach session ended.
@@ -149,9 +144,8 @@ public final class AttachClient: Sendable {
         switch message {
         case .binary(var buffer):
             guard let stream = buffer.readInteger(as: UInt8.self), let offset = buffer.readInteger(as: UInt64.self),
-                stream == 1 || stream == 2
+                let kind = OutputStreamKind(rawValue: stream)
             else { return nil }
-            let kind: OutputStreamKindName = stream == 1 ? .stdout : .stderr
             // Skip what was already shown (a resume may overlap); a gap cannot happen.
             let have = offsets.get(kind)
             let start = Int(offset)
@@ -162,33 +156,28 @@ public final class AttachClient: Sendable {
             onEvent(.output(kind, bytes))
             return nil
         case .text(let text):
-            guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],
-                let type = object["type"] as? String
-            else { return nil }
-            if type == "exit", let job = object["job"],
-                let data = try? JSONSerialization.data(withJSONObject: job),
-                let view = try? JSONDecoder().decode(JobView.self, from: data)
-            {
-                return view
+            switch try? JSONDecoder().decode(AttachNotice.self, from: Data(text.utf8)) {
+            case .exit(let view)?: return view
+            case .error(let message)?: onEvent(.problem(message))
+            case nil: break
             }
-            if type == "error", let message = object["message"] as? String { onEvent(.problem(message)) }
             return nil
         }
     }
 
     private static func write(_ control: Control, to outbound: WebSocketOutboundWriter) async throws {
-        func text(_ object: [String: Any]) throws -> WebSocketOutboundWriter.OutboundFrame {
-            .text(String(decoding: try JSONSerialization.data(withJSONObject: object), as: UTF8.self))
-        }
+        let request: AttachRequest
         switch control {
-        case .input(let bytes): try await outbound.write(.binary(ByteBuffer(bytes: bytes)))
-        case .resize(let rows, let cols):
-            try await outbound.write(try text(["type": "resize", "rows": rows, "cols": cols]))
-        case .signal(let name): try await outbound.write(try text(["type": "signal", "signal": name]))
-        case .closeInput: try await outbound.write(try text(["type": "close_stdin"]))
-        case .terminate: try await outbound.write(try text(["type": "terminate"]))
-        case .detach: try await outbound.write(try text(["type": "detach"]))
+        case .input(let bytes):
+            try await outbound.write(.binary(ByteBuffer(bytes: bytes)))
+            return
+        case .resize(let rows, let cols): request = .resize(JobTerminal(rows: rows, cols: cols))
+        case .signal(let name): request = .signal(name)
+        case .closeInput: request = .closeStdin
+        case .terminate: request = .terminate
+        case .detach: request = .detach
         }
+        try await outbound.write(.text(request.text))
     }
 }
 
@@ -197,8 +186,8 @@ final class OffsetBox: Sendable {
     private let values = Mutex<(stdout: Int, stderr: Int)>((0, 0))
     var stdout: Int { values.withLock { $0.stdout } }
     var stderr: Int { values.withLock { $0.stderr } }
-    func get(_ kind: OutputStreamKindName) -> Int { values.withLock { kind == .stdout ? $0.stdout : $0.stderr } }
-    func set(_ kind: OutputStreamKindName, _ value: Int) {
+    func get(_ kind: OutputStreamKind) -> Int { values.withLock { kind == .stdout ? $0.stdout : $0.stderr } }
+    func set(_ kind: OutputStreamKind, _ value: Int) {
         values.withLock { if kind == .stdout { $0.stdout = value } else { $0.stderr = value } }
     }
 }

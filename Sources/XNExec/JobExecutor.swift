@@ -1,3 +1,5 @@
+public import XNProtocol
+
 #if canImport(Glibc)
     import Glibc
 #else
@@ -107,11 +109,6 @@ public enum InputError: Error, Sendable, Equatable, CustomStringConvertible {
         case .notATerminal: "the job has no terminal"
         }
     }
-}
-
-/// Which output stream a chunk came from.
-public enum OutputStreamKind: String, Sendable, Codable, CaseIterable {
-    case stdout, stderr
 }
 
 /// A run of bytes read from one stream, in order.

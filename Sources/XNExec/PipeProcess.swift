@@ -2,6 +2,7 @@ import CXNSystem
 import Foundation
 import Glibc
 import Synchronization
+import XNProtocol
 
 /// A process started by `PipeExecutor`. One thread per process polls its pipes and its pidfd,
 /// so output is read as soon as it is written and the exit is seen without a SIGCHLD handler.

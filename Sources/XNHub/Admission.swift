@@ -1,5 +1,4 @@
 import HTTPTypes
-import XNExec
 import XNProtocol
 import XNStore
 
@@ -58,7 +57,7 @@ extension HubConfiguration {
         func refuse(_ field: String, _ message: String) -> AdmissionRefusal {
             AdmissionRefusal(status: .badRequest, code: "invalid_field", message: message, field: field)
         }
-        let hub = jobLimits.asJobLimits.byName
+        let hub = jobLimits.byName
         for (index, asked) in (spec.limits ?? JobLimits()).byName.enumerated() {
             if let value = asked.value, let most = hub[index].value, value > most {
                 return refuse(
@@ -88,7 +87,7 @@ extension HubConfiguration {
 
     /// Bytes kept per stream of a job with `spec`.
     func outputCap(of spec: JobSpec) -> Int {
-        min(spec.maxOutput ?? maxOutputBytes, maxOutputBytes)
+        spec.outputCap(within: maxOutputBytes)
     }
 
     /// How many jobs of `caller` may wait queued: its token's own cap, else the hub's per-token one.

@@ -8,20 +8,22 @@ public import Logging
 import NIOCore
 import NIOSSL
 import Synchronization
-public import XNExec
-import XNProtocol
+public import XNProtocol
 public import XNStore
 
-/// Builds a hub: its store, its scheduler on the given executor, and the HTTP application.
+/// Builds a hub: its store, its scheduler, and the HTTP application. `localWorker` is the hub's
+/// own slots (nil: only remote workers run jobs); `store` replaces the SQLite store of the data
+/// folder (tests that make the store fail).
 ///
 /// `onListening` receives the bound port (useful with port 0).
 public func buildApplication(
-    configuration: HubConfiguration, executor: any JobExecutor, logger: Logger,
+    configuration: HubConfiguration, localWorker: (any InProcessWorker)?,
+    store injected: (any JobStore & TranscriptStore & TokenStore)? = nil, logger: Logger,
     onListening: @escaping @Sendable (Int) async -> Void = { _ in }
 ) throws -> some ApplicationProtocol {
     let tls = try serverTLS(configuration)
-    let store = try openStore(configuration)
-    let scheduler = Scheduler(store: store, executor: executor, configuration: configuration, logger: logger)
+    let store: any JobStore & TranscriptStore & TokenStore = try injected ?? openStore(configuration)
+    let scheduler = Scheduler(store: store, configuration: configuration, localWorker: localWorker, logger: logger)
     let audit = AuditLog(logger)
     let tokens = TokenRegistry(store: store)
     let router = buildRouter(
@@ -54,11 +56,11 @@ public func buildApplication(
 
 /// Runs a hub until SIGINT or SIGTERM, then shuts it down gracefully.
 public func runHub(
-    configuration: HubConfiguration, executor: any JobExecutor, logger: Logger,
+    configuration: HubConfiguration, localWorker: (any InProcessWorker)?, logger: Logger,
     onListening: @escaping @Sendable (Int) async -> Void = { _ in }
 ) async throws {
     let app = try buildApplication(
-        configuration: configuration, executor: executor, logger: logger, onListening: onListening)
+        configuration: configuration, localWorker: localWorker, logger: logger, onListening: onListening)
     try await app.runService()
 }
 
@@ -118,7 +120,8 @@ func buildRouter(
     // The WebSocket routes reached without an upgrade, or with one that was refused: the
     // refusal that applies, else a pointer to the upgrade.
     router.get(RouterPath(WireProtocol.workerPath)) { _, _ in
-        Responses.error(.upgradeRequired, "upgrade_required", "workers connect here over WebSocket (xn.v1)")
+        Responses.error(
+            .upgradeRequired, "upgrade_required", "workers connect here over WebSocket (\(WireProtocol.subprotocol))")
     }
     router.get("/v1/jobs/:id/attach") { request, context in
         if let refusal = try await attachRefusal(request, context.caller, store: store) { return refusal }
@@ -127,13 +130,7 @@ func buildRouter(
     CompatController(scheduler: scheduler, store: store, configuration: configuration, audit: audit).register(
         on: router)
     router.get("/v1/workers") { _, _ in
-        let workers = await scheduler.workerList().map { worker in
-            WorkerView(
-                name: worker.name, labels: worker.labels, slots: worker.slots, running: worker.attempts.count,
-                connectedAt: worker.connectedAt, lastHeartbeat: worker.lastSeen, version: worker.version,
-                draining: worker.draining)
-        }
-        return Responses.json(.ok, WorkerList(workers: workers))
+        Responses.json(.ok, WorkerList(workers: await scheduler.workerList()))
     }
     router.get("/openapi.yaml") { _, _ in
         Responses.text(.ok, PackageResources.openapi_yaml, contentType: "application/yaml")

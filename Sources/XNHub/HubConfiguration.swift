@@ -1,15 +1,14 @@
 import Foundation
-public import XNExec
+public import XNProtocol
 
-/// How a hub runs: where it listens, where it keeps data, how many jobs it runs at once.
+/// How a hub runs: where it listens, where it keeps data, what it admits. Its own slots are an
+/// in-process worker composed by the caller (`buildApplication(localWorker:)`).
 public struct HubConfiguration: Sendable {
     public var host = "127.0.0.1"
     /// 0 picks a free port (tests); the bound port is reported once listening.
     public var port = 9000
     /// Folder for the SQLite store; nil keeps everything in memory (tests only).
     public var dataDirectory: String? = "./xn-data"
-    /// Local slots: jobs the hub runs itself at once (0: only workers run jobs); further jobs wait queued.
-    public var slots = 2
     /// Commands allowed (http-runner's `-w`, matched by the rules of `CommandWhitelist`); empty allows all.
     public var whitelist = CommandWhitelist([])
     /// Finished jobs kept (http-runner's `-n`); nil keeps all. Queued and running jobs are never purged.
@@ -65,10 +64,9 @@ public struct HubConfiguration: Sendable {
         return callbackHosts.contains(host) ? nil : "callback host '\(host)' is not in the hub's callback hosts"
     }
 
-    /// The user local jobs run as (the hub must be root); nil: the hub's own.
-    public var jobIdentity: ProcessIdentity?
-    /// Resource limits of every local job.
-    public var jobLimits = ResourceLimits()
+    /// The most any job may ask for (`limits` in its spec); the hub's own slots apply them to
+    /// every job they run.
+    public var jobLimits = JobLimits()
 
     /// A worker silent this long is lost; a disconnected worker has this long to come back.
     public var heartbeatTimeout: Duration = .seconds(5)

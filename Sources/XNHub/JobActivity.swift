@@ -9,8 +9,8 @@ final class JobActivity: Sendable {
     /// What happened: `output` carries bytes about to be stored at `offset`, `stored` says the
     /// store now holds a stream up to an offset, `changed` means "look again" (the job ended).
     enum Event: Sendable {
-        case output(OutputStreamName, offset: Int, bytes: [UInt8])
-        case stored(OutputStreamName, upTo: Int)
+        case output(OutputStreamKind, offset: Int, bytes: [UInt8])
+        case stored(OutputStreamKind, upTo: Int)
         case changed
     }
 
@@ -37,12 +37,12 @@ final class JobActivity: Sendable {
     }
 
     /// Output bytes on their way to the store: a session that is up to date sends them at once.
-    func output(_ id: JobID, _ stream: OutputStreamName, offset: Int, bytes: [UInt8]) {
+    func output(_ id: JobID, _ stream: OutputStreamKind, offset: Int, bytes: [UInt8]) {
         publish(id, .output(stream, offset: offset, bytes: bytes))
     }
 
     /// The store now holds `stream` up to `offset`: a session that fell behind reads it from there.
-    func stored(_ id: JobID, _ stream: OutputStreamName, upTo offset: Int) {
+    func stored(_ id: JobID, _ stream: OutputStreamKind, upTo offset: Int) {
         publish(id, .stored(stream, upTo: offset))
     }
 

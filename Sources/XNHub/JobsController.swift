@@ -139,7 +139,7 @@ struct JobsController: Sendable {
         return Responses.json(.ok, JobPage(jobs: page.map { JobView($0) }, next: next))
     }
 
-    private func output(_ id: JobID, _ stream: OutputStreamName, _ request: Request) async throws -> Response {
+    private func output(_ id: JobID, _ stream: OutputStreamKind, _ request: Request) async throws -> Response {
         let query = request.uri.queryParameters
         var offset = 0
         if let text = query.get("offset") {

@@ -13,7 +13,7 @@ func buildSocketRouter(
     scheduler: Scheduler, store: any JobStore & TranscriptStore, configuration: HubConfiguration, audit: AuditLog,
     tokens: TokenRegistry, logger: Logger
 ) -> Router<HubWebSocketContext> {
-    let session = WorkerSession(scheduler: scheduler, store: store, configuration: configuration, logger: logger)
+    let workerSocket = WorkerSocket(scheduler: scheduler, configuration: configuration, logger: logger)
     let sockets = Router(context: HubWebSocketContext.self)
     sockets.middlewares.add(AuthMiddleware<HubWebSocketContext>(tokens: tokens))
     sockets.ws(RouterPath(WireProtocol.workerPath)) { request, _ in
@@ -24,7 +24,7 @@ func buildSocketRouter(
         }
         return .upgrade(speaksOurs ? [.secWebSocketProtocol: WireProtocol.subprotocol] : [:])
     } onUpgrade: { inbound, outbound, context in
-        await session.run(
+        await workerSocket.run(
             inbound: inbound, outbound: outbound, offered: context.request.headers[.secWebSocketProtocol])
     }
     let attach = AttachSession(scheduler: scheduler, store: store, transcripts: store, logger: logger)
@@ -33,14 +33,14 @@ func buildSocketRouter(
     } onUpgrade: { inbound, outbound, context in
         let query = context.request.uri.queryParameters
         guard let raw = context.requestContext.parameters.get("id"), let id = JobID(raw) else {
-            try? await outbound.write(.text(AttachSession.message(["type": "error", "message": "no such job"])))
+            try? await outbound.write(.text(AttachNotice.error("no such job").text))
             return
         }
         let mode = query.get("mode") == "read-only" ? "read-only" : "read-write"
         audit.record(
             "attach", job: raw, from: context.requestContext.peer, by: context.requestContext.caller.name,
             ["mode": mode])
-        let offsets: [OutputStreamName: Int] = [
+        let offsets: [OutputStreamKind: Int] = [
             .stdout: query.get("stdout").flatMap { Int($0) }.map { max(0, $0) } ?? 0,
             .stderr: query.get("stderr").flatMap { Int($0) }.map { max(0, $0) } ?? 0,
         ]

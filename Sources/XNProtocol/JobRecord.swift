@@ -25,7 +25,7 @@ public struct JobRecord: Sendable, Equatable {
     /// Attempts started so far (a lost worker's job may be queued again).
     public var attempts: Int
     /// Fencing token of the current attempt: reports carrying another token are refused.
-    public var attemptToken: UInt64?
+    public var attemptToken: AttemptToken?
     /// Name of the token that submitted it; nil when the hub had no tokens.
     public var owner: String?
 

@@ -88,6 +88,11 @@ public struct JobSpec: Sendable, Equatable, Codable {
     /// Whether input can reach the job while it runs.
     public var keepsInputOpen: Bool { interactive || tty != nil }
 
+    /// Bytes kept per output stream: what the job asks for (`max_output`), at most `limit`.
+    public func outputCap(within limit: Int) -> Int {
+        min(maxOutput ?? limit, limit)
+    }
+
     /// Whether a runner with `offered` labels may run this job.
     public func runs(on offered: [String: String]) -> Bool {
         labels.allSatisfy { offered[$0.key] == $0.value }

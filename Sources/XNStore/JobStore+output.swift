@@ -2,7 +2,7 @@ import Foundation
 public import XNProtocol
 
 extension JobStore {
-    public func appendOutput(_ id: JobID, stream: OutputStreamName, offset: Int, bytes: [UInt8]) async throws {
+    public func appendOutput(_ id: JobID, stream: OutputStreamKind, offset: Int, bytes: [UInt8]) async throws {
         try await appendOutput(id, stream: stream, offset: offset, data: Data(bytes))
     }
 

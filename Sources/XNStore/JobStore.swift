@@ -2,47 +2,45 @@ public import Foundation
 public import XNProtocol
 
 /// Durable home of jobs and their output. The queue lives here, not in memory.
+///
+/// Every change of a job's state is one of `JobState.canMove(to:)`; the store refuses any other
+/// (the call returns false or nil), so a late or duplicate report never moves a job backwards.
 public protocol JobStore: Sendable {
-    /// Stores a new job (queued, or running when it starts at once) and returns it with its
-    /// submission order set.
+    /// Stores a new job in an initial state (queued, or assigned or running when it starts at
+    /// once) and returns it with its submission order set; throws for a terminal state.
     func insert(_ job: JobRecord) async throws -> JobRecord
     func job(_ id: JobID) async throws -> JobRecord?
     /// Newest first; `states` nil means all; `before` is a `seq` to page back from.
     func list(states: [JobState]?, before: Int64?, limit: Int) async throws -> [JobRecord]
-    /// Oldest queued jobs first.
-    func queued(limit: Int) async throws -> [JobRecord]
-    /// Moves a queued job to running; false when it was no longer queued (canceled meanwhile).
-    func markRunning(_ id: JobID, worker: String, at time: Int64) async throws -> Bool
-    /// Starts a new attempt of a queued job (`assigned` for a worker, `running` locally) under `token`.
-    func claim(_ id: JobID, worker: String, token: UInt64?, state: JobState, at time: Int64) async throws -> Bool
+    /// The oldest queued jobs, oldest first.
+    func queued(limit: Int) async throws -> [QueuedJob]
+    /// Queued jobs in all and per owner (the queue caps).
+    func queueCounts() async throws -> QueueCounts
+    /// Starts a new attempt of a queued job under `token`, as `assigned` (a remote worker) or
+    /// `running`; returns the job, or nil when it was no longer queued.
+    func claim(
+        _ id: JobID, worker: String, token: AttemptToken, state: JobState, at time: Int64
+    ) async throws
+        -> JobRecord?
     /// An assigned attempt reported its process started; false if `token` is no longer current.
-    func markStarted(_ id: JobID, token: UInt64) async throws -> Bool
-    /// Puts a lost attempt's job back in the queue (a retry), dropping that attempt's output.
-    func requeue(_ id: JobID, token: UInt64, reason: String) async throws -> Bool
-    /// Jobs assigned to or running on remote workers: after a restart they wait for their worker.
-    func remoteAttempts() async throws -> [JobRecord]
+    func markStarted(_ id: JobID, token: AttemptToken) async throws -> Bool
+    /// Puts the job of a lost attempt back in the queue (a retry), dropping that attempt's output;
+    /// false if `token` is no longer current.
+    func requeue(_ id: JobID, token: AttemptToken, reason: String) async throws -> Bool
+    /// Jobs assigned or running: after a restart the hub resolves or adopts their attempts.
+    func activeJobs() async throws -> [JobRecord]
     /// Appends bytes at `offset` of one stream of a job.
-    func appendOutput(_ id: JobID, stream: OutputStreamName, offset: Int, data: Data) async throws
-    /// Records how a job ended; nil when it had already ended (the first end wins) or, with a
-    /// `token`, when that attempt is no longer the job's current one.
-    func finish(_ id: JobID, _ outcome: JobOutcome, token: UInt64?) async throws -> JobRecord?
+    func appendOutput(_ id: JobID, stream: OutputStreamKind, offset: Int, data: Data) async throws
+    /// Records how a job ended; nil when it had already ended (the first end wins), when its state
+    /// cannot move to the outcome's, or, with a `token`, when that attempt is no longer current.
+    func finish(_ id: JobID, _ outcome: JobOutcome, token: AttemptToken?) async throws -> JobRecord?
     /// Up to `limit` bytes of one stream from `offset`.
-    func output(_ id: JobID, stream: OutputStreamName, from offset: Int, limit: Int) async throws -> [UInt8]
-    /// Ends every job left running on the hub's own slots by a previous hub process as `lost`.
-    func markInterruptedLost(reason: String, at time: Int64) async throws -> Int
+    func output(_ id: JobID, stream: OutputStreamKind, from offset: Int, limit: Int) async throws -> [UInt8]
     /// Deletes the oldest finished jobs beyond `keeping`; queued and running jobs are never purged.
     func purgeFinished(keeping: Int) async throws -> Int
     func setCallbackStatus(_ id: JobID, _ status: String) async throws
-    /// Jobs in each state, for `xn list` summaries and the benchmark.
+    /// Jobs in a state (nil: all).
     func count(state: JobState?) async throws -> Int
-    /// Queued jobs submitted with the token named `owner` (its queue cap).
-    func countQueued(owner: String) async throws -> Int
-}
-
-/// A job's output streams, as stored.
-public enum OutputStreamName: Int, Sendable, CaseIterable {
-    case stdout = 1
-    case stderr = 2
 }
 
 extension JobStore {

@@ -85,6 +85,7 @@ public final class SQLiteJobStore: JobStore {
         """
 
     public func insert(_ job: JobRecord) async throws -> JobRecord {
+        guard job.state.isInitial else { throw StoreError("a new job cannot be stored as \(job.state.rawValue)") }
         let spec = try JSONEncoder().encode(job.spec)
         return try await db.write { db in
             try db.cachedStatement(
@@ -94,7 +95,7 @@ public final class SQLiteJobStore: JobStore {
                     """
             ).execute(arguments: [
                 job.id.rawValue, spec, job.state.rawValue, job.createdAt, job.startedAt, job.worker, job.attempts,
-                job.attemptToken.map(AttemptToken.format), job.owner,
+                job.attemptToken?.description, job.owner,
             ])
             var stored = job
             stored.seq = db.lastInsertedRowID
@@ -155,74 +156,91 @@ public final class SQLiteJobStore: JobStore {
         }
     }
 
-    public func queued(limit: Int) async throws -> [JobRecord] {
+    public func queued(limit: Int) async throws -> [QueuedJob] {
         try await db.read { db in
             try Row.fetchAll(
-                db.cachedStatement(sql: "SELECT \(Self.columns) FROM jobs WHERE state = 'queued' ORDER BY seq LIMIT ?"),
+                db.cachedStatement(
+                    sql: "SELECT seq, id, spec, owner FROM jobs WHERE state = 'queued' ORDER BY seq LIMIT ?"),
                 arguments: [limit]
-            ).map(Self.record)
+            ).map { row in
+                let idText: String = row["id"]
+                guard let id = JobID(idText) else { throw StoreError("corrupt job id \(idText)") }
+                let spec = try JSONDecoder().decode(JobSpec.self, from: row["spec"] as Data)
+                return QueuedJob(
+                    id: id, seq: row["seq"], labels: spec.labels, owner: row["owner"],
+                    keepsInputOpen: spec.keepsInputOpen)
+            }
         }
     }
 
-    public func markRunning(_ id: JobID, worker: String, at time: Int64) async throws -> Bool {
-        try await claim(id, worker: worker, token: nil, state: .running, at: time)
+    public func queueCounts() async throws -> QueueCounts {
+        try await db.read { db in
+            var counts = QueueCounts()
+            let rows = try Row.fetchAll(
+                db, sql: "SELECT owner, count(*) FROM jobs WHERE state = 'queued' GROUP BY owner")
+            for row in rows {
+                let count: Int = row[1]
+                counts.total += count
+                if let owner: String = row[0] { counts.byOwner[owner] = count }
+            }
+            return counts
+        }
     }
 
-    public func claim(_ id: JobID, worker: String, token: UInt64?, state: JobState, at time: Int64) async throws -> Bool
-    {
-        try await db.write { db in
+    public func claim(
+        _ id: JobID, worker: String, token: AttemptToken, state: JobState, at time: Int64
+    ) async throws -> JobRecord? {
+        guard JobState.queued.canMove(to: state), !state.isTerminal else {
+            throw StoreError("a claim moves a job to assigned or running, not \(state.rawValue)")
+        }
+        return try await db.write { db in
             try db.cachedStatement(
                 sql: """
                     UPDATE jobs SET state = ?, started_at = ?, worker = ?, attempts = attempts + 1, attempt_token = ?
                     WHERE id = ? AND state = 'queued'
                     """
-            ).execute(arguments: [state.rawValue, time, worker, token.map(AttemptToken.format), id.rawValue])
-            return db.changesCount == 1
+            ).execute(arguments: [state.rawValue, time, worker, token.description, id.rawValue])
+            guard db.changesCount == 1 else { return nil }
+            return try Self.fetch(id, in: db)
         }
     }
 
-    public func markStarted(_ id: JobID, token: UInt64) async throws -> Bool {
+    public func markStarted(_ id: JobID, token: AttemptToken) async throws -> Bool {
         try await db.write { db in
             try db.cachedStatement(
                 sql: "UPDATE jobs SET state = 'running' WHERE id = ? AND attempt_token = ? AND state = 'assigned'"
-            ).execute(arguments: [id.rawValue, AttemptToken.format(token)])
+            ).execute(arguments: [id.rawValue, token.description])
             return db.changesCount == 1
         }
     }
 
-    public func requeue(_ id: JobID, token: UInt64, reason: String) async throws -> Bool {
+    public func requeue(_ id: JobID, token: AttemptToken, reason: String) async throws -> Bool {
         try await db.write { db in
             try db.cachedStatement(
                 sql: """
-                    UPDATE jobs SET state = 'queued', err = ?, worker = NULL, started_at = NULL, attempt_token = NULL
-                    WHERE id = ? AND attempt_token = ? AND state IN ('assigned', 'running')
+                    UPDATE jobs SET state = 'queued', err = ?, worker = NULL, started_at = NULL, attempt_token = NULL,
+                        stdout_bytes = 0, stderr_bytes = 0
+                    WHERE id = ? AND attempt_token = ? AND state IN (\(Self.sqlList(JobState.queued.sources)))
                     """
-            ).execute(arguments: [reason, id.rawValue, AttemptToken.format(token)])
+            ).execute(arguments: [reason, id.rawValue, token.description])
             guard db.changesCount == 1 else { return false }
             // The next attempt writes its output from the start.
             try db.cachedStatement(
                 sql: "DELETE FROM output WHERE job_seq = (SELECT seq FROM jobs WHERE id = ?)"
             ).execute(arguments: [id.rawValue])
-            try db.cachedStatement(sql: "UPDATE jobs SET stdout_bytes = 0, stderr_bytes = 0 WHERE id = ?")
-                .execute(arguments: [id.rawValue])
             return true
         }
     }
 
-    public func remoteAttempts() async throws -> [JobRecord] {
+    public func activeJobs() async throws -> [JobRecord] {
         try await db.read { db in
             try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT \(Self.columns) FROM jobs
-                    WHERE state IN ('assigned', 'running') AND worker IS NOT NULL AND worker != 'local'
-                    ORDER BY seq
-                    """
+                db, sql: "SELECT \(Self.columns) FROM jobs WHERE state IN ('assigned', 'running') ORDER BY seq"
             ).map(Self.record)
         }
     }
 
-    public func appendOutput(_ id: JobID, stream: OutputStreamName, offset: Int, data: Data) async throws {
+    public func appendOutput(_ id: JobID, stream: OutputStreamKind, offset: Int, data: Data) async throws {
         let column = stream == .stdout ? "stdout_bytes" : "stderr_bytes"
         try await db.write { db in
             guard
@@ -238,28 +256,37 @@ public final class SQLiteJobStore: JobStore {
         }
     }
 
-    public func finish(_ id: JobID, _ outcome: JobOutcome, token: UInt64?) async throws -> JobRecord? {
-        let fence = token.map(AttemptToken.format)
+    public func finish(_ id: JobID, _ outcome: JobOutcome, token: AttemptToken?) async throws -> JobRecord? {
+        let fence = token?.description
+        let sources = Self.sqlList(outcome.state.sources)
         return try await db.write { db in
             try db.cachedStatement(
                 sql: """
                     UPDATE jobs SET state = ?, exit_code = ?, signal = ?, err = ?, finished_at = ?,
                         stdout_truncated = ?, stderr_truncated = ?
-                    WHERE id = ? AND state NOT IN ('succeeded', 'failed', 'canceled', 'timed_out', 'lost')
-                        AND (? IS NULL OR attempt_token = ?)
+                    WHERE id = ? AND state IN (\(sources)) AND (? IS NULL OR attempt_token = ?)
                     """
             ).execute(arguments: [
                 outcome.state.rawValue, outcome.exitCode, outcome.signal, outcome.err, outcome.finishedAt,
                 outcome.stdoutTruncated, outcome.stderrTruncated, id.rawValue, fence, fence,
             ])
             guard db.changesCount == 1 else { return nil }
-            return try Row.fetchOne(
-                db.cachedStatement(sql: "SELECT \(Self.columns) FROM jobs WHERE id = ?"), arguments: [id.rawValue]
-            ).map(Self.record)
+            return try Self.fetch(id, in: db)
         }
     }
 
-    public func output(_ id: JobID, stream: OutputStreamName, from offset: Int, limit: Int) async throws -> [UInt8] {
+    private static func fetch(_ id: JobID, in db: Database) throws -> JobRecord? {
+        try Row.fetchOne(
+            db.cachedStatement(sql: "SELECT \(columns) FROM jobs WHERE id = ?"), arguments: [id.rawValue]
+        ).map(record)
+    }
+
+    /// States as a SQL list of literals (they are fixed identifiers, never user input).
+    private static func sqlList(_ states: [JobState]) -> String {
+        states.isEmpty ? "NULL" : states.map { "'\($0.rawValue)'" }.joined(separator: ", ")
+    }
+
+    public func output(_ id: JobID, stream: OutputStreamKind, from offset: Int, limit: Int) async throws -> [UInt8] {
         let limit = min(max(0, limit), Int.max - offset)
         return try await db.read { db in
             let rows = try Row.fetchCursor(
@@ -279,18 +306,6 @@ public final class SQLiteJobStore: JobStore {
                 if from < to { bytes.append(contentsOf: data[data.startIndex + from..<data.startIndex + to]) }
             }
             return bytes
-        }
-    }
-
-    public func markInterruptedLost(reason: String, at time: Int64) async throws -> Int {
-        try await db.write { db in
-            try db.cachedStatement(
-                sql: """
-                    UPDATE jobs SET state = 'lost', err = ?, finished_at = ?
-                    WHERE state IN ('assigned', 'running') AND (worker IS NULL OR worker = 'local')
-                    """
-            ).execute(arguments: [reason, time])
-            return db.changesCount
         }
     }
 
@@ -315,14 +330,6 @@ public final class SQLiteJobStore: JobStore {
             try db.cachedStatement(sql: "UPDATE jobs SET callback_status = ? WHERE id = ?").execute(arguments: [
                 status, id.rawValue,
             ])
-        }
-    }
-
-    public func countQueued(owner: String) async throws -> Int {
-        try await db.read { db in
-            try Int.fetchOne(
-                db.cachedStatement(sql: "SELECT count(*) FROM jobs WHERE state = 'queued' AND owner = ?"),
-                arguments: [owner]) ?? 0
         }
     }
 
@@ -359,7 +366,7 @@ public final class SQLiteJobStore: JobStore {
         record.callbackStatus = row["callback_status"]
         record.worker = row["worker"]
         record.attempts = row["attempts"]
-        record.attemptToken = (row["attempt_token"] as String?).flatMap(AttemptToken.parse)
+        record.attemptToken = (row["attempt_token"] as String?).flatMap { AttemptToken(hex: $0) }
         record.owner = row["owner"]
         return record
     }

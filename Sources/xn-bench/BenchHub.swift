@@ -9,6 +9,7 @@ import XNExec
 import XNHub
 import XNProtocol
 import XNStore
+import XNWorker
 
 /// A hub in this process on a free loopback port, with a SQLite store in a temporary folder.
 final class BenchHub: Sendable {
@@ -36,11 +37,16 @@ final class BenchHub: Sendable {
         var configuration = HubConfiguration()
         configuration.port = 0
         configuration.dataDirectory = folder
-        configuration.slots = slots
         configuration.maxOutputBytes = maxOutput
         let logger = Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() }
         let (ports, sink) = AsyncStream.makeStream(of: Int.self)
-        let app = try buildApplication(configuration: configuration, executor: PipeExecutor(), logger: logger) {
+        let localWorker =
+            slots == 0
+            ? nil
+            : LocalWorker(
+                configuration: RunnerConfiguration(name: WireProtocol.inProcessWorkerName, description: "hub"),
+                slots: slots, executor: PipeExecutor(), logger: logger)
+        let app = try buildApplication(configuration: configuration, localWorker: localWorker, logger: logger) {
             sink.yield($0)
         }
         let group = ServiceGroup(configuration: .init(services: [app], logger: logger))

@@ -69,12 +69,13 @@ func reportingErrors<T>(_ body: () async throws -> T) async throws -> T {
 }
 
 func printError(_ message: String) {
-    FileHandle.standardError.write(Data("xn: \(message)\n".utf8))
+    writeAll(2, Array("xn: \(message)\n".utf8))
 }
 
-/// One line on stdout, unbuffered so it stays in order with raw output bytes.
+/// One line on stdout, unbuffered so it stays in order with raw output bytes. A reader that
+/// went away (`xn list | head`) is not an error.
 func say(_ line: String) {
-    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+    writeAll(1, Array((line + "\n").utf8))
 }
 
 /// Parses `KEY=VALUE` words (`--env`, `--on`, `--labels`); `option` names the flag in errors.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import XNClient
+import XNProtocol
 
 /// `xn`: the hub, and the client for people and scripts. execnode's `-s`, `-l` and `-f` work too.
 @main
@@ -43,5 +44,3 @@ struct XN: AsyncParsableCommand {
         }
     }
 }
-
-let xnVersion = "0.1.0"

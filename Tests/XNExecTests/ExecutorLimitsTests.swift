@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import Testing
 import XNExec
+import XNProtocol
 
 /// Conformance: a process runs as the user asked for and inside its limits.
 @Suite("JobExecutor: users and limits", .timeLimit(.minutes(1)))

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import XNExec
+import XNProtocol
 
 /// Conformance: what every executor does with a process that runs to its end.
 @Suite("JobExecutor: running", .timeLimit(.minutes(1)))

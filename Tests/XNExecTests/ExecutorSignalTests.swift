@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import XNExec
+import XNProtocol
 
 /// Conformance: ending processes early, and the process group.
 @Suite("JobExecutor: signals and process groups", .timeLimit(.minutes(1)))

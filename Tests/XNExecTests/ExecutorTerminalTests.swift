@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import Testing
 import XNExec
+import XNProtocol
 
 /// Conformance: processes under a pseudo-terminal, and live input on pipes, as `xn run -it` and
 /// `xn run -i` need them.

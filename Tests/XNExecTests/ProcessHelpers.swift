@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import XNExec
+import XNProtocol
 
 /// Every executor the conformance suites run against.
 let executors: [any JobExecutor] = [PipeExecutor()]

@@ -1,5 +1,6 @@
 import Foundation
 import XNExec
+import XNProtocol
 
 /// The `xn-testtask` helper program, built next to the test bundle.
 enum TestTask {

@@ -76,7 +76,7 @@ struct AuthTests {
         let configuration = HubConfiguration()
         let store = try SQLiteJobStore(path: nil)
         let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
-        let scheduler = Scheduler(store: store, executor: PipeExecutor(), configuration: configuration, logger: logger)
+        let scheduler = Scheduler(store: store, configuration: configuration, localWorker: nil, logger: logger)
         let tokens = TokenRegistry(store: store)
         let audit = AuditLog(logger)
         let http = buildRouter(

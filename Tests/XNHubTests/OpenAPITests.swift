@@ -13,7 +13,7 @@ import Yams
         let configuration = HubConfiguration()
         let store = try SQLiteJobStore(path: nil)
         let scheduler = Scheduler(
-            store: store, executor: PipeExecutor(), configuration: configuration, logger: Logger(label: "test"))
+            store: store, configuration: configuration, localWorker: nil, logger: Logger(label: "test"))
         let router = buildRouter(
             scheduler: scheduler, store: store, configuration: configuration,
             audit: AuditLog(Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }),

@@ -7,7 +7,7 @@ import XNHub
 /// that never reads are cut off; idle long-polls and attaches are not.
 @Suite(.timeLimit(.minutes(2)))
 struct SlowClientTests {
-    static func configure(_ configuration: inout HubConfiguration) {
+    static func configure(_ configuration: inout TestHubSetup) {
         configuration.headerDeadline = .seconds(1)
         configuration.idleTimeout = .seconds(1)
         configuration.stallTimeout = .seconds(1)

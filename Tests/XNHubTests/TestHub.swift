@@ -7,6 +7,9 @@ import NIOHTTP1
 import ServiceLifecycle
 import XNExec
 import XNHub
+import XNProtocol
+import XNStore
+import XNWorker
 
 /// A real hub on 127.0.0.1 and a free port, running jobs on real processes, in this process.
 final class TestHub: Sendable {
@@ -25,18 +28,21 @@ final class TestHub: Sendable {
     }
 
     /// Starts a hub; `configure` adjusts the test defaults (in-memory store, 2 slots, short graces).
-    static func start(_ configure: (inout HubConfiguration) -> Void = { _ in }) async throws -> TestHub {
-        var configuration = HubConfiguration()
-        configuration.port = 0
-        configuration.dataDirectory = nil
-        configuration.slots = 2
-        configuration.shutdownGrace = .seconds(2)
-        configuration.killGrace = .seconds(1)
-        configuration.callbackBackoff = .milliseconds(20)
-        configure(&configuration)
+    static func start(_ configure: (inout TestHubSetup) -> Void = { _ in }) async throws -> TestHub {
+        var setup = TestHubSetup()
+        setup.port = 0
+        setup.dataDirectory = nil
+        setup.shutdownGrace = .seconds(2)
+        setup.killGrace = .seconds(1)
+        setup.callbackBackoff = .milliseconds(20)
+        configure(&setup)
+        let configuration = setup.hub
         let logger = Logger(label: "test.hub") { _ in SwiftLogNoOpLogHandler() }
         let (ports, portSink) = AsyncStream.makeStream(of: Int.self)
-        let app = try buildApplication(configuration: configuration, executor: PipeExecutor(), logger: logger) { port in
+        let app = try buildApplication(
+            configuration: configuration, localWorker: setup.localWorker(logger: logger), store: setup.store,
+            logger: logger
+        ) { port in
             portSink.yield(port)
         }
         let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
@@ -57,9 +63,48 @@ final class TestHub: Sendable {
     }
 }
 
+/// What a test hub is made of, composed as `xn hub` composes it: the hub's configuration (its
+/// fields read and write through), its own slots as an in-process worker, and optionally a store
+/// of the test's.
+@dynamicMemberLookup
+struct TestHubSetup {
+    var hub = HubConfiguration()
+    /// The hub's own slots; 0 starts no in-process worker (`xn hub --no-local`).
+    var slots = 2
+    /// The user the hub's own slots run jobs as.
+    var jobIdentity: ProcessIdentity?
+    /// Replaces the in-memory SQLite store.
+    var store: (any JobStore & TranscriptStore & TokenStore)?
+    private var localLimits = ResourceLimits()
+
+    /// Limits of the hub's own slots, which are also the most a job may ask for (as `--limit-*`).
+    var jobLimits: ResourceLimits {
+        get { localLimits }
+        set {
+            localLimits = newValue
+            hub.jobLimits = newValue.asJobLimits
+        }
+    }
+
+    subscript<T>(dynamicMember keyPath: WritableKeyPath<HubConfiguration, T>) -> T {
+        get { hub[keyPath: keyPath] }
+        set { hub[keyPath: keyPath] = newValue }
+    }
+
+    func localWorker(logger: Logger) -> LocalWorker? {
+        guard slots > 0 else { return nil }
+        var runner = RunnerConfiguration(name: WireProtocol.inProcessWorkerName, description: "hub")
+        runner.drainGrace = hub.shutdownGrace
+        runner.killGrace = hub.killGrace
+        runner.jobIdentity = jobIdentity
+        runner.jobLimits = localLimits
+        return LocalWorker(configuration: runner, slots: slots, executor: PipeExecutor(), logger: logger)
+    }
+}
+
 /// Runs `body` against a fresh hub and always stops it.
 func withHub<T>(
-    _ configure: (inout HubConfiguration) -> Void = { _ in }, _ body: (TestHub) async throws -> T
+    _ configure: (inout TestHubSetup) -> Void = { _ in }, _ body: (TestHub) async throws -> T
 ) async throws -> T {
     let hub = try await TestHub.start(configure)
     do {

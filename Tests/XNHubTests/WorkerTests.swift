@@ -98,10 +98,13 @@ struct WorkerTests {
 
     @Test func aWorkerSpeakingAnotherProtocolIsToldWhy() async throws {
         try await withHub { hub in
-            let reply = try await firstMessage(from: hub, subprotocol: "xn.v0", send: nil)
-            #expect(reply?.type == .refused)
-            #expect(reply?.reason?.contains("protocol mismatch") == true)
-            #expect(reply?.reason?.contains("xn.v1") == true)
+            let reply = try await firstMessage(from: hub, subprotocol: "xn.v1", send: nil)
+            #expect(reply?.refusal?.contains("protocol mismatch") == true)
+            #expect(reply?.refusal?.contains("this hub speaks xn.v2, the worker offered xn.v1") == true)
+            // The name of the hub's own slots is not for a remote worker.
+            let local = try await firstMessage(
+                from: hub, subprotocol: "xn.v2", send: [.hello(WorkerHello(name: "local", slots: 1, version: "t"))])
+            #expect(local?.refusal?.contains("reserved for the hub's own slots") == true)
         }
     }
 
@@ -110,19 +113,18 @@ struct WorkerTests {
             let worker = try TestWorker.start(hub: hub.url, name: "good")
             try await hub.waitForWorkers(["good"])
             let long = try await hub.submit(#"{"command":"sh","args":["-c","sleep 1; echo fine"]}"#)
-            var hello = WireMessage(.hello)
-            hello.name = "bad"
-            let garbage = try await firstMessage(from: hub, subprotocol: "xn.v1", send: [hello], then: .text("{nope"))
-            #expect(garbage?.reason == "malformed message")
+            let hello = WorkerMessage.hello(WorkerHello(name: "bad", slots: 1, version: "t"))
+            let garbage = try await firstMessage(from: hub, subprotocol: "xn.v2", send: [hello], then: .text("{nope"))
+            #expect(garbage?.refusal == "malformed message: {nope")
             let shortFrame = try await firstMessage(
-                from: hub, subprotocol: "xn.v1", send: [hello], then: .binary(ByteBuffer(bytes: [1, 2, 3])))
-            #expect(shortFrame?.reason == "malformed output frame")
+                from: hub, subprotocol: "xn.v2", send: [hello], then: .binary(ByteBuffer(bytes: [1, 2, 3])))
+            #expect(shortFrame?.refusal == "malformed output frame")
             let before = try await firstMessage(
-                from: hub, subprotocol: "xn.v1", send: nil, then: .text(#"{"type":"heartbeat"}"#))
-            #expect(before?.reason == "expected hello first")
+                from: hub, subprotocol: "xn.v2", send: nil, then: .text(#"{"type":"heartbeat"}"#))
+            #expect(before?.refusal == "expected hello first")
             // A frame over the 1 MiB limit closes the connection without an answer.
             let huge = try await firstMessage(
-                from: hub, subprotocol: "xn.v1", send: [hello],
+                from: hub, subprotocol: "xn.v2", send: [hello],
                 then: .binary(ByteBuffer(bytes: [UInt8](repeating: 1, count: 2 << 20))))
             #expect(huge == nil)
             let job = try await hub.ended(long)
@@ -136,9 +138,9 @@ struct WorkerTests {
 /// Connects as a raw WebSocket peer, sends `send` (then `then`), and returns the first message
 /// other than welcome that the hub sends back (nil if the connection closed without one).
 func firstMessage(
-    from hub: TestHub, subprotocol: String, send: [WireMessage]?,
+    from hub: TestHub, subprotocol: String, send: [WorkerMessage]?,
     then extra: WebSocketOutboundWriter.OutboundFrame? = nil
-) async throws -> WireMessage? {
+) async throws -> HubMessage? {
     var fields = HTTPFields()
     fields[.secWebSocketProtocol] = subprotocol
     let headers = fields
@@ -155,9 +157,12 @@ func firstMessage(
             if let extra { try await outbound.write(extra) }
             for try await message in inbound.messages(maxSize: 1 << 20) {
                 guard case .text(let text) = message,
-                    let decoded = try? JSONDecoder().decode(WireMessage.self, from: Data(text.utf8))
+                    let decoded = try? JSONDecoder().decode(HubMessage.self, from: Data(text.utf8))
                 else { continue }
-                if decoded.type == .welcome || decoded.type == .ack { continue }
+                switch decoded {
+                case .welcome, .ack: continue
+                default: break
+                }
                 found.set(decoded)
                 return
             }
@@ -168,7 +173,15 @@ func firstMessage(
 
 final class MessageBox: @unchecked Sendable {
     private let lock = NSLock()
-    private var message: WireMessage?
-    func set(_ value: WireMessage) { lock.withLock { message = value } }
-    func get() -> WireMessage? { lock.withLock { message } }
+    private var message: HubMessage?
+    func set(_ value: HubMessage) { lock.withLock { message = value } }
+    func get() -> HubMessage? { lock.withLock { message } }
+}
+
+extension HubMessage {
+    /// The reason of a refusal.
+    var refusal: String? {
+        if case .refused(let reason) = self { return reason }
+        return nil
+    }
 }

@@ -17,9 +17,31 @@ struct JobStateTests {
         }
     }
 
-    @Test("running can end in every terminal state, and only those", arguments: JobState.allCases)
+    @Test(
+        "running can end in every terminal state or go back to the queue, and nothing else",
+        arguments: JobState.allCases)
     func runningEnds(next: JobState) {
-        #expect(JobState.running.canMove(to: next) == next.isTerminal)
+        #expect(JobState.running.canMove(to: next) == (next.isTerminal || next == .queued))
+    }
+
+    /// Every move the store makes: placing, starting, a lost attempt's retry, an end.
+    @Test("the legal moves are exactly the ones the store makes")
+    func everyMove() {
+        var legal: Set<String> = [
+            "queued>assigned", "queued>running", "queued>canceled", "assigned>running",
+            "assigned>queued", "running>queued",
+        ]
+        for end in Self.terminal {
+            legal.insert("assigned>\(end.rawValue)")
+            legal.insert("running>\(end.rawValue)")
+        }
+        for from in JobState.allCases {
+            for to in JobState.allCases {
+                #expect(from.canMove(to: to) == legal.contains("\(from.rawValue)>\(to.rawValue)"), "\(from) -> \(to)")
+            }
+        }
+        #expect(JobState.queued.sources == [.assigned, .running])
+        #expect(JobState.canceled.sources == [.queued, .assigned, .running])
     }
 
     @Test("a queued job cannot succeed, time out or be lost without running")

@@ -16,8 +16,9 @@ extension JobStore {
     func job(in state: JobState, at time: Int64 = 1_000) async throws -> JobRecord {
         let record = try await submit(at: time)
         if state == .queued { return record }
-        _ = try await markRunning(record.id, worker: "local", at: time + 1)
-        if state != .running {
+        let claimed = state == .assigned ? JobState.assigned : .running
+        _ = try await claim(record.id, worker: "local", token: .random(), state: claimed, at: time + 1)
+        if state.isTerminal {
             let outcome = JobOutcome(state: state, exitCode: state == .succeeded ? 0 : nil, finishedAt: time + 2)
             _ = try await finish(record.id, outcome)
         }
@@ -28,7 +29,7 @@ extension JobStore {
         try await list(states: nil, before: nil, limit: 1_000)
     }
 
-    func everything(_ id: JobID, _ stream: OutputStreamName) async throws -> [UInt8] {
+    func everything(_ id: JobID, _ stream: OutputStreamKind) async throws -> [UInt8] {
         try await output(id, stream: stream, from: 0, limit: Int.max / 2)
     }
 }

@@ -84,23 +84,89 @@ struct JobStoreTests {
         }
     }
 
-    @Test("markRunning moves a queued job once, and never a finished one", arguments: StoreKind.allCases)
-    func markRunning(kind: StoreKind) async throws {
+    @Test("claim moves a queued job once, and never a finished one", arguments: StoreKind.allCases)
+    func claim(kind: StoreKind) async throws {
         try await withStore(kind) { store, _ in
             let record = try await store.submit()
-            #expect(try await store.markRunning(record.id, worker: "w1", at: 5_000))
-            let running = try #require(try await store.job(record.id))
-            #expect(running.state == .running)
-            #expect(running.startedAt == 5_000)
-            #expect(running.worker == "w1")
+            let token = AttemptToken(7)
+            let claimed = try #require(
+                try await store.claim(record.id, worker: "w1", token: token, state: .assigned, at: 5_000))
+            #expect(claimed.state == .assigned)
+            #expect(claimed.startedAt == 5_000)
+            #expect(claimed.worker == "w1")
+            #expect(claimed.attempts == 1)
+            #expect(claimed.attemptToken == token)
+            #expect(try await store.job(record.id) == claimed)
 
-            #expect(try await !store.markRunning(record.id, worker: "w2", at: 6_000))
-            #expect(try await store.job(record.id) == running)
+            #expect(
+                try await store.claim(record.id, worker: "w2", token: AttemptToken(8), state: .running, at: 6_000)
+                    == nil)
+            #expect(try await store.job(record.id) == claimed)
 
             let canceled = try await store.job(in: .canceled)
-            #expect(try await !store.markRunning(canceled.id, worker: "w1", at: 7_000))
+            #expect(try await store.claim(canceled.id, worker: "w1", token: token, state: .running, at: 7_000) == nil)
             #expect(try await store.job(canceled.id)?.state == .canceled)
-            #expect(try await !store.markRunning(JobID.random(), worker: "w1", at: 7_000))
+            #expect(
+                try await store.claim(JobID.random(), worker: "w1", token: token, state: .running, at: 7_000) == nil)
+            await #expect(throws: (any Error).self) {
+                _ = try await store.claim(record.id, worker: "w1", token: token, state: .succeeded, at: 7_000)
+            }
+        }
+    }
+
+    @Test("markStarted, requeue and finish act only for the attempt's own token", arguments: StoreKind.allCases)
+    func fencing(kind: StoreKind) async throws {
+        try await withStore(kind) { store, _ in
+            let record = try await store.submit()
+            let first = AttemptToken(1)
+            _ = try await store.claim(record.id, worker: "w1", token: first, state: .assigned, at: 5_000)
+            #expect(try await !store.markStarted(record.id, token: AttemptToken(2)))
+            #expect(try await store.markStarted(record.id, token: first))
+            #expect(try await store.job(record.id)?.state == .running)
+            try await store.appendOutput(record.id, stream: .stdout, offset: 0, bytes: Array("partial".utf8))
+
+            #expect(try await !store.requeue(record.id, token: AttemptToken(2), reason: "nope"))
+            #expect(try await store.requeue(record.id, token: first, reason: "attempt 1: worker w1 lost"))
+            let requeued = try #require(try await store.job(record.id))
+            #expect(requeued.state == .queued)
+            #expect(requeued.err == "attempt 1: worker w1 lost")
+            #expect(requeued.attemptToken == nil)
+            #expect(requeued.stdoutBytes == 0)
+            #expect(try await store.everything(record.id, .stdout).isEmpty)
+            #expect(try await store.queued(limit: 10).map(\.id) == [record.id])
+
+            let second = AttemptToken(3)
+            let again = try #require(
+                try await store.claim(record.id, worker: "w2", token: second, state: .running, at: 8_000))
+            #expect(again.attempts == 2)
+            let late = JobOutcome(state: .succeeded, exitCode: 0, finishedAt: 9_000)
+            #expect(try await store.finish(record.id, late, token: first) == nil)
+            #expect(try await store.finish(record.id, late, token: second)?.state == .succeeded)
+        }
+    }
+
+    @Test("the store refuses every move JobState does not allow", arguments: StoreKind.allCases)
+    func illegalMoves(kind: StoreKind) async throws {
+        try await withStore(kind) { store, _ in
+            for state in JobState.allCases where state.isTerminal {
+                await #expect(throws: (any Error).self) { _ = try await store.submit(state: state) }
+            }
+            for from in JobState.allCases {
+                for to in JobState.allCases where to.isTerminal && !from.canMove(to: to) {
+                    let record = try await store.job(in: from)
+                    let outcome = JobOutcome(state: to, finishedAt: 50_000)
+                    #expect(try await store.finish(record.id, outcome) == nil, "\(from) -> \(to)")
+                    #expect(try await store.job(record.id) == record, "\(from) -> \(to)")
+                }
+                // Only a queued job may be claimed; only an assigned or running one requeued.
+                let record = try await store.job(in: from)
+                let token = AttemptToken(99)
+                let claimed = try await store.claim(record.id, worker: "w", token: token, state: .running, at: 1)
+                #expect((claimed != nil) == (from == .queued), "claim from \(from)")
+                if from != .queued {
+                    #expect(try await !store.requeue(record.id, token: token, reason: "x"), "requeue from \(from)")
+                }
+            }
         }
     }
 
@@ -160,26 +226,15 @@ struct JobStoreTests {
         }
     }
 
-    @Test("markInterruptedLost ends assigned and running jobs only", arguments: StoreKind.allCases)
-    func interruptedLost(kind: StoreKind) async throws {
+    @Test("activeJobs lists assigned and running jobs only", arguments: StoreKind.allCases)
+    func activeJobs(kind: StoreKind) async throws {
         try await withStore(kind) { store, _ in
-            let queued = try await store.job(in: .queued)
+            _ = try await store.job(in: .queued)
             let assigned = try await store.submit(state: .assigned)
             let running = try await store.job(in: .running)
-            let succeeded = try await store.job(in: .succeeded)
-            let canceled = try await store.job(in: .canceled)
-
-            #expect(try await store.markInterruptedLost(reason: "hub restarted", at: 42_000) == 2)
-            for id in [assigned.id, running.id] {
-                let lost = try #require(try await store.job(id))
-                #expect(lost.state == .lost)
-                #expect(lost.err == "hub restarted")
-                #expect(lost.finishedAt == 42_000)
-            }
-            #expect(try await store.job(queued.id) == queued)
-            #expect(try await store.job(succeeded.id) == succeeded)
-            #expect(try await store.job(canceled.id) == canceled)
-            #expect(try await store.markInterruptedLost(reason: "again", at: 43_000) == 0)
+            _ = try await store.job(in: .succeeded)
+            _ = try await store.job(in: .canceled)
+            #expect(try await store.activeJobs().map(\.id) == [assigned.id, running.id])
         }
     }
 

@@ -3,6 +3,8 @@ import Foundation
 import Logging
 import XNExec
 import XNHub
+import XNProtocol
+import XNWorker
 
 /// `xn hub`: serve the API and run jobs on local slots; http-runner's `-p -i -w -n` work as before.
 struct Hub: AsyncParsableCommand {
@@ -124,7 +126,6 @@ struct Hub: AsyncParsableCommand {
         configuration.host = interface
         configuration.port = port
         configuration.dataDirectory = data
-        configuration.slots = noLocal ? 0 : slots
         configuration.heartbeatTimeout = .milliseconds(Int64(heartbeatTimeout * 1000))
         configuration.whitelist = CommandWhitelist((whitelist ?? "").split(separator: ",").map(String.init))
         for entry in configuration.whitelist.entries where CommandWhitelist.realFile(of: entry) == nil {
@@ -141,17 +142,18 @@ struct Hub: AsyncParsableCommand {
         configuration.insecureNoAuth = insecureNoAuth
         configuration.tlsCertificate = tlsCert
         configuration.tlsKey = tlsKey
-        configuration.jobIdentity = try jobs.identity()
-        configuration.jobLimits = jobs.limits
+        let identity = try jobs.identity()
+        configuration.jobLimits = jobs.limits.asJobLimits
         configuration.callbackHosts = Set(
             (callbackHosts ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
                 .filter { !$0.isEmpty })
         let logger = makeLogger(label: "xn.hub", level: logLevel)
-        let banner = "(data \(data), \(noLocal ? 0 : slots) local slot(s); \(jobs.describe(configuration.jobIdentity)))"
+        let banner = "(data \(data), \(noLocal ? 0 : slots) local slot(s); \(jobs.describe(identity)))"
         let host = interface
         let scheme = tlsCert == nil ? "http" : "https"
         do {
-            try await runHub(configuration: configuration, executor: PipeExecutor(), logger: logger) { port in
+            let localWorker = noLocal ? nil : localSlots(identity: identity, logger: logger)
+            try await runHub(configuration: configuration, localWorker: localWorker, logger: logger) { port in
                 say("xn hub listening on \(scheme)://\(host):\(port) \(banner)")
             }
         } catch let error as HubError {
@@ -161,6 +163,16 @@ struct Hub: AsyncParsableCommand {
             printError("hub stopped: \(describeStartError(error))")
             throw ExitCode(1)
         }
+    }
+
+    /// The hub's own slots: an in-process worker that runs jobs as the hub's user (or `--user`).
+    private func localSlots(identity: ProcessIdentity?, logger: Logger) -> LocalWorker {
+        var runner = RunnerConfiguration(name: WireProtocol.inProcessWorkerName, description: "hub")
+        runner.drainGrace = .milliseconds(Int64(grace * 1000))
+        runner.killGrace = .milliseconds(Int64(killGrace * 1000))
+        runner.jobIdentity = identity
+        runner.jobLimits = jobs.limits
+        return LocalWorker(configuration: runner, slots: slots, executor: PipeExecutor(), logger: logger)
     }
 
     private func describeStartError(_ error: any Error) -> String {

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import XNExec
+import XNProtocol
 import XNWorker
 
 /// `xn worker --hub ws://HOST:PORT`: run jobs for a hub; Ctrl-C or SIGTERM drains it.
@@ -41,6 +42,9 @@ struct WorkerCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard (1...1024).contains(slots) else { throw ValidationError("--slots must be from 1 to 1024") }
+        guard name != WireProtocol.inProcessWorkerName else {
+            throw ValidationError("--name \(name) is the name of a hub's own slots; pick another")
+        }
         _ = try parsedLabels()
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level \(logLevel) is not a level")

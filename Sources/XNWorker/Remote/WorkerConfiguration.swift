@@ -1,4 +1,5 @@
 public import XNExec
+import XNProtocol
 
 /// How a worker connects and what it offers.
 public struct WorkerConfiguration: Sendable {
@@ -16,7 +17,7 @@ public struct WorkerConfiguration: Sendable {
     /// First and longest pause between reconnection attempts.
     public var reconnectMin: Duration = .milliseconds(100)
     public var reconnectMax: Duration = .seconds(3)
-    public var version = "0.1.0"
+    public var version = xnVersion
     /// Bearer token (role worker or admin) for a hub that has tokens.
     public var token: String?
     /// PEM file of the CA that signed a `wss://` hub's certificate; nil: the system roots.
@@ -30,6 +31,16 @@ public struct WorkerConfiguration: Sendable {
         self.hub = hub
         self.name = name
         self.spoolDirectory = spoolDirectory
+    }
+
+    /// How its runner starts jobs.
+    var runner: RunnerConfiguration {
+        var runner = RunnerConfiguration(name: name, description: "worker \(name)")
+        runner.drainGrace = drainGrace
+        runner.killGrace = killGrace
+        runner.jobIdentity = jobIdentity
+        runner.jobLimits = jobLimits
+        return runner
     }
 
     /// The worker endpoint's URL.

@@ -32,12 +32,12 @@ struct AttachSession: Sendable {
     static let pieceBytes = 256 << 10
 
     func run(
-        _ id: JobID, from offsets: [OutputStreamName: Int], readOnly: Bool, client: Client,
+        _ id: JobID, from offsets: [OutputStreamKind: Int], readOnly: Bool, client: Client,
         inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter
     ) async {
         let wakes = scheduler.activity.subscribe(id)
         guard let job = try? await store.job(id) else {
-            try? await outbound.write(.text(Self.message(["type": "error", "message": "no job \(id.rawValue)"])))
+            try? await outbound.write(.text(AttachNotice.error("no job \(id.rawValue)").text))
             await Self.linger(inbound)
             return
         }
@@ -92,7 +92,7 @@ struct AttachSession: Sendable {
     /// notice at the end. Bytes that continue exactly where the client is go out from the event;
     /// anything else (a gap, the end) is read from the store.
     private func send(
-        _ id: JobID, from offsets: [OutputStreamName: Int], wakes: AsyncStream<JobActivity.Event>,
+        _ id: JobID, from offsets: [OutputStreamKind: Int], wakes: AsyncStream<JobActivity.Event>,
         outbound: WebSocketOutboundWriter, recorder: TranscriptRecorder?
     ) async {
         var sent = offsets
@@ -101,7 +101,7 @@ struct AttachSession: Sendable {
             while !Task.isCancelled {
                 // The job first: once it has ended, its byte counts are final.
                 guard let job = try await store.job(id) else { return }
-                for stream in [OutputStreamName.stdout, .stderr] {
+                for stream in [OutputStreamKind.stdout, .stderr] {
                     let total = stream == .stdout ? job.stdoutBytes : job.stderrBytes
                     while sent[stream, default: 0] < total {
                         let offset = sent[stream, default: 0]
@@ -113,8 +113,7 @@ struct AttachSession: Sendable {
                     }
                 }
                 if job.state.isTerminal {
-                    let view = try JSONSerialization.jsonObject(with: JSONEncoder().encode(JobView(job)))
-                    try await outbound.write(.text(Self.message(["type": "exit", "job": view])))
+                    try await outbound.write(.text(AttachNotice.exit(JobView(job)).text))
                     return
                 }
                 // Live: send what continues the client's stream until something needs the store.
@@ -154,30 +153,26 @@ struct AttachSession: Sendable {
                     problem = readOnly ? "this attach is read-only" : await scheduler.input(id, .bytes(bytes))
                     if problem == nil { await recorder?.input(bytes) }
                 case .text(let text):
-                    guard
-                        let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],
-                        let type = object["type"] as? String
-                    else {
-                        problem = "messages are JSON objects with a type"
-                        break
-                    }
-                    if type == "detach" { return }
-                    if readOnly {
+                    switch AttachRequest.parse(text) {
+                    case .failure(let error):
+                        problem = error.message
+                    case .success(.detach):
+                        return
+                    case .success where readOnly:
                         problem = "this attach is read-only"
-                        break
-                    }
-                    problem = await control(id, type, object)
-                    if problem == nil, let recorder {
-                        if type == "resize", let rows = object["rows"] as? Int, let cols = object["cols"] as? Int {
-                            await recorder.resize(rows: rows, cols: cols)
-                        } else {
-                            let signal = (object["signal"] as? String) ?? (object["signal"] as? Int).map(String.init)
-                            await recorder.marker(signal.map { "\(type) \($0)" } ?? type)
+                    case .success(let request):
+                        problem = await control(id, request)
+                        if problem == nil, let recorder {
+                            if case .resize(let size) = request {
+                                await recorder.resize(rows: size.rows, cols: size.cols)
+                            } else {
+                                await recorder.marker(request.name)
+                            }
                         }
                     }
                 }
                 if let problem {
-                    try await outbound.write(.text(Self.message(["type": "error", "message": problem])))
+                    try await outbound.write(.text(AttachNotice.error(problem).text))
                 }
             }
         } catch {
@@ -186,42 +181,41 @@ struct AttachSession: Sendable {
         // The client is gone; the sender keeps nothing to do.
     }
 
-    private func control(_ id: JobID, _ type: String, _ object: [String: Any]) async -> String? {
-        switch type {
-        case "resize":
-            guard let rows = object["rows"] as? Int, let cols = object["cols"] as? Int, (1...1000).contains(rows),
-                (1...1000).contains(cols)
-            else { return "resize needs rows and cols from 1 to 1000" }
-            return await scheduler.input(id, .resize(rows: rows, cols: cols))
-        case "close_stdin":
+    private func control(_ id: JobID, _ request: AttachRequest) async -> String? {
+        switch request {
+        case .resize(let size):
+            return await scheduler.input(id, .resize(size))
+        case .closeStdin:
             return await scheduler.input(id, .close)
-        case "signal":
-            let text = (object["signal"] as? String) ?? (object["signal"] as? Int).map(String.init) ?? ""
+        case .signal(let text):
             guard let number = SignalName.parse(text) else { return "unknown signal '\(text)'" }
-            switch try? await scheduler.signal(id, number) {
-            case .sent?: return nil
-            case .notRunning(let why)?: return "the job is not running: \(why)"
-            case .notFound?, nil: return "no job \(id.rawValue)"
+            do {
+                switch try await scheduler.signal(id, number) {
+                case .sent: return nil
+                case .notRunning(let why): return "the job is not running: \(why)"
+                case .notFound: return "no job \(id.rawValue)"
+                }
+            } catch {
+                return "cannot signal the job: \(error)"
             }
-        case "terminate":
-            _ = try? await scheduler.cancel(id)
+        case .terminate:
+            do {
+                _ = try await scheduler.cancel(id)
+                return nil
+            } catch {
+                return "cannot cancel the job: \(error)"
+            }
+        case .detach:
             return nil
-        default:
-            return "unknown message type '\(type)'"
         }
     }
 
-    static func frame(_ stream: OutputStreamName, offset: Int, _ bytes: ArraySlice<UInt8>) -> ByteBuffer {
+    static func frame(_ stream: OutputStreamKind, offset: Int, _ bytes: ArraySlice<UInt8>) -> ByteBuffer {
         var frame = ByteBuffer()
         frame.reserveCapacity(9 + bytes.count)
-        frame.writeInteger(UInt8(stream == .stdout ? 1 : 2))
+        frame.writeInteger(stream.rawValue)
         frame.writeInteger(UInt64(offset))
         frame.writeBytes(bytes)
         return frame
-    }
-
-    static func message(_ object: [String: Any]) -> String {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
-        return String(decoding: data, as: UTF8.self)
     }
 }

@@ -6,12 +6,11 @@ import NIOCore
 import NIOSSL
 import NIOWebSocket
 import XNClient
-import XNExec
 import XNProtocol
 
 extension Worker {
     /// Connects to the hub and reconnects with backoff until the worker stops.
-    nonisolated func stayConnected() async {
+    func stayConnected() async {
         var pause = configuration.reconnectMin
         let tls: TLSConfiguration?
         do {
@@ -20,7 +19,7 @@ extension Worker {
             logger.error("\(error.message)")
             return
         }
-        while !(await isStopped) && !Task.isCancelled {
+        while !(await link.isStopped) && !Task.isCancelled {
             let began = ContinuousClock.now
             do {
                 var headers = HTTPFields()
@@ -45,7 +44,7 @@ extension Worker {
                     logger.info("cannot reach hub at \(configuration.hub): \(error)")
                 }
             }
-            if await isStopped { return }
+            if await link.isStopped { return }
             // A connection that lasted a while was fine: start the backoff over.
             if ContinuousClock.now - began > .seconds(5) { pause = configuration.reconnectMin }
             guard (try? await Task.sleep(for: pause)) != nil else { return }
@@ -54,59 +53,58 @@ extension Worker {
     }
 
     /// One connection: hello, then a writer, a heartbeat and the reader until it closes.
-    private nonisolated func session(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async {
+    private func session(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async {
         do {
-            try await outbound.write(.text(Self.encode(await hello())))
+            try await outbound.write(.text(Self.encode(.hello(await link.hello()))))
         } catch {
             return
         }
         var messages = inbound.messages(maxSize: WireProtocol.maxFrameBytes).makeAsyncIterator()
         guard case .text(let text)? = try? await messages.next(),
-            let first = try? JSONDecoder().decode(WireMessage.self, from: Data(text.utf8))
+            let first = try? JSONDecoder().decode(HubMessage.self, from: Data(text.utf8))
         else { return }
-        guard first.type == .welcome else {
-            let reason = first.reason ?? "the hub refused the worker"
+        guard case .welcome(let welcome) = first else {
+            let reason = if case .refused(let reason) = first { reason } else { "the hub refused the worker" }
             logger.error("hub refused this worker: \(reason)")
             if reason.contains("protocol mismatch") { await refusedForGood(reason) }
             return
         }
         logger.info("connected to hub \(configuration.hub)")
-        let interval = Duration.milliseconds(Int64((first.heartbeat ?? 1) * 1000))
+        let interval = Duration.milliseconds(Int64(welcome.heartbeat * 1000))
         let (wakes, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
-        let id = await connected(wake)
+        let id = await link.connected(wake)
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.write(on: id, wakes: wakes, outbound: outbound) }
             group.addTask {
                 while (try? await Task.sleep(for: interval)) != nil {
-                    await self.sendControl(WireMessage(.heartbeat))
+                    await self.link.sendControl(.heartbeat)
                 }
             }
             do {
                 while let message = try await messages.next() {
                     guard case .text(let text) = message,
-                        let decoded = try? JSONDecoder().decode(WireMessage.self, from: Data(text.utf8))
+                        let decoded = try? JSONDecoder().decode(HubMessage.self, from: Data(text.utf8))
                     else { continue }
                     await handle(decoded)
                 }
             } catch {
                 logger.info("connection to hub lost: \(error)")
             }
-            await disconnected(id)
+            await link.disconnected(id)
             group.cancelAll()
         }
     }
 
     /// Sends what `nextToSend` hands out whenever something new is there.
-    private nonisolated func write(on id: UInt64, wakes: AsyncStream<Void>, outbound: WebSocketOutboundWriter) async {
+    private func write(on id: UInt64, wakes: AsyncStream<Void>, outbound: WebSocketOutboundWriter) async {
         for await _ in wakes {
-            while let next = await nextToSend(on: id) {
+            while let next = await link.nextToSend(on: id) {
                 do {
                     switch next {
                     case .control(let message):
                         try await outbound.write(.text(Self.encode(message)))
                     case .output(let token, let stream, let offset, let count, let file):
-                        let header = OutputFrame.header(
-                            stream: stream == .stdout ? 1 : 2, attempt: token, offset: UInt64(offset))
+                        let header = OutputFrame.header(stream: stream, attempt: token, offset: offset)
                         try await outbound.write(.binary(try await file.read(after: header, at: offset, count: count)))
                     }
                 } catch {
@@ -118,7 +116,7 @@ extension Worker {
         try? await outbound.close(.normalClosure, reason: nil)
     }
 
-    static func encode(_ message: WireMessage) -> String {
+    static func encode(_ message: WorkerMessage) -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.withoutEscapingSlashes]
         return (try? String(decoding: encoder.encode(message), as: UTF8.self)) ?? "{}"

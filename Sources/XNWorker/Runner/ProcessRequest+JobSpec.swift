@@ -1,3 +1,4 @@
+public import XNExec
 public import XNProtocol
 
 extension ProcessRequest {

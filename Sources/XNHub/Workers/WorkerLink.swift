@@ -1,0 +1,127 @@
+import Logging
+import XNProtocol
+
+/// How the hub reaches one connected worker, whatever carries the messages: a WebSocket for a
+/// remote worker, an in-memory stream for the hub's own slots.
+protocol WorkerOutbox: Sendable {
+    /// Queues a message; messages arrive in the order sent.
+    func send(_ message: HubMessage)
+    /// Ends the link, telling the worker why when the link can carry it.
+    func close(reason: String)
+}
+
+/// The link to the hub's own slots: messages as plain values, no socket, no JSON.
+struct InProcessOutbox: WorkerOutbox {
+    let link: AsyncStream<HubMessage>.Continuation
+
+    func send(_ message: HubMessage) {
+        link.yield(message)
+    }
+
+    func close(reason: String) {
+        link.finish()
+    }
+}
+
+/// What the hub's own slots report through: straight into the scheduler, as a remote worker's
+/// messages arrive after they are decoded.
+struct InProcessHost: HubInbox {
+    let scheduler: Scheduler
+    let session: SessionID
+
+    func receive(_ message: WorkerMessage) async {
+        if let problem = await scheduler.receive(message, from: session, inProcess: true) {
+            // The in-process worker is ours: a problem here is a bug, not a bad peer.
+            await scheduler.logProblem("the hub's own slots: \(problem)")
+        }
+    }
+
+    func receive(_ output: OutputPiece) async {
+        if let problem = await scheduler.store(output, from: session) {
+            await scheduler.logProblem("the hub's own slots: \(problem)")
+        }
+    }
+}
+
+/// Worker sessions: what any link (WebSocket or in-process) reports goes through here.
+extension Scheduler {
+    /// A new link; its worker is known once its hello is accepted.
+    func openSession(_ outbox: any WorkerOutbox) -> SessionID {
+        nextSessionID += 1
+        outboxes[nextSessionID] = outbox
+        return nextSessionID
+    }
+
+    /// The link ended (`expired`: it went silent past the heartbeat timeout).
+    func sessionClosed(_ session: SessionID, expired: Bool) async {
+        outboxes[session] = nil
+        if let name = machine.workers[session]?.name { logger.info("worker \(name) disconnected") }
+        await event { $0.workerLeft(session, expired: expired) }
+    }
+
+    /// Handles one message from a worker; returns a problem that ends its link.
+    func receive(_ message: WorkerMessage, from session: SessionID, inProcess: Bool = false) async -> String? {
+        let known = machine.workers[session] != nil
+        switch message {
+        case .hello(let hello):
+            guard !known else { return "hello sent twice" }
+            await event { $0.workerJoined(session, hello, inProcess: inProcess) }
+            guard let worker = machine.workers[session] else { return nil }  // refused: the link is closing
+            if !inProcess {
+                logger.info("worker \(worker.name) connected: \(worker.slots) slot(s), labels \(worker.labels)")
+            }
+            return nil
+        case _ where !known:
+            return "expected hello first"
+        case .heartbeat:
+            machine.now = Timestamp.now()
+            machine.heartbeat(session)
+        case .draining:
+            machine.workerDraining(session)
+            if let name = machine.workers[session]?.name { logger.info("worker \(name) is draining") }
+        case .started(let started):
+            await event { $0.started(started.attempt, session: session) }
+        case .ended(let ended):
+            machine.now = Timestamp.now()
+            let (problem, actions) = machine.ended(ended.attempt, ended.end, session: session)
+            await perform(actions)
+            return problem
+        }
+        return nil
+    }
+
+    /// Stores one piece of output at its offset (skipping what is already stored, dropping what
+    /// is beyond the job's cap) and acknowledges it; returns a problem that ends the link.
+    func store(_ piece: OutputPiece, from session: SessionID) async -> String? {
+        guard machine.workers[session] != nil else { return "expected hello first" }
+        switch machine.outputTarget(piece.attempt, piece.stream, session: session) {
+        case .stale:
+            outboxes[session]?.send(.kill(piece.attempt, reason: SchedulerMachine.staleAttempt))
+            return nil
+        case .discard:
+            break
+        case .store(let job, let stored, let cap):
+            let offset = piece.offset
+            guard offset <= stored else { return "output gap: got offset \(offset), expected \(stored)" }
+            let keepUpTo = min(offset + piece.bytes.count, cap)
+            if keepUpTo > stored {
+                let kept = piece.bytes[(stored - offset)..<(keepUpTo - offset)]
+                activity.output(job, piece.stream, offset: stored, bytes: Array(kept))
+                do {
+                    try await appendOutput(job, piece.stream, offset: stored, bytes: kept)
+                } catch {
+                    logger.error("cannot store output of job \(job); stopping it: \(error)")
+                    await event { $0.outputFailed(piece.attempt, "\(error)") }
+                    return nil
+                }
+                activity.stored(job, piece.stream, upTo: keepUpTo)
+            }
+        }
+        await event { $0.outputStored(piece.attempt, piece.stream, upTo: piece.offset + piece.bytes.count) }
+        return nil
+    }
+
+    func logProblem(_ problem: String) {
+        logger.error("\(problem)")
+    }
+}

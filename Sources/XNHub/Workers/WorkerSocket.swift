@@ -1,0 +1,158 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdWebSocket
+import Logging
+import NIOCore
+import NIOWebSocket
+import Synchronization
+import XNProtocol
+
+/// One remote worker's WebSocket: decodes what the worker sends (`WorkerMessage` as JSON text,
+/// output as binary `OutputFrame`s) for the scheduler, writes what the scheduler sends, and ends
+/// the link when the worker goes silent past the heartbeat timeout.
+///
+/// - Important: Frames are handled one at a time and output is stored before the next frame is
+///   read, so a fast worker is slowed by TCP backpressure instead of filling the hub's memory.
+struct WorkerSocket: Sendable {
+    let scheduler: Scheduler
+    let configuration: HubConfiguration
+    let logger: Logger
+
+    static let helloTimeout: Duration = .seconds(10)
+
+    func run(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, offered: String?) async {
+        let offeredProtocols = (offered ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        guard offeredProtocols.contains(WireProtocol.subprotocol) else {
+            let reason =
+                "protocol mismatch: this hub speaks \(WireProtocol.subprotocol), the worker offered \(offered ?? "none")"
+            try? await outbound.write(.text(Self.encode(.refused(reason: reason))))
+            try? await outbound.close(.policyViolation, reason: "protocol mismatch")
+            return
+        }
+        let (outgoing, outbox) = AsyncStream.makeStream(of: SocketOutbox.Item.self)
+        let session = await scheduler.openSession(SocketOutbox(items: outbox))
+        let state = SocketState()
+        await withDiscardingTaskGroup { group in
+            // The writer ends once the outbox does, after what is queued (a refusal) is out.
+            group.addTask { await write(outgoing, to: outbound) }
+            await withDiscardingTaskGroup { reading in
+                reading.addTask { await watch(state, session: session, outbound: outbound) }
+                await read(inbound, session: session, outbox: outbox, state: state)
+                reading.cancelAll()
+            }
+            outbox.finish()
+        }
+        if !state.expired.withLock({ $0 }) {
+            await scheduler.sessionClosed(session, expired: false)
+        }
+    }
+
+    /// Writes the scheduler's messages in order; a close is sent as `refused` with its reason.
+    private func write(_ outgoing: AsyncStream<SocketOutbox.Item>, to outbound: WebSocketOutboundWriter) async {
+        for await item in outgoing {
+            do {
+                switch item {
+                case .message(let message):
+                    try await outbound.write(.text(Self.encode(message)))
+                case .close(let reason):
+                    try await outbound.write(.text(Self.encode(.refused(reason: reason))))
+                    try await outbound.close(.policyViolation, reason: String(reason.prefix(100)))
+                    return
+                }
+            } catch {
+                return
+            }
+        }
+    }
+
+    /// Closes the socket when no hello comes in time, or nothing at all within the heartbeat timeout.
+    private func watch(_ state: SocketState, session: SessionID, outbound: WebSocketOutboundWriter) async {
+        while !Task.isCancelled {
+            guard (try? await Task.sleep(for: .milliseconds(100))) != nil else { return }
+            let silent = ContinuousClock.now - state.lastSeen.withLock { $0 }
+            let hello = state.greeted.withLock { $0 }
+            if !hello && silent > Self.helloTimeout {
+                try? await outbound.close(.policyViolation, reason: "no hello")
+                return
+            }
+            if hello && silent > configuration.heartbeatTimeout {
+                state.expired.withLock { $0 = true }
+                // Declare it gone now: the closing handshake with a dead peer can take long.
+                logger.warning("worker link silent for more than \(configuration.heartbeatTimeout); closing it")
+                await scheduler.sessionClosed(session, expired: true)
+                try? await outbound.close(.goingAway, reason: "no heartbeat")
+                return
+            }
+        }
+    }
+
+    private func read(
+        _ inbound: WebSocketInboundStream, session: SessionID, outbox: AsyncStream<SocketOutbox.Item>.Continuation,
+        state: SocketState
+    ) async {
+        do {
+            for try await frame in inbound.messages(maxSize: WireProtocol.maxFrameBytes) {
+                state.lastSeen.withLock { $0 = ContinuousClock.now }
+                let problem: String?
+                switch frame {
+                case .text(let text):
+                    if let message = try? JSONDecoder().decode(WorkerMessage.self, from: Data(text.utf8)) {
+                        if case .hello = message { state.greeted.withLock { $0 = true } }
+                        problem = await scheduler.receive(message, from: session)
+                    } else {
+                        problem = "malformed message: \(text.prefix(200))"
+                    }
+                case .binary(let buffer):
+                    if let piece = OutputFrame.decode(buffer.readableBytesView) {
+                        problem = await scheduler.store(piece, from: session)
+                    } else {
+                        problem = "malformed output frame"
+                    }
+                }
+                // Silence is time spent waiting for the worker, not time the hub took to store.
+                state.lastSeen.withLock { $0 = ContinuousClock.now }
+                if let problem {
+                    logger.warning("closing worker link: \(problem)")
+                    outbox.yield(.close(problem))
+                    return
+                }
+            }
+        } catch {
+            logger.debug("worker link ended: \(error)")
+        }
+    }
+
+    static func encode(_ message: HubMessage) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        guard let data = try? encoder.encode(message) else { return #"{"reason":"internal error","type":"refused"}"# }
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+/// Messages for a remote worker, written by its socket's writer task.
+struct SocketOutbox: WorkerOutbox {
+    enum Item: Sendable {
+        case message(HubMessage)
+        case close(String)
+    }
+
+    let items: AsyncStream<Item>.Continuation
+
+    func send(_ message: HubMessage) {
+        items.yield(.message(message))
+    }
+
+    func close(reason: String) {
+        items.yield(.close(reason))
+        items.finish()
+    }
+}
+
+/// What a socket's tasks share.
+final class SocketState: Sendable {
+    let greeted = Mutex(false)
+    let lastSeen = Mutex(ContinuousClock.now)
+    let expired = Mutex(false)
+}

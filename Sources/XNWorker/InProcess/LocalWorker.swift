@@ -1,0 +1,61 @@
+public import Logging
+import Synchronization
+public import XNExec
+public import XNProtocol
+
+/// The hub's own slots: a worker in the hub's process that speaks the same messages as a remote
+/// one, as plain values over an in-process link. Its jobs run through the same `JobRunner`; its
+/// output goes straight to the hub, which stores it before the next chunk is read, so there is
+/// nothing to spool and nothing to resend.
+public final class LocalWorker: InProcessWorker {
+    let configuration: RunnerConfiguration
+    let slots: Int
+    let executor: any JobExecutor
+    let logger: Logger
+    private let runner = Mutex<JobRunner?>(nil)
+
+    /// `configuration.name` should be `WireProtocol.inProcessWorkerName`, the name the hub reserves.
+    public init(configuration: RunnerConfiguration, slots: Int, executor: any JobExecutor, logger: Logger) {
+        self.configuration = configuration
+        self.slots = slots
+        self.executor = executor
+        self.logger = logger
+    }
+
+    public func serve(hub: any HubInbox, messages: AsyncStream<HubMessage>) async {
+        let runner = JobRunner(
+            configuration: configuration, executor: executor, reporter: InboxReporter(hub: hub), logger: logger)
+        self.runner.withLock { $0 = runner }
+        await hub.receive(.hello(WorkerHello(name: configuration.name, slots: slots, version: xnVersion)))
+        await withDiscardingTaskGroup { group in
+            group.addTask { await runner.run() }
+            for await message in messages { await runner.handle(message) }
+            // The hub stopped: run() ends once the attempts under way have ended.
+            await runner.finish()
+        }
+    }
+
+    public func drain() async {
+        guard let runner = runner.withLock({ $0 }) else { return }
+        await runner.drain()
+    }
+}
+
+/// Reports straight to the hub: no spool, no acknowledgements to wait for.
+struct InboxReporter: AttemptReporter {
+    let hub: any HubInbox
+
+    func accepted(_ attempt: AttemptToken, job: JobID) async throws {}
+
+    func started(_ attempt: AttemptToken, pid: Int32) async {
+        await hub.receive(.started(AttemptStarted(attempt: attempt, pid: pid)))
+    }
+
+    func output(_ attempt: AttemptToken, _ stream: OutputStreamKind, offset: Int, bytes: [UInt8]) async throws {
+        await hub.receive(OutputPiece(attempt: attempt, stream: stream, offset: offset, bytes: bytes))
+    }
+
+    func ended(_ attempt: AttemptToken, job: JobID, _ end: AttemptEnd) async {
+        await hub.receive(.ended(AttemptEnded(attempt: attempt, end: end)))
+    }
+}

@@ -1,0 +1,16 @@
+import XNProtocol
+
+/// Where a `JobRunner` reports its attempts: the link to the hub, whatever carries it (a spool
+/// and a WebSocket for a remote worker, direct calls for the hub's own slots).
+protocol AttemptReporter: Sendable {
+    /// An attempt was accepted; prepare to carry its output. Throws when that is impossible (the
+    /// attempt then ends without starting, with the error's description).
+    func accepted(_ attempt: AttemptToken, job: JobID) async throws
+    /// Its process exists.
+    func started(_ attempt: AttemptToken, pid: Int32) async
+    /// Output at `offset` of `stream`; returns once it is safe (spooled or stored), so a job that
+    /// writes faster than its output is kept waits on its pipe. Throws when it cannot be kept.
+    func output(_ attempt: AttemptToken, _ stream: OutputStreamKind, offset: Int, bytes: [UInt8]) async throws
+    /// It ended; called once per attempt, after its last output (also for one never accepted).
+    func ended(_ attempt: AttemptToken, job: JobID, _ end: AttemptEnd) async
+}

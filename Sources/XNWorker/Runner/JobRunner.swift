@@ -1,0 +1,296 @@
+import Foundation
+import Logging
+import XNExec
+import XNProtocol
+
+/// Runs the attempts a hub assigns through a `JobExecutor`: starts each process, hands its output
+/// and its end to an `AttemptReporter`, and carries out what the hub asks of it (cancel, kill,
+/// signal, input, resize). The one place a job becomes a process, for the hub's own slots and for
+/// every remote worker alike.
+///
+///     assign ──▶ accepted ──▶ started ──▶ output … ──▶ ended (reported once)
+///                    │            │
+///                    └─ stop ─────┴──▶ terminate (SIGTERM, SIGKILL after the kill grace)
+///
+/// A stop (cancel, timeout, drain, kill, output that cannot be kept) is recorded once, first
+/// reason wins, and travels with the end as its `StopReason`.
+///
+/// - Important: Run it (`run()`) for as long as it takes jobs; every attempt is a child task of
+///   that call. `finish()` ends it once no attempt is left.
+actor JobRunner {
+    let configuration: RunnerConfiguration
+    let executor: any JobExecutor
+    let reporter: any AttemptReporter
+    let logger: Logger
+    private var attempts: [AttemptToken: Attempt] = [:]
+    private(set) var draining = false
+    private let launches: AsyncStream<AttemptToken>
+    private let launchQueue: AsyncStream<AttemptToken>.Continuation
+    private var idleWaiters: [CheckedContinuation<Void, Never>] = []
+
+    /// One attempt on this runner.
+    struct Attempt {
+        let assignment: Assignment
+        /// Set by the first stop; decides what the end reports.
+        var stop: StopReason?
+        /// Present once the process runs.
+        var process: (any RunningProcess)?
+        /// Wakes the task that terminates the process.
+        let stops: AsyncStream<Void>.Continuation
+        let stopSignals: AsyncStream<Void>
+        /// Input that came before the process existed, delivered once it does.
+        var earlyInput: [HubMessage] = []
+        var earlyInputBytes = 0
+        /// The process ended: messages for it are ignored from now on.
+        var ended = false
+    }
+
+    /// Input held for a process that does not exist yet, at most.
+    static let earlyInputLimit = 1 << 20
+
+    init(configuration: RunnerConfiguration, executor: any JobExecutor, reporter: any AttemptReporter, logger: Logger) {
+        self.configuration = configuration
+        self.executor = executor
+        self.reporter = reporter
+        self.logger = logger
+        (launches, launchQueue) = AsyncStream.makeStream(of: AttemptToken.self)
+    }
+
+    /// Runs attempts as they are assigned, until `finish()`.
+    func run() async {
+        await withDiscardingTaskGroup { group in
+            for await token in launches {
+                group.addTask { await self.execute(token) }
+            }
+        }
+    }
+
+    /// Ends `run()` once the attempts under way have ended.
+    func finish() {
+        launchQueue.finish()
+    }
+
+    /// Attempts not yet ended.
+    var activeCount: Int { attempts.count }
+
+    // MARK: - Messages from the hub
+
+    /// Carries out a hub message about a process; link-level messages (welcome, acks) are the
+    /// caller's and are ignored here.
+    func handle(_ message: HubMessage) async {
+        switch message {
+        case .assign(let assignment):
+            await accept(assignment)
+        case .cancel(let token):
+            stop(token, .canceled)
+        case .kill(let token, let reason):
+            guard attempts[token] != nil else { return }
+            logger.warning("hub says: \(reason) (attempt \(token))")
+            stop(token, .superseded)
+        case .signal(let token, let signal):
+            guard SignalName.numbers.values.contains(signal) else { return }
+            attempts[token]?.process?.signal(signal)
+        case .input(let token, _), .closeInput(let token), .resize(let token, _):
+            guard var attempt = attempts[token], !attempt.ended else { return }
+            if let process = attempt.process {
+                Self.deliver(message, to: process)
+            } else if attempt.earlyInputBytes < Self.earlyInputLimit {
+                attempt.earlyInput.append(message)
+                if case .input(_, let bytes) = message { attempt.earlyInputBytes += bytes.count }
+                attempts[token] = attempt
+            }
+        case .welcome, .refused, .ack, .forget:
+            break
+        }
+    }
+
+    private func accept(_ assignment: Assignment) async {
+        let token = assignment.attempt
+        guard attempts[token] == nil else { return }
+        guard !draining else {
+            // It never ran: the hub queues it again.
+            await reporter.ended(
+                token, job: assignment.job,
+                AttemptEnd(.notStarted("\(configuration.description) is shutting down"), stop: .shutdown))
+            return
+        }
+        let (stopSignals, stops) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        attempts[token] = Attempt(assignment: assignment, stops: stops, stopSignals: stopSignals)
+        launchQueue.yield(token)
+    }
+
+    /// Records why an attempt must stop (the first reason wins) and wakes its terminator.
+    func stop(_ token: AttemptToken, _ reason: StopReason) {
+        guard var attempt = attempts[token], !attempt.ended else { return }
+        if attempt.stop == nil {
+            attempt.stop = reason
+            attempts[token] = attempt
+        }
+        attempt.stops.yield()
+    }
+
+    /// Input and resizes for a process; what fails here (input closed, buffer full) is dropped:
+    /// the hub checked what it could.
+    private static func deliver(_ message: HubMessage, to process: any RunningProcess) {
+        switch message {
+        case .input(_, let bytes): try? process.send(bytes)
+        case .closeInput: process.closeInput()
+        case .resize(_, let size):
+            try? process.resize(TerminalSize(rows: UInt16(clamping: size.rows), columns: UInt16(clamping: size.cols)))
+        default: break
+        }
+    }
+
+    // MARK: - Drain
+
+    /// Takes no new jobs, lets running ones finish within `drainGrace`, stops the rest, and
+    /// returns once every attempt's end was reported.
+    func drain() async {
+        draining = true
+        guard !attempts.isEmpty else { return }
+        logger.info("draining: \(attempts.count) job(s) running")
+        await waitUntilIdle(timeout: configuration.drainGrace)
+        for token in attempts.keys { stop(token, .shutdown) }
+        await waitUntilIdle(timeout: configuration.killGrace + .seconds(10))
+    }
+
+    private func waitUntilIdle(timeout: Duration) async {
+        guard !attempts.isEmpty else { return }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.parkUntilIdle() }
+            group.addTask { try? await Task.sleep(for: timeout) }
+            await group.next()
+            group.cancelAll()
+            self.wakeIdleWaiters()
+        }
+    }
+
+    private func parkUntilIdle() async {
+        guard !attempts.isEmpty else { return }
+        await withCheckedContinuation { idleWaiters.append($0) }
+    }
+
+    private func wakeIdleWaiters() {
+        let waiters = idleWaiters
+        idleWaiters = []
+        waiters.forEach { $0.resume() }
+    }
+
+    // MARK: - One attempt
+
+    /// Runs one attempt from spawn to its reported end.
+    private nonisolated func execute(_ token: AttemptToken) async {
+        guard let assignment = await attempts[token]?.assignment else { return }
+        let end = await run(assignment)
+        await reporter.ended(token, job: assignment.job, end)
+        await forget(token)
+    }
+
+    private nonisolated func run(_ assignment: Assignment) async -> AttemptEnd {
+        let token = assignment.attempt
+        do {
+            try await reporter.accepted(token, job: assignment.job)
+        } catch {
+            return AttemptEnd(.notStarted("\(error)"), stop: await stopReason(token))
+        }
+        if let stop = await stopReason(token) {
+            return AttemptEnd(.notStarted("stopped before it started"), stop: stop)
+        }
+        var request = ProcessRequest(assignment.spec, outputLimit: assignment.outputLimit)
+        request.identity = configuration.jobIdentity
+        request.limits = configuration.jobLimits.tightened(by: assignment.spec.limits)
+        request.tag = assignment.job.rawValue
+        let process: any RunningProcess
+        do {
+            process = try executor.start(request)
+        } catch {
+            return AttemptEnd(.notStarted(error.description), stop: await stopReason(token))
+        }
+        guard let stops = await running(token, process) else {
+            _ = await process.terminate(grace: configuration.killGrace)
+            return AttemptEnd(.notStarted("forgotten"), stop: .superseded)
+        }
+        await reporter.started(token, pid: process.pid)
+        let result = await withTaskGroup(of: Void.self) { group -> ProcessResult in
+            group.addTask {
+                for await _ in stops {
+                    _ = await process.terminate(grace: self.configuration.killGrace)
+                    return
+                }
+            }
+            if let timeout = assignment.spec.timeout {
+                group.addTask {
+                    guard (try? await Task.sleep(for: .milliseconds(Int64(timeout * 1000)))) != nil else { return }
+                    await self.stop(token, .timedOut(seconds: timeout))
+                }
+            }
+            group.addTask {
+                // A cancelled runner (not a drain) must not leave the process behind.
+                await withTaskCancellationHandler {
+                    _ = await process.result()
+                } onCancel: {
+                    process.signal(SIGKILL)
+                }
+            }
+            await report(process.output, of: token)
+            let result = await process.result()
+            group.cancelAll()
+            return result
+        }
+        let termination: AttemptEnd.Termination =
+            switch result.termination {
+            case .exited(let code): .exited(code)
+            case .signaled(let signal): .signaled(signal)
+            }
+        return AttemptEnd(
+            termination, stop: await ended(token), stdoutBytes: result.stdoutBytes, stderrBytes: result.stderrBytes)
+    }
+
+    /// Hands every chunk of output to the reporter at its offset. Output that cannot be kept stops
+    /// the job; the rest of it is read and dropped so the process can end.
+    private nonisolated func report(_ output: ProcessOutput, of token: AttemptToken) async {
+        var offsets: [OutputStreamKind: Int] = [:]
+        var failed = false
+        for await chunk in output {
+            let offset = offsets[chunk.stream, default: 0]
+            offsets[chunk.stream] = offset + chunk.bytes.count
+            guard !failed else { continue }
+            do {
+                try await reporter.output(token, chunk.stream, offset: offset, bytes: chunk.bytes)
+            } catch {
+                failed = true
+                logger.error("attempt \(token): \(error)")
+                await stop(token, .outputLost("\(error)"))
+            }
+        }
+    }
+
+    private func stopReason(_ token: AttemptToken) -> StopReason? {
+        attempts[token]?.stop
+    }
+
+    /// The process exists: input typed before goes in first, in order; a stop that came early
+    /// takes effect now. Nil when the attempt is gone.
+    private func running(_ token: AttemptToken, _ process: any RunningProcess) -> AsyncStream<Void>? {
+        guard var attempt = attempts[token] else { return nil }
+        attempt.process = process
+        for message in attempt.earlyInput { Self.deliver(message, to: process) }
+        attempt.earlyInput = []
+        attempt.earlyInputBytes = 0
+        attempts[token] = attempt
+        if attempt.stop != nil { attempt.stops.yield() }
+        return attempt.stopSignals
+    }
+
+    /// The process ended: returns why it was stopped, if it was.
+    private func ended(_ token: AttemptToken) -> StopReason? {
+        attempts[token]?.ended = true
+        attempts[token]?.stops.finish()
+        return attempts[token]?.stop
+    }
+
+    private func forget(_ token: AttemptToken) {
+        attempts[token] = nil
+        if attempts.isEmpty { wakeIdleWaiters() }
+    }
+}
