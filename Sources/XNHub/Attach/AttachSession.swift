@@ -36,8 +36,17 @@ struct AttachSession: Sendable {
         inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter
     ) async {
         let wakes = scheduler.activity.subscribe(id)
-        guard let job = try? await store.job(id) else {
-            try? await outbound.write(.text(AttachNotice.error("no job \(id.rawValue)").text))
+        let found: Result<JobRecord?, any Error>
+        do {
+            found = .success(try await store.job(id))
+        } catch {
+            logger.error("attach to \(id): cannot read the job: \(error)")
+            found = .failure(error)
+        }
+        guard case .success(let job?) = found else {
+            var message = "no job \(id.rawValue)"
+            if case .failure(let error) = found { message = "cannot read job \(id.rawValue): \(error)" }
+            try? await outbound.write(.text(AttachNotice.error(message).text))
             await Self.linger(inbound)
             return
         }

@@ -66,7 +66,9 @@ extension Worker {
         guard case .welcome(let welcome) = first else {
             let reason = if case .refused(let reason) = first { reason } else { "the hub refused the worker" }
             logger.error("hub refused this worker: \(reason)")
-            if reason.contains("protocol mismatch") { await refusedForGood(reason) }
+            if reason.contains("protocol mismatch") || reason.contains("reserved for the hub") {
+                await refusedForGood(reason)
+            }
             return
         }
         logger.info("connected to hub \(configuration.hub)")
