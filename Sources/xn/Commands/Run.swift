@@ -21,8 +21,7 @@ struct Run: AsyncParsableCommand {
         let job: JobView
         do {
             job = try await reportingErrors {
-                let submitted = try await hub.submit(spec)
-                return try await cancelOnInterrupt(submitted.id, hub: hub) {
+                try await cancelOnInterrupt(submit: { try await hub.submit(spec) }, hub: hub) { submitted in
                     guard spec.keepsInputOpen else { return try await follow(submitted.id, on: hub) }
                     switch try await attachInteractively(hub: hub, job: submitted, readOnly: false) {
                     case .exited(let job): return job
