@@ -581,11 +581,20 @@ def run_document_checks(spec: Spec, c: Contract) -> None:
     c.check(spec.doc.get("security") == [{"bearer": []}, {}], "document: security is a bearer token or nothing",
             f"got {spec.doc.get('security')!r}")
     for method, path in sorted(spec.operations(), key=lambda op: (op[1], op[0])):
-        responses = spec.at(spec.operation_pointer(method, path)).get("responses", {})
+        operation = spec.at(spec.operation_pointer(method, path))
+        responses = operation.get("responses", {})
+        if operation.get("security") == []:
+            c.check("401" not in responses and "403" not in responses,
+                    f"document: {method} {path} needs no token and declares no 401 or 403")
+            continue
         c.check("401" in responses and "403" in responses, f"document: {method} {path} declares 401 and 403")
 
 
 def run_meta(hub: Hub, c: Contract) -> None:
+    r = c.call(hub, "GET", "/healthz", "serving", expect=200)
+    c.check((json_of(r) or {}) == {"status": "ok"}, "GET /healthz: status ok and nothing else")
+    r = c.call(hub, "GET", "/readyz", "recovered", expect=200)
+    c.check((json_of(r) or {}) == {"status": "ready"}, "GET /readyz: status ready and nothing else")
     r = c.call(hub, "GET", "/v1/workers", "no worker connected", expect=200)
     c.check((json_of(r) or {}).get("workers") == [], "GET /v1/workers: empty without workers")
     r = c.call(hub, "GET", "/openapi.yaml", "served document", expect=200)
@@ -1284,6 +1293,9 @@ def run_tokens(hub: Hub, c: Contract) -> None:
             if r is not None and template not in ("/", "/{id}"):
                 c.error_is(r, f"{method} {template} [{who}]", "unauthorized")
         c.check_unrouted(hub, "GET", "/no/such/route", 401, "CompatUnauthorized", label=f"unknown route, {who}")
+        # The health checks answer without a token, and whatever header comes.
+        c.call(hub, "GET", "/healthz", who, headers=headers, expect=200)
+        c.call(hub, "GET", "/readyz", who, headers=headers, expect=200)
     c.check_unrouted(hub, "GET", "/v1/nothing", 401, "Error", label="unknown route, no token")
     c.check_unrouted(hub, "GET", "/no/such/route", 501, "CompatNotImplemented", token=reader,
                      label="unknown route, read token")

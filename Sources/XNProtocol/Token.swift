@@ -15,7 +15,7 @@ public enum TokenRole: String, Sendable, Codable, CaseIterable, Comparable {
     /// Whether this role holds `permission` (job ownership is checked separately).
     public func grants(_ permission: Permission) -> Bool {
         switch (self, permission) {
-        case (.admin, _): true
+        case (_, .anyone), (.admin, _): true
         case (.worker, .worker): true
         case (.worker, _): false
         case (_, .authenticated), (_, .read): true
@@ -31,6 +31,8 @@ public enum TokenRole: String, Sendable, Codable, CaseIterable, Comparable {
 
 /// What a route needs from its caller.
 public enum Permission: String, Sendable, CaseIterable {
+    /// No token at all: the health checks load balancers and systemd make; they reveal nothing.
+    case anyone
     /// Any valid token (routes nobody owns: the caller learns nothing before authenticating).
     case authenticated
     case read

@@ -37,6 +37,9 @@ struct AuthTests {
             Row(route: "POST /", method: .POST, path: "/", body: #"{"command":"true"}"#, allowed: submitters),
             Row(route: "GET /{id}", method: .GET, path: "/\(job)", allowed: readers),
             Row(route: "GET /openapi.yaml", method: .GET, path: "/openapi.yaml", allowed: readers),
+            // Health checks: anyone, even with a bad or revoked token.
+            Row(route: "GET /healthz", method: .GET, path: "/healthz", allowed: Set(Who.allCases)),
+            Row(route: "GET /readyz", method: .GET, path: "/readyz", allowed: Set(Who.allCases)),
             Row(
                 route: "POST /v1/jobs", method: .POST, path: "/v1/jobs", body: #"{"command":"true"}"#,
                 allowed: submitters),
@@ -108,7 +111,11 @@ struct AuthTests {
                         row.method, hub.url + row.path, body: body,
                         headers: callers[who].map { [("Authorization", "Bearer \($0)")] } ?? [])
                     let what = "\(row.method.rawValue) \(row.path) as \(who.rawValue): \(result.status) \(result.text)"
-                    if [.nobody, .garbage, .revoked].contains(who) {
+                    if row.allowed == Set(Who.allCases) {
+                        #expect(result.status == 200, "\(what)")
+                        let status = try result.object()["status"] as? String
+                        #expect(status == "ok" || status == "ready", "\(what)")
+                    } else if [.nobody, .garbage, .revoked].contains(who) {
                         #expect(result.status == 401, "\(what)")
                         #expect(result.headers["WWW-Authenticate"].first == "Bearer", "\(what)")
                     } else if row.allowed.contains(who) {
@@ -258,5 +265,17 @@ extension TestHub {
             throw TestFailure("job not submitted: \(result.status) \(result.text)")
         }
         return id
+    }
+}
+
+/// `GET /readyz` says ready only once what a previous hub left is resolved.
+@Suite struct ReadinessTests {
+    @Test func aHubIsNotReadyUntilItHasRecovered() async throws {
+        let store = try SQLiteJobStore(path: nil)
+        let logger = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+        let scheduler = Scheduler(store: store, configuration: HubConfiguration(), localWorker: nil, logger: logger)
+        #expect(await scheduler.notReadyReason() == "starting")
+        try await scheduler.recover()
+        #expect(await scheduler.notReadyReason() == nil)
     }
 }

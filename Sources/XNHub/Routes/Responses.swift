@@ -47,3 +47,9 @@ extension Request {
         }
     }
 }
+
+/// The answer of `GET /healthz` and `GET /readyz`: nothing beyond whether the hub serves.
+struct Health: Encodable {
+    var status: String
+    var reason: String?
+}

@@ -297,6 +297,15 @@ public actor Scheduler: Service {
         }
     }
 
+    /// Why the hub should not be sent work now (`GET /readyz`): still recovering, or shutting down.
+    func notReadyReason() -> String? {
+        switch machine.phase {
+        case .recovering: "starting"
+        case .running: nil
+        case .draining: "shutting down"
+        }
+    }
+
     /// Why a queued job waits, for `xn show`.
     func waitingReason(_ spec: JobSpec) -> String {
         machine.waitingReason(labels: spec.labels)

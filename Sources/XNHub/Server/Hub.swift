@@ -132,6 +132,18 @@ func buildRouter(
     router.get("/v1/workers") { _, _ in
         Responses.json(.ok, WorkerList(workers: await scheduler.workerList()))
     }
+    router.get("/healthz") { _, _ in Responses.json(.ok, Health(status: "ok")) }
+    router.get("/readyz") { _, _ in
+        if let reason = await scheduler.notReadyReason() {
+            return Responses.json(.serviceUnavailable, Health(status: "not_ready", reason: reason))
+        }
+        do {
+            _ = try await store.count(state: .running)
+        } catch {
+            return Responses.json(.serviceUnavailable, Health(status: "not_ready", reason: "the store cannot be read"))
+        }
+        return Responses.json(.ok, Health(status: "ready"))
+    }
     router.get("/openapi.yaml") { _, _ in
         Responses.text(.ok, PackageResources.openapi_yaml, contentType: "application/yaml")
     }
