@@ -278,4 +278,18 @@ extension TestHub {
         try await scheduler.recover()
         #expect(await scheduler.notReadyReason() == nil)
     }
+
+    @Test func aHubWhoseStoreCannotBeReadIsNotReadyButStillAlive() async throws {
+        let store = try FailingStore()
+        try await withHub({ $0.store = store }) { hub in
+            #expect(try await hub.get("/readyz").object()["status"] as? String == "ready")
+            store.failingCounts.store(true, ordering: .relaxed)
+            let down = try await hub.get("/readyz")
+            #expect(down.status == 503)
+            #expect(down.text == #"{"reason":"the store cannot be read","status":"not_ready"}"#)
+            #expect(try await hub.get("/healthz").status == 200)
+            store.failingCounts.store(false, ordering: .relaxed)
+            #expect(try await hub.get("/readyz").status == 200)
+        }
+    }
 }

@@ -17,6 +17,8 @@ final class FailingStore: JobStore, TranscriptStore, TokenStore {
     let failingFinishes = Atomic<Int>(0)
     /// Ends that were tried, failed or not.
     let finishCalls = Atomic<Int>(0)
+    /// Counts fail while set (the readiness check reads one).
+    let failingCounts = Atomic<Bool>(false)
 
     init() throws {
         base = try SQLiteJobStore(path: nil)
@@ -72,7 +74,10 @@ final class FailingStore: JobStore, TranscriptStore, TokenStore {
     func setCallbackStatus(_ id: JobID, _ status: String) async throws {
         try await base.setCallbackStatus(id, status)
     }
-    func count(state: JobState?) async throws -> Int { try await base.count(state: state) }
+    func count(state: JobState?) async throws -> Int {
+        if failingCounts.load(ordering: .relaxed) { throw Injected(description: "disk I/O error (injected)") }
+        return try await base.count(state: state)
+    }
 
     func startTranscript(
         job: JobID, token: String?, peer: String, at: Int64, rows: Int, cols: Int
