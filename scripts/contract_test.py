@@ -1427,6 +1427,10 @@ def run_whitelist_and_purge(hub: Hub, c: Contract) -> None:
     r = c.call(hub, "POST", "/", "command outside the whitelist", body={"command": "sh"}, expect=400)
     c.check("sh" in str((json_of(r) or {}).get("error")), "POST / [command outside the whitelist]: reason names it")
     old = submit_v1(hub, c, "-n 1: first job", {"command": "echo", "args": ["old"]}, wait="5")
+    c.check(old.get("command") == "echo" and str(old.get("program", "")).startswith("/")
+            and old.get("stdout") == "old\n",
+            "POST /v1/jobs [whitelisted bare name]: command as sent, program the file that ran",
+            f"got command {old.get('command')!r} program {old.get('program')!r}")
     new = submit_v1(hub, c, "-n 1: second job", {"command": "echo", "args": ["new"]}, wait="5")
     if "id" not in old or "id" not in new:
         return

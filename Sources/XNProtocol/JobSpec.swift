@@ -1,6 +1,10 @@
 /// What a client asks to run. Args never pass through a shell.
 public struct JobSpec: Sendable, Equatable, Codable {
+    /// The command as the client sent it (a bare name or a path).
     public var command: String
+    /// The file that runs, when the hub resolved `command` to one (a whitelist match): set by the
+    /// hub, never taken from a request.
+    public var program: String?
     public var args: [String]
     public var env: [String: String]
     public var cwd: String?
@@ -45,13 +49,14 @@ public struct JobSpec: Sendable, Equatable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case command, args, env, cwd, timeout, stdin, name, callback, labels, retries, tty, interactive, limits
+        case command, program, args, env, cwd, timeout, stdin, name, callback, labels, retries, tty, interactive, limits
         case maxOutput = "max_output"
     }
 
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(command, forKey: .command)
+        try container.encodeIfPresent(program, forKey: .program)
         try container.encode(args, forKey: .args)
         try container.encode(env, forKey: .env)
         try container.encodeIfPresent(cwd, forKey: .cwd)
@@ -70,6 +75,7 @@ public struct JobSpec: Sendable, Equatable, Codable {
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         command = try container.decode(String.self, forKey: .command)
+        program = try container.decodeIfPresent(String.self, forKey: .program)
         args = try container.decodeIfPresent([String].self, forKey: .args) ?? []
         env = try container.decodeIfPresent([String: String].self, forKey: .env) ?? [:]
         cwd = try container.decodeIfPresent(String.self, forKey: .cwd)
@@ -87,6 +93,9 @@ public struct JobSpec: Sendable, Equatable, Codable {
 
     /// Whether input can reach the job while it runs.
     public var keepsInputOpen: Bool { interactive || tty != nil }
+
+    /// What is executed: the resolved file, else the command as sent.
+    public var executable: String { program ?? command }
 
     /// Bytes kept per output stream: what the job asks for (`max_output`), at most `limit`.
     public func outputCap(within limit: Int) -> Int {

@@ -7,6 +7,8 @@ public struct JobView: Sendable, Codable, Equatable {
     public var name: String?
     public var state: JobState
     public var command: String
+    /// The file that ran, when the hub resolved `command` (a whitelist): `/usr/bin/echo` for `echo`.
+    public var program: String?
     public var args: [String]
     public var cwd: String?
     public var timeout: Double?
@@ -38,7 +40,7 @@ public struct JobView: Sendable, Codable, Equatable {
     public var waiting: String?
 
     enum CodingKeys: String, CodingKey {
-        case id, name, state, command, args, cwd, timeout, callback
+        case id, name, state, command, program, args, cwd, timeout, callback
         case createdAt = "created_at", startedAt = "started_at", finishedAt = "finished_at"
         case exitCode = "exit_code", signal, err, stdout, stderr
         case stdoutBytes = "stdout_bytes", stderrBytes = "stderr_bytes"
@@ -53,6 +55,7 @@ public struct JobView: Sendable, Codable, Equatable {
         name = record.spec.name
         state = record.state
         command = record.spec.command
+        program = record.spec.program
         args = record.spec.args
         cwd = record.spec.cwd
         timeout = record.spec.timeout

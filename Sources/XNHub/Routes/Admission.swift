@@ -11,7 +11,7 @@ struct AdmissionRefusal: Error {
 }
 
 extension HubConfiguration {
-    /// The spec as it will run (commands rewritten to the real file the whitelists matched, the
+    /// The spec as it will run (`program` set to the real file the whitelists matched, the
     /// token's labels added), or why the hub or the caller's token refuses it.
     func admit(_ spec: JobSpec, by caller: Caller) -> Result<JobSpec, AdmissionRefusal> {
         var spec = spec
@@ -40,9 +40,9 @@ extension HubConfiguration {
     private static func check(_ spec: inout JobSpec, _ whitelist: CommandWhitelist, whose: String?) -> AdmissionRefusal?
     {
         guard !whitelist.isEmpty else { return nil }
-        switch whitelist.check(spec.command) {
+        switch whitelist.check(spec.executable) {
         case .success(let program):
-            spec.command = program
+            spec.program = program
             return nil
         case .failure(let refusal):
             return AdmissionRefusal(

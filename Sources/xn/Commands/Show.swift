@@ -29,6 +29,7 @@ struct Show: AsyncParsableCommand {
             ("id", job.id), ("state", job.state.rawValue),
             ("command", ([job.command] + job.args).map(quoteIfNeeded).joined(separator: " ")),
         ]
+        if let program = job.program { lines.append(("program", program)) }
         if let waiting = job.waiting { lines.append(("waiting", waiting)) }
         if let name = job.name { lines.append(("name", name)) }
         if let labels = job.labels {
