@@ -125,42 +125,23 @@ int xn_terminal_size(int fd, unsigned short *rows, unsigned short *cols) {
     return 0;
 }
 
-/// Finds `file` in $PATH as posix_spawnp would; copies the path to `out`. 0 or an errno.
-static int find_program(const char *file, char *out, size_t length) {
-    if (strchr(file, '/') != NULL) {
-        if (strlen(file) >= length) return ENAMETOOLONG;
-        strcpy(out, file);
-        return 0;
-    }
-    const char *path = getenv("PATH");
-    if (path == NULL) path = "/usr/local/bin:/usr/bin:/bin";
-    int last = ENOENT;
-    while (*path) {
-        const char *end = strchr(path, ':');
-        size_t dir = end ? (size_t)(end - path) : strlen(path);
-        if (dir + 1 + strlen(file) < length) {
-            if (dir == 0) {
-                strcpy(out, file);
-            } else {
-                memcpy(out, path, dir);
-                out[dir] = '/';
-                strcpy(out + dir + 1, file);
-            }
-            if (access(out, X_OK) == 0) return 0;
-            if (errno == EACCES) last = EACCES;
-        }
-        if (!end) break;
-        path = end + 1;
-    }
-    return last;
-}
-
 int xn_spawn_as(const char *file, char *const argv[], char *const envp[], const char *cwd,
                 int stdin_fd, int stdout_fd, int stderr_fd, const char *tty_path,
                 int set_ids, uid_t uid, gid_t gid, const xn_limit *limits, int limit_count, pid_t *pid) {
+    // A bare name is looked up in the child, after the user switch, as execvp would: the job's
+    // user must be able to reach the file. Looked up here as root, a file under a directory only
+    // root can enter would be chosen and then refused, though one the user can run is next.
     char program[4096];
-    int rc = find_program(file, program, sizeof program);
-    if (rc != 0) return rc;
+    int search = strchr(file, '/') == NULL;
+    const char *path = NULL;
+    if (search) {
+        path = getenv("PATH");
+        if (path == NULL) path = "/usr/local/bin:/usr/bin:/bin";
+    } else {
+        if (strlen(file) >= sizeof program) return ENAMETOOLONG;
+        strcpy(program, file);
+    }
+    size_t file_length = strlen(file);
     sigset_t all, saved;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &saved);
@@ -199,7 +180,33 @@ int xn_spawn_as(const char *file, char *const argv[], char *const envp[], const 
         }
         syscall(SYS_close_range, 3, ~0U, 0);
         pthread_sigmask(SIG_SETMASK, &none, NULL);
-        execve(program, argv, envp);
+        if (!search) {
+            execve(program, argv, envp);
+            goto fail;
+        }
+        int denied = 0;
+        for (const char *entry = path;;) {
+            const char *end = strchr(entry, ':');
+            size_t dir = end ? (size_t)(end - entry) : strlen(entry);
+            if (dir + 1 + file_length < sizeof program) {
+                size_t at = 0;
+                if (dir > 0) {
+                    memcpy(program, entry, dir);
+                    program[dir] = '/';
+                    at = dir + 1;
+                }
+                memcpy(program + at, file, file_length + 1);
+                execve(program, argv, envp);
+                switch (errno) {
+                case EACCES: denied = 1; break;
+                case ENOENT: case ENOTDIR: case ESTALE: case ENODEV: case ETIMEDOUT: break;
+                default: goto fail;
+                }
+            }
+            if (!end) break;
+            entry = end + 1;
+        }
+        errno = denied ? EACCES : ENOENT;
     fail:
         child_error = errno;
         _exit(127);

@@ -47,8 +47,7 @@ public struct PipeExecutor: JobExecutor {
             close(stdin.write)
             close(stdout.read)
             close(stderr.read)
-            throw SpawnError(
-                code: rc, description: "spawn \(request.command) \(errnoName(rc)): \(String(cString: strerror(rc)))")
+            throw Self.spawnFailure(request, rc)
         }
         let input = request.standardInput ?? []
         let live: InputQueue?
@@ -105,12 +104,19 @@ public struct PipeExecutor: JobExecutor {
         if rc != 0 {
             for fd in [input, control, master] { close(fd) }
             live.markClosed()
-            throw SpawnError(
-                code: rc, description: "spawn \(request.command) \(errnoName(rc)): \(String(cString: strerror(rc)))")
+            throw Self.spawnFailure(request, rc)
         }
         return PipeProcess(
             pid: pid, stdout: master, stderr: -1, stdin: input, input: request.standardInput ?? [],
             outputLimit: request.outputLimit, live: live, terminal: control, marker: marker)
+    }
+
+    /// Why the spawn failed, Node-style (`spawn python3 EACCES: Permission denied`), naming the user
+    /// the job was to run as when it is not the runner's own: who may run a file depends on it.
+    private static func spawnFailure(_ request: ProcessRequest, _ rc: Int32) -> SpawnError {
+        var description = "spawn \(request.command) \(errnoName(rc)): \(String(cString: strerror(rc)))"
+        if let identity = request.identity { description += " (as user \(identity.name))" }
+        return SpawnError(code: rc, description: description)
     }
 
     /// `XN_JOB_ID=…` for the process and everything it starts.

@@ -71,10 +71,13 @@ final class HubProcess: Sendable {
 
     /// `asRoot`: jobs run as root when the tests do (most tests write to folders only root may use);
     /// false leaves the hub's default (nobody, when started as root).
-    static func start(data: String, _ extra: [String] = [], asRoot: Bool = true) async throws -> HubProcess {
+    static func start(
+        data: String, _ extra: [String] = [], asRoot: Bool = true, environment: [String: String] = [:]
+    ) async throws -> HubProcess {
         let user = asRoot && geteuid() == 0 ? ["--allow-root"] : []
         let child = try ChildProcess(
-            Binaries.xn, ["hub", "-p", "0", "--data", data, "--log-level", "warning"] + user + extra)
+            Binaries.xn, ["hub", "-p", "0", "--data", data, "--log-level", "warning"] + user + extra,
+            environment: environment)
         let url = try await eventually("hub banner", timeout: .seconds(20)) { () -> String? in
             if !child.process.isRunning {
                 throw TestFailure("hub exited: \(child.stderrText)")

@@ -26,6 +26,38 @@ struct JobUserTests {
         #expect(try await Self.idOfAJob(on: rooted) == "0\n")
     }
 
+    @Test func aBareCommandIsFoundOnThePathAsTheJobsUserSeesIt() async throws {
+        // First on the PATH: a folder only root may enter, holding a program of the same name.
+        let folder = try temporaryFolder()
+        let secret = folder + "/secret"
+        let open = folder + "/open"
+        for (place, mode, says) in [(secret, 0o700, "secret"), (open, 0o755, "open")] {
+            try FileManager.default.createDirectory(atPath: place, withIntermediateDirectories: true)
+            try "#!/bin/sh\necho \(says)\n".write(toFile: place + "/xn-probe", atomically: true, encoding: .utf8)
+            chmod(place + "/xn-probe", 0o755)
+            chmod(place, mode_t(mode))
+        }
+        chmod(folder, 0o755)
+        let path = "\(secret):\(open):" + (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin")
+        let hub = try await HubProcess.start(data: try temporaryFolder(), asRoot: false, environment: ["PATH": path])
+        defer { hub.killNow() }
+        let id = try await hub.submit(#"{"command":"xn-probe"}"#)
+        let job = try await eventually("xn-probe ended") { () -> [String: Any]? in
+            let job = try await hub.get("/v1/jobs/\(id)").object()
+            return ["succeeded", "failed"].contains(job["state"] as? String ?? "") ? job : nil
+        }
+        #expect(job["state"] as? String == "succeeded", "\(job)")
+        #expect(job["stdout"] as? String == "open\n")
+        // A program nobody may run anywhere on the PATH: the err says who tried.
+        chmod(open + "/xn-probe", 0o700)
+        let denied = try await hub.submit(#"{"command":"xn-probe"}"#)
+        let failed = try await eventually("denied ended") { () -> [String: Any]? in
+            let job = try await hub.get("/v1/jobs/\(denied)").object()
+            return ["succeeded", "failed"].contains(job["state"] as? String ?? "") ? job : nil
+        }
+        #expect(failed["err"] as? String == "spawn xn-probe EACCES: Permission denied (as user nobody)")
+    }
+
     @Test func aWorkerRunsItsJobsAsNobodyToo() async throws {
         let hub = try await HubProcess.start(data: try temporaryFolder(), ["--no-local"])
         defer { hub.killNow() }
