@@ -31,8 +31,11 @@ url=$(grep -o 'http://127.0.0.1:[0-9]*' "$work/hub.out")
 # Methods an operation does not declare get http-runner's 501 (`unexpected-methods` off).
 printf '[phases.coverage]\nunexpected-methods = []\n' >"$work/schemathesis.toml"
 
-# Through python3, so it works wherever pip put the package, whether or not its script is on PATH.
-schemathesis() { python3 -c 'import sys; from schemathesis.cli import schemathesis; sys.exit(schemathesis())' "$@"; }
+# Through the test command's Python (XN_PYTHON, its virtual environment) or python3, so it works
+# wherever pip put the package, whether or not its script is on PATH.
+schemathesis() {
+    "${XN_PYTHON:-python3}" -c 'import sys; from schemathesis.cli import schemathesis; sys.exit(schemathesis())' "$@"
+}
 # One worker: with two, Hypothesis (describing filter lambdas with ast.parse) hits CPython 3.11's
 # thread-unsafe AST constructor (gh-106905), a "Runtime Error: AST constructor recursion depth
 # mismatch" on POST /v1/jobs or POST /v1/tokens in the coverage phase of most runs.

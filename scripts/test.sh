@@ -7,6 +7,19 @@ cd "$(dirname "$0")/.."
 echo "== format (swift format lint)"
 scripts/format.sh --check
 
+# The Python tools (contract check, fuzzing) in a virtual environment of their own, pinned, made
+# once and again when the pins change.
+venv=.build/python
+requirements=scripts/python-requirements.txt
+if ! cmp -s "$requirements" "$venv/requirements.txt" 2>/dev/null; then
+    echo "== python tools (virtual environment $venv)"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q -r "$requirements"
+    cp "$requirements" "$venv/requirements.txt"
+fi
+export XN_PYTHON="$PWD/$venv/bin/python"
+
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 echo "== build (debug, with tests)"
@@ -25,11 +38,7 @@ echo "== swift test"
 swift test --skip-build --no-parallel
 
 echo "== API contract (OpenAPI document vs. the running hub)"
-python3 scripts/contract_test.py "$(swift build --show-bin-path)/xn"
+"$XN_PYTHON" scripts/contract_test.py "$(swift build --show-bin-path)/xn"
 
 echo "== API fuzzing (schemathesis against the OpenAPI document, bounded in time)"
-if ! python3 -c "import schemathesis" 2>/dev/null; then
-    echo "schemathesis is missing: python3 -m pip install schemathesis (.ci/run does)" >&2
-    exit 1
-fi
 scripts/fuzz_api.sh "$(swift build --show-bin-path)/xn" "${XN_FUZZ_SECONDS:-60}"
