@@ -2,15 +2,17 @@ import ArgumentParser
 import XNClient
 import XNProtocol
 
-/// `xn`: the hub, and the client for people and scripts. execnode's `-s`, `-l` and `-f` work too.
+/// `xn`: the hub, and the client for people and scripts. execnode's `-s`, `-a`, `-l` and `-f` work
+/// too, as its README describes them.
 @main
 struct XN: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "xn",
         abstract: "Run commands on a hub over HTTP, follow them, fetch their output.",
         discussion: """
-            Start a hub with `xn hub`, then `xn run -- CMD ARGS`. execnode's flags still work:
-            `xn -s "cmd args"` submits, `xn -l` lists, `xn -f ID` fetches a result (hub from $XN_HUB).
+            Start a hub with `xn hub`, then `xn run -- CMD ARGS`. execnode's flags still work (hub from
+            $XN_HUB): `xn -s "cmd args"` submits a job whose stdin stays open and prints its id, `xn -a ID`
+            attaches to it (a line `/term` ends it), `xn -l` lists, `xn -f ID` fetches a result.
             """,
         version: xnVersion,
         subcommands: [
@@ -18,8 +20,13 @@ struct XN: AsyncParsableCommand {
             Cancel.self, Workers.self, Token.self, Audit.self,
         ])
 
-    @Option(name: .customShort("s"), help: "Submit a command line (execnode style) and print the job id.")
+    @Option(
+        name: .customShort("s"),
+        help: "Submit a command line (execnode style), its stdin kept open for -a, and print the job id.")
     var submitLine: String?
+
+    @Option(name: .customShort("a"), help: "Attach to a job (execnode style), as `xn attach ID`.")
+    var attachID: String?
 
     @Flag(name: .customShort("l"), help: "List jobs (execnode style).")
     var listJobs = false
@@ -35,10 +42,17 @@ struct XN: AsyncParsableCommand {
             let words = submitLine.split(whereSeparator: \.isWhitespace).map(String.init)
             guard let command = words.first else { throw ValidationError("-s needs a command line") }
             try await Submit.submitCommand(command, args: Array(words.dropFirst()), client: client)
+        } else if let attachID {
+            try await Attach.attach(attachID, client: client, readOnly: false)
         } else if listJobs {
             try await List.show(client: client, states: [], limit: 50, json: false)
         } else if let fetchID {
-            try await Show.show(fetchID, client: client, json: false, withOutput: true)
+            let job = try await Show.show(fetchID, client: client, json: false, withOutput: true)
+            if !job.state.isTerminal {
+                printError(
+                    "job \(fetchID) is still \(job.state.rawValue): this is its output so far (xn -a \(fetchID) attaches)"
+                )
+            }
         } else {
             throw CleanExit.helpRequest(self)
         }

@@ -109,6 +109,18 @@ struct CLITests {
             #expect(fetched.status == 0)
             #expect(fetched.stdout.contains("succeeded"))
             #expect(fetched.stdout.hasSuffix("from execnode\n"))
+            // -f on a running job: what it wrote so far, and that it still runs.
+            let running = try await hub.submit(
+                #"{"command":"sh","args":["-c","echo partial; cat"],"interactive":true}"#)
+            try await eventually("first output") {
+                try await hub.get("/v1/jobs/\(running)").object()["stdout_bytes"] as? Int == 8 ? true : nil
+            }
+            let partial = try await runXN(["-f", running], hub: hub.url)
+            #expect(partial.status == 0)
+            #expect(partial.stdout.hasSuffix("partial\n"))
+            #expect(partial.stderr.contains("job \(running) is still running: this is its output so far"))
+            #expect(try await hub.post("/v1/jobs/\(running)/cancel", "").status == 200)
+            #expect(try await runXN(["--help"]).stdout.contains("-a <a>"))
         }
     }
 

@@ -75,6 +75,25 @@ struct InteractiveCLITests {
         }
     }
 
+    /// execnode's README, as its users typed it: `xn -s "bash"`, then `xn -a ID`, `/term` to end.
+    @Test func execnodeSubmitThenAttachThenTerm() async throws {
+        try await withHub { hub in
+            let submitted = try await runXN(["-s", "bash"], hub: hub.url)
+            #expect(submitted.status == 0)
+            let id = submitted.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            try await eventually("bash running") { try await hub.state(id) == "running" ? true : nil }
+            let terminal = try Terminal(
+                "\"$XN\" -a \(id); echo \"code=$?\"; sleep 30", environment: ["XN": Binaries.xn, "XN_HUB": hub.url])
+            defer { terminal.process.signal(SIGKILL) }
+            // The terminal echoes the line as typed; only bash prints the product.
+            try terminal.type("echo $((6*7))\r")
+            try await terminal.waitFor("42\r\n")
+            try terminal.type("/term\r")
+            try await terminal.waitFor("code=130")
+            #expect(try await hub.state(id) == "canceled")
+        }
+    }
+
     @Test func attachReplaysDetachesWithCtrlBracketAndLeavesTheJobRunning() async throws {
         try await withHub { hub in
             let id = try await hub.submit(

@@ -23,8 +23,12 @@ struct Attach: AsyncParsableCommand {
     @OptionGroup var client: ClientOptions
 
     func run() async throws {
+        try await Self.attach(id, client: client, readOnly: readOnly)
+    }
+
+    /// `xn attach ID` and execnode's `xn -a ID`.
+    static func attach(_ id: String, client: ClientOptions, readOnly: Bool) async throws {
         let hub = try client.makeClient()
-        let readOnly = readOnly
         let end = try await reportingErrors {
             let job = try await hub.job(id)
             return try await attachInteractively(hub: hub, job: job, readOnly: readOnly)

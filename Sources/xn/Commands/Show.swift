@@ -19,11 +19,13 @@ struct Show: AsyncParsableCommand {
         try await Self.show(id, client: client, json: json, withOutput: false)
     }
 
-    static func show(_ id: String, client: ClientOptions, json: Bool, withOutput: Bool) async throws {
+    /// Prints the job (and with `withOutput` its output so far) and returns it.
+    @discardableResult
+    static func show(_ id: String, client: ClientOptions, json: Bool, withOutput: Bool) async throws -> JobView {
         let job = try await reportingErrors { try await client.makeClient().job(id) }
         if json {
             printJSON(job)
-            return
+            return job
         }
         var lines: [(String, String)] = [
             ("id", job.id), ("state", job.state.rawValue),
@@ -58,6 +60,7 @@ struct Show: AsyncParsableCommand {
         if withOutput {
             try await Logs.printOutput(job.id, client: client)
         }
+        return job
     }
 }
 

@@ -85,10 +85,11 @@ struct Submit: AsyncParsableCommand {
         }
     }
 
-    /// execnode's `-s "cmd args"`.
+    /// execnode's `-s "cmd args"`: like execnode's jobs, its stdin stays open, so `xn -a ID` can
+    /// type into it later (`xn -s "bash"`, `xn -s "python -i"`).
     static func submitCommand(_ command: String, args: [String], client: ClientOptions) async throws {
         let job = try await reportingErrors {
-            try await client.makeClient().submit(JobSpec(command: command, args: args))
+            try await client.makeClient().submit(JobSpec(command: command, args: args, interactive: true))
         }
         say(job.id)
     }
