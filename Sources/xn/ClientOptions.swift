@@ -90,9 +90,13 @@ func keyValuePairs(_ words: [String], option: String) throws -> [String: String]
     return result
 }
 
-/// Logs to stderr at `level` (a valid level name; commands check it in `validate()`).
-func makeLogger(label: String, level: String) -> Logger {
-    LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+/// Logs to stderr at `level` (a valid level name; commands check it in `validate()`), as lines for
+/// people or as JSON objects.
+func makeLogger(label: String, level: String, format: LogFormat = .text) -> Logger {
+    switch format {
+    case .text: LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+    case .json: LoggingSystem.bootstrap { JSONLogHandler(label: $0) }
+    }
     var logger = Logger(label: label)
     logger.logLevel = Logger.Level(rawValue: level) ?? .info
     return logger

@@ -124,6 +124,28 @@ struct CLITests {
         }
     }
 
+    @Test func withLogFormatJSONEveryLogLineIsOneObject() async throws {
+        let hub = try await HubProcess.start(data: try temporaryFolder(), ["--log-format", "json"])
+        defer { hub.killNow() }
+        let id = try await hub.submit(#"{"command":"true"}"#)
+        let audit = try await eventually("the audit line of the submit") { () -> [String: Any]? in
+            hub.child.stderrText.split(separator: "\n")
+                .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+                .first { $0["message"] as? String == "audit: submit" && $0["job"] as? String == id }
+        }
+        #expect(audit["level"] as? String == "notice")
+        #expect(audit["command"] as? String == "true")
+        #expect(audit["logger"] as? String == "xn.hub")
+        let time = try #require(audit["time"] as? String)
+        #expect(time.hasSuffix("Z") && time.contains("T") && time.contains("."), "\(time)")
+        let lines = hub.child.stderrText.split(separator: "\n")
+        #expect(!lines.isEmpty)
+        for line in lines {
+            #expect((try? JSONSerialization.jsonObject(with: Data(line.utf8))) is [String: Any], "\(line)")
+        }
+        await hub.kill()
+    }
+
     @Test func jobFilesSubmitEveryJobOrNone() async throws {
         try await withHub { hub in
             let folder = try temporaryFolder()

@@ -24,7 +24,9 @@ extension Scheduler {
                 let record = try await store.claim(id, worker: worker, token: token, state: state, at: Timestamp.now())
                 await event { $0.claimed(token, record) }
             } catch {
-                logger.error("cannot start job \(id) on \(worker): \(error); it stays queued")
+                logger.error(
+                    "cannot start job \(id) on \(worker): \(error); it stays queued",
+                    metadata: ["job": .string(id.rawValue)])
                 await event { $0.claimFailed(token) }
             }
         case .markStarted(let id, let token):
@@ -34,17 +36,23 @@ extension Scheduler {
                 let record = try await store.finish(id, outcome, token: fenced ? token : nil)
                 await event { $0.finished(token, record) }
             } catch {
-                logger.error("cannot record the end of job \(id) (\(outcome.state.rawValue)): \(error); retrying")
+                logger.error(
+                    "cannot record the end of job \(id) (\(outcome.state.rawValue)): \(error); retrying",
+                    metadata: ["job": .string(id.rawValue)])
                 machine.now = Timestamp.now()
                 machine.closeFailed(token)
             }
         case .requeue(let id, let token, let reason):
             do {
                 let requeued = try await store.requeue(id, token: token, reason: reason)
-                if requeued { logger.info("job \(id) queued again: \(reason)") }
+                if requeued {
+                    logger.info("job \(id) queued again: \(reason)", metadata: ["job": .string(id.rawValue)])
+                }
                 await event { $0.requeued(token, requeued) }
             } catch {
-                logger.error("cannot queue job \(id) again (\(reason)): \(error); retrying")
+                logger.error(
+                    "cannot queue job \(id) again (\(reason)): \(error); retrying",
+                    metadata: ["job": .string(id.rawValue)])
                 machine.now = Timestamp.now()
                 machine.closeFailed(token)
             }
@@ -67,7 +75,9 @@ extension Scheduler {
                 _ = try await store.markStarted(id, token: token)
                 return
             } catch {
-                logger.error("cannot mark job \(id) running (try \(attempt) of 3): \(error)")
+                logger.error(
+                    "cannot mark job \(id) running (try \(attempt) of 3): \(error)",
+                    metadata: ["job": .string(id.rawValue)])
                 try? await Task.sleep(for: .milliseconds(50 * attempt))
             }
         }
@@ -82,7 +92,9 @@ extension Scheduler {
                 return
             } catch {
                 guard attempt < 3 else { throw error }
-                logger.error("cannot store output of job \(id) (try \(attempt) of 3): \(error)")
+                logger.error(
+                    "cannot store output of job \(id) (try \(attempt) of 3): \(error)",
+                    metadata: ["job": .string(id.rawValue)])
                 try? await Task.sleep(for: .milliseconds(50 * attempt))
                 attempt += 1
             }

@@ -55,7 +55,9 @@ extension Scheduler {
     /// The link ended (`expired`: it went silent past the heartbeat timeout).
     func sessionClosed(_ session: SessionID, expired: Bool) async {
         outboxes[session] = nil
-        if let name = machine.workers[session]?.name { logger.info("worker \(name) disconnected") }
+        if let worker = machine.workers[session], !worker.inProcess {
+            logger.info("worker \(worker.name) disconnected", metadata: ["worker": .string(worker.name)])
+        }
         await event { $0.workerLeft(session, expired: expired) }
     }
 
@@ -68,7 +70,9 @@ extension Scheduler {
             await event { $0.workerJoined(session, hello, inProcess: inProcess) }
             guard let worker = machine.workers[session] else { return nil }  // refused: the link is closing
             if !inProcess {
-                logger.info("worker \(worker.name) connected: \(worker.slots) slot(s), labels \(worker.labels)")
+                logger.info(
+                    "worker \(worker.name) connected: \(worker.slots) slot(s), labels \(worker.labels)",
+                    metadata: ["worker": .string(worker.name)])
             }
             return nil
         case _ where !known:
@@ -78,7 +82,9 @@ extension Scheduler {
             machine.heartbeat(session)
         case .draining:
             machine.workerDraining(session)
-            if let name = machine.workers[session]?.name { logger.info("worker \(name) is draining") }
+            if let name = machine.workers[session]?.name {
+                logger.info("worker \(name) is draining", metadata: ["worker": .string(name)])
+            }
         case .started(let started):
             await event { $0.started(started.attempt, session: session) }
         case .ended(let ended):
@@ -110,7 +116,9 @@ extension Scheduler {
                 do {
                     try await appendOutput(job, piece.stream, offset: stored, bytes: kept)
                 } catch {
-                    logger.error("cannot store output of job \(job); stopping it: \(error)")
+                    logger.error(
+                        "cannot store output of job \(job); stopping it: \(error)",
+                        metadata: ["job": .string(job.rawValue)])
                     await event { $0.outputFailed(piece.attempt, "\(error)") }
                     return nil
                 }

@@ -63,6 +63,9 @@ struct Hub: AsyncParsableCommand {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel = "info"
 
+    @Option(help: "Log format: text, or json (one object a line: time, level, message, job, worker, token).")
+    var logFormat = LogFormat.text
+
     @OptionGroup var jobs: JobUserOptions
 
     @Option(
@@ -147,7 +150,7 @@ struct Hub: AsyncParsableCommand {
         configuration.callbackHosts = Set(
             (callbackHosts ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
                 .filter { !$0.isEmpty })
-        let logger = makeLogger(label: "xn.hub", level: logLevel)
+        let logger = makeLogger(label: "xn.hub", level: logLevel, format: logFormat)
         let banner = "(data \(data), \(noLocal ? 0 : slots) local slot(s); \(jobs.describe(identity)))"
         let host = interface
         let scheme = tlsCert == nil ? "http" : "https"

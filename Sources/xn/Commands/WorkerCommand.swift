@@ -36,6 +36,9 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error.")
     var logLevel = "info"
 
+    @Option(help: "Log format: text, or json (one object a line: time, level, message, job, worker, token).")
+    var logFormat = LogFormat.text
+
     @OptionGroup var jobs: JobUserOptions
 
     @OptionGroup var credentials: TokenOptions
@@ -70,7 +73,7 @@ struct WorkerCommand: AsyncParsableCommand {
         configuration.jobLimits = jobs.limits
         configuration.token = try credentials.resolved()
         configuration.caFile = credentials.caFile
-        let logger = makeLogger(label: "xn.worker", level: logLevel)
+        let logger = makeLogger(label: "xn.worker", level: logLevel, format: logFormat)
         say("xn worker \(name) for \(url): \(slots) slot(s); \(jobs.describe(configuration.jobIdentity))")
         do {
             try await runWorker(configuration: configuration, executor: PipeExecutor(), logger: logger)
