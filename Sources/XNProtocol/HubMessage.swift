@@ -81,10 +81,6 @@ public struct OutputAck: Sendable, Equatable, Codable {
         self.stdout = stdout
         self.stderr = stderr
     }
-
-    public func stored(_ stream: OutputStreamKind) -> Int {
-        stream == .stdout ? stdout : stderr
-    }
 }
 
 extension HubMessage: Codable {

@@ -38,7 +38,7 @@ struct JSONLogHandler: LogHandler {
             "logger": label,
         ]
         for (key, value) in merged {
-            fields[fields[key] == nil ? key : "meta.\(key)"] = Self.text(value)
+            fields[fields[key] == nil ? key : "meta.\(key)"] = value.description
         }
         writeAll(2, Array(Self.line(fields).utf8))
     }
@@ -49,14 +49,6 @@ struct JSONLogHandler: LogHandler {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let data = (try? encoder.encode(fields)) ?? Data(#"{"message":"unencodable log line"}"#.utf8)
         return String(decoding: data, as: UTF8.self) + "\n"
-    }
-
-    static func text(_ value: Logger.Metadata.Value) -> String {
-        switch value {
-        case .string(let text): text
-        case .stringConvertible(let value): value.description
-        case .array, .dictionary: value.description
-        }
     }
 
     static func timestamp(_ date: Date) -> String {

@@ -66,6 +66,15 @@ struct SchedulerMachineTests {
         return claimed
     }
 
+    /// Submits `job` while a slot is free and stores it as placed: its attempt's token.
+    static func started(_ job: JobRecord, in machine: inout SchedulerMachine) throws -> AttemptToken {
+        guard case .start(let token, let worker, _) = machine.submit(submission(job)) else {
+            throw TestFailure("expected job \(job.seq) to start at once")
+        }
+        _ = machine.startStored(token, claimed(job, token: token, worker: worker))
+        return token
+    }
+
     @Test("a job goes to a worker with its labels and a free slot; the rest wait queued")
     func placementByLabelsAndSlots() {
         var machine = Self.machine()
@@ -159,11 +168,7 @@ struct SchedulerMachineTests {
         var machine = Self.machine()
         _ = machine.workerJoined(1, Self.hello("w", slots: 1), inProcess: false)
         let job = Self.record(1, retries: 1)
-        guard case .start(let first, _, _) = machine.submit(Self.submission(job)) else {
-            Issue.record("expected a start")
-            return
-        }
-        _ = machine.startStored(first, Self.claimed(job, token: first, worker: "w"))
+        let first = try Self.started(job, in: &machine)
         _ = machine.started(first, session: 1)
 
         // The link drops; nothing happens until the heartbeat timeout passes.
@@ -211,12 +216,11 @@ struct SchedulerMachineTests {
     }
 
     @Test("a worker that comes back in time keeps its attempt and resumes from what was stored")
-    func reconnectInTime() {
+    func reconnectInTime() throws {
         var machine = Self.machine()
         _ = machine.workerJoined(1, Self.hello("w", slots: 1), inProcess: false)
         let job = Self.record(1)
-        guard case .start(let token, _, _) = machine.submit(Self.submission(job)) else { return }
-        _ = machine.startStored(token, Self.claimed(job, token: token, worker: "w"))
+        let token = try Self.started(job, in: &machine)
         _ = machine.outputStored(token, .stdout, upTo: 42)
         _ = machine.workerLeft(1, expired: false)
         machine.now = 3_000
@@ -232,12 +236,11 @@ struct SchedulerMachineTests {
     }
 
     @Test("a worker that restarted without its attempts loses them at once")
-    func restartedWorker() {
+    func restartedWorker() throws {
         var machine = Self.machine()
         _ = machine.workerJoined(1, Self.hello("w", slots: 1), inProcess: false)
         let job = Self.record(1)
-        guard case .start(let token, _, _) = machine.submit(Self.submission(job)) else { return }
-        _ = machine.startStored(token, Self.claimed(job, token: token, worker: "w"))
+        let token = try Self.started(job, in: &machine)
         _ = machine.workerLeft(1, expired: false)
         let back = machine.workerJoined(2, Self.hello("w", slots: 1), inProcess: false)
         #expect(
@@ -248,7 +251,7 @@ struct SchedulerMachineTests {
     }
 
     @Test("cancel: a queued job is canceled in the store; one being claimed ends once stored")
-    func cancelBeforeStart() {
+    func cancelBeforeStart() throws {
         var machine = Self.machine()
         let queued = Self.record(1)
         _ = machine.submit(Self.submission(queued))
@@ -263,7 +266,9 @@ struct SchedulerMachineTests {
 
         _ = machine.workerJoined(1, Self.hello("w", slots: 1), inProcess: false)
         let job = Self.record(2)
-        guard case .start(let token, _, _) = machine.submit(Self.submission(job)) else { return }
+        guard case .start(let token, _, _) = machine.submit(Self.submission(job)) else {
+            throw TestFailure("expected the job to start at once")
+        }
         #expect(machine.cancel(job.id) == .waitForEnd([]))
         let stored = machine.startStored(token, Self.claimed(job, token: token, worker: "w"))
         #expect(stored == [.finish(job.id, token, fenced: true, outcome)], "never sent to the worker")
@@ -271,12 +276,11 @@ struct SchedulerMachineTests {
     }
 
     @Test("the hub's stop reason wins over the runner's; output it could not store fails the job")
-    func stopReasons() {
+    func stopReasons() throws {
         var machine = Self.machine()
         _ = machine.workerJoined(1, Self.hello("w", slots: 2), inProcess: false)
         let job = Self.record(1)
-        guard case .start(let token, _, _) = machine.submit(Self.submission(job)) else { return }
-        _ = machine.startStored(token, Self.claimed(job, token: token, worker: "w"))
+        let token = try Self.started(job, in: &machine)
         #expect(machine.outputFailed(token, "disk full") == [.send(1, .cancel(token))])
         #expect(machine.outputTarget(token, .stdout, session: 1) == .discard)
         let (problem, actions) = machine.ended(

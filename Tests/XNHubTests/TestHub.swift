@@ -71,8 +71,6 @@ struct TestHubSetup {
     var hub = HubConfiguration()
     /// The hub's own slots; 0 starts no in-process worker (`xn hub --no-local`).
     var slots = 2
-    /// The user the hub's own slots run jobs as.
-    var jobIdentity: ProcessIdentity?
     /// Replaces the in-memory SQLite store.
     var store: (any JobStore & TranscriptStore & TokenStore)?
     private var localLimits = ResourceLimits()
@@ -96,7 +94,6 @@ struct TestHubSetup {
         var runner = RunnerConfiguration(name: WireProtocol.inProcessWorkerName, description: "hub")
         runner.drainGrace = hub.shutdownGrace
         runner.killGrace = hub.killGrace
-        runner.jobIdentity = jobIdentity
         runner.jobLimits = localLimits
         return LocalWorker(configuration: runner, slots: slots, executor: PipeExecutor(), logger: logger)
     }

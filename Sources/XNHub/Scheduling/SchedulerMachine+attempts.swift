@@ -25,8 +25,7 @@ extension SchedulerMachine {
 
     func outputTarget(_ token: AttemptToken, _ stream: OutputStreamKind, session: SessionID) -> OutputTarget {
         guard let attempt = attempts[token], attempt.session == session else { return .stale }
-        if attempt.isClosing { return .discard }
-        if case .outputLost? = attempt.stop { return .discard }
+        if attempt.isClosing || attempt.lostOutput { return .discard }
         return .store(attempt.job.id, stored: attempt.stored[stream] ?? 0, cap: attempt.outputCap)
     }
 
@@ -68,14 +67,11 @@ extension SchedulerMachine {
         guard let attempt = attempts[token], attempt.session == session, !attempt.isClosing else {
             return (nil, [.send(session, .forget(token))])
         }
-        if case .outputLost? = attempt.stop {
-        } else {
-            for stream in OutputStreamKind.allCases {
-                let expected = min(end.bytes(stream), attempt.outputCap)
-                let stored = attempt.stored[stream] ?? 0
-                if stored < expected {
-                    return ("attempt \(token) ended with \(stream.name) at \(stored) of \(expected) bytes", [])
-                }
+        for stream in OutputStreamKind.allCases where !attempt.lostOutput {
+            let expected = min(end.bytes(stream), attempt.outputCap)
+            let stored = attempt.stored[stream] ?? 0
+            if stored < expected {
+                return ("attempt \(token) ended with \(stream.name) at \(stored) of \(expected) bytes", [])
             }
         }
         if case .notStarted = end.termination, end.stop == .shutdown, attempt.stop == nil {

@@ -184,4 +184,10 @@ extension SchedulerMachine.Attempt {
         if case .closing = phase { return true }
         return false
     }
+
+    /// The hub could not store its output: what still comes is taken and dropped.
+    var lostOutput: Bool {
+        if case .outputLost? = stop { return true }
+        return false
+    }
 }

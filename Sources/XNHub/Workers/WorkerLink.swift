@@ -32,13 +32,13 @@ struct InProcessHost: HubInbox {
     func receive(_ message: WorkerMessage) async {
         if let problem = await scheduler.receive(message, from: session, inProcess: true) {
             // The in-process worker is ours: a problem here is a bug, not a bad peer.
-            await scheduler.logProblem("the hub's own slots: \(problem)")
+            scheduler.logger.error("the hub's own slots: \(problem)")
         }
     }
 
     func receive(_ output: OutputPiece) async {
         if let problem = await scheduler.store(output, from: session) {
-            await scheduler.logProblem("the hub's own slots: \(problem)")
+            scheduler.logger.error("the hub's own slots: \(problem)")
         }
     }
 }
@@ -127,9 +127,5 @@ extension Scheduler {
         }
         await event { $0.outputStored(piece.attempt, piece.stream, upTo: piece.offset + piece.bytes.count) }
         return nil
-    }
-
-    func logProblem(_ problem: String) {
-        logger.error("\(problem)")
     }
 }

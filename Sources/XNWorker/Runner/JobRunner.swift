@@ -70,9 +70,6 @@ actor JobRunner {
         launchQueue.finish()
     }
 
-    /// Attempts not yet ended.
-    var activeCount: Int { attempts.count }
-
     // MARK: - Messages from the hub
 
     /// Carries out a hub message about a process; link-level messages (welcome, acks) are the
