@@ -91,6 +91,8 @@ struct ExecutorSignalTests {
         let output = OutputCollector(process)
         let result = await process.result()
         #expect(result.termination == .exited(0))
+        // The collector reads the pipe on its own task: wait for the whole line, not just for the end.
+        #expect(await eventually { output.text(.stdout).hasSuffix("\n") })
         let left = try #require(Int32(output.text(.stdout).trimmingCharacters(in: .whitespacesAndNewlines)))
         #expect(await eventually { !isAlive(left, marker: marker) })
         if isAlive(left, marker: marker) { kill(left, SIGKILL) }
