@@ -597,6 +597,12 @@ def run_meta(hub: Hub, c: Contract) -> None:
     c.check((json_of(r) or {}) == {"status": "ready"}, "GET /readyz: status ready and nothing else")
     r = c.call(hub, "GET", "/v1/workers", "no worker connected", expect=200)
     c.check((json_of(r) or {}).get("workers") == [], "GET /v1/workers: empty without workers")
+    r = c.call(hub, "GET", "/metrics", "exposition", expect=200)
+    if r is not None:
+        text = r.body.decode("utf-8", "replace")
+        c.check(r.headers.get("Content-Type", "").startswith("text/plain; version=0.0.4"),
+                "GET /metrics: Prometheus text format 0.0.4", f"got {r.headers.get('Content-Type')!r}")
+        c.check("# TYPE xn_jobs_submitted_total counter" in text, "GET /metrics: xn_jobs_submitted_total is a counter")
     r = c.call(hub, "GET", "/openapi.yaml", "served document", expect=200)
     if r is not None:
         c.check(r.body == c.spec.raw, "GET /openapi.yaml: served document equals the repository file byte for byte",
@@ -1265,6 +1271,7 @@ def run_tokens(hub: Hub, c: Contract) -> None:
         ("POST", "/", {"body": {"command": "true"}}),
         ("GET", "/{id}", {"id": job}),
         ("GET", "/openapi.yaml", {}),
+        ("GET", "/metrics", {}),
         ("POST", "/v1/jobs", {"body": {"command": "true"}}),
         ("GET", "/v1/jobs", {}),
         ("GET", "/v1/jobs/{id}", {"id": job}),

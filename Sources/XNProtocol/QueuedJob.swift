@@ -11,9 +11,13 @@ public struct QueuedJob: Sendable, Equatable {
     public var keepsInputOpen: Bool
     /// It runs in a terminal (it can be resized).
     public var hasTerminal: Bool
+    /// When it was submitted (ms since the epoch), for the time it waited.
+    public var createdAt: Int64
 
     public init(
-        id: JobID, seq: Int64, labels: [String: String], owner: String?, keepsInputOpen: Bool, hasTerminal: Bool = false
+        id: JobID, seq: Int64, labels: [String: String], owner: String?, keepsInputOpen: Bool,
+        hasTerminal: Bool = false,
+        createdAt: Int64 = 0
     ) {
         self.id = id
         self.seq = seq
@@ -21,12 +25,14 @@ public struct QueuedJob: Sendable, Equatable {
         self.owner = owner
         self.keepsInputOpen = keepsInputOpen
         self.hasTerminal = hasTerminal
+        self.createdAt = createdAt
     }
 
     public init(_ record: JobRecord) {
         self.init(
             id: record.id, seq: record.seq, labels: record.spec.labels, owner: record.owner,
-            keepsInputOpen: record.spec.keepsInputOpen, hasTerminal: record.spec.tty != nil)
+            keepsInputOpen: record.spec.keepsInputOpen, hasTerminal: record.spec.tty != nil,
+            createdAt: record.createdAt)
     }
 }
 

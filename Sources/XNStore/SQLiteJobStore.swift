@@ -160,7 +160,8 @@ public final class SQLiteJobStore: JobStore {
         try await db.read { db in
             try Row.fetchAll(
                 db.cachedStatement(
-                    sql: "SELECT seq, id, spec, owner FROM jobs WHERE state = 'queued' ORDER BY seq LIMIT ?"),
+                    sql: "SELECT seq, id, spec, owner, created_at FROM jobs WHERE state = 'queued' ORDER BY seq LIMIT ?"
+                ),
                 arguments: [limit]
             ).map { row in
                 let idText: String = row["id"]
@@ -168,7 +169,7 @@ public final class SQLiteJobStore: JobStore {
                 let spec = try JSONDecoder().decode(JobSpec.self, from: row["spec"] as Data)
                 return QueuedJob(
                     id: id, seq: row["seq"], labels: spec.labels, owner: row["owner"],
-                    keepsInputOpen: spec.keepsInputOpen)
+                    keepsInputOpen: spec.keepsInputOpen, hasTerminal: spec.tty != nil, createdAt: row["created_at"])
             }
         }
     }

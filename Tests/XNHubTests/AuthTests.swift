@@ -40,6 +40,7 @@ struct AuthTests {
             // Health checks: anyone, even with a bad or revoked token.
             Row(route: "GET /healthz", method: .GET, path: "/healthz", allowed: Set(Who.allCases)),
             Row(route: "GET /readyz", method: .GET, path: "/readyz", allowed: Set(Who.allCases)),
+            Row(route: "GET /metrics", method: .GET, path: "/metrics", allowed: readers),
             Row(
                 route: "POST /v1/jobs", method: .POST, path: "/v1/jobs", body: #"{"command":"true"}"#,
                 allowed: submitters),

@@ -50,6 +50,8 @@ struct AttachSession: Sendable {
             await Self.linger(inbound)
             return
         }
+        scheduler.metrics.attachOpened(true)
+        defer { scheduler.metrics.attachOpened(false) }
         // Every session that may type is recorded, for the audit trail.
         let recorder =
             readOnly

@@ -13,6 +13,7 @@ enum RoutePolicy {
         "GET /openapi.yaml": .read,
         "GET /healthz": .anyone,
         "GET /readyz": .anyone,
+        "GET /metrics": .read,
         "POST /v1/jobs": .submit,
         "GET /v1/jobs": .read,
         "GET /v1/jobs/{id}": .read,
@@ -114,7 +115,7 @@ struct AuthMiddleware<Context: CallerContext>: RouterMiddleware {
             case .forbidden(let message): (.forbidden, "forbidden", message)
             }
         var response =
-            path.hasPrefix("/v1") || path == "/openapi.yaml"
+            path.hasPrefix("/v1") || path == "/openapi.yaml" || path == "/metrics"
             ? Responses.error(status, code, message)
             : Responses.json(
                 status, ["message": status == .unauthorized ? "Unauthorized" : "Forbidden", "error": message])

@@ -14,12 +14,14 @@ import XNStore
 struct CallbackSender: Sendable {
     let configuration: HubConfiguration
     let store: any JobStore
+    let metrics: HubMetrics
     let logger: Logger
     let client: HTTPClient
 
-    init(configuration: HubConfiguration, store: any JobStore, logger: Logger) {
+    init(configuration: HubConfiguration, store: any JobStore, metrics: HubMetrics, logger: Logger) {
         self.configuration = configuration
         self.store = store
+        self.metrics = metrics
         self.logger = logger
         var clientConfiguration = HTTPClient.Configuration()
         clientConfiguration.redirectConfiguration = .disallow
@@ -38,6 +40,7 @@ struct CallbackSender: Sendable {
             body = CompatJob(job, stdout: stdout, stderr: stderr).json()
         } catch {
             await setStatus(job.id, "failed: cannot read the job: \(error)")
+            metrics.callbackFinished(.failed)
             return
         }
         var pause = configuration.callbackBackoff
@@ -62,6 +65,7 @@ struct CallbackSender: Sendable {
                 _ = try? await response.body.collect(upTo: 64 << 10)
                 if (200..<300).contains(response.status.code) {
                     await setStatus(job.id, "delivered: HTTP \(response.status.code) on attempt \(attempt)")
+                    metrics.callbackFinished(.delivered)
                     return
                 }
                 lastProblem = "HTTP \(response.status.code)"
@@ -71,6 +75,7 @@ struct CallbackSender: Sendable {
             logger.info("callback for job \(job.id) attempt \(attempt) failed: \(lastProblem)")
         }
         await setStatus(job.id, "failed after \(configuration.callbackAttempts) attempt(s): \(lastProblem)")
+        metrics.callbackFinished(.failed)
     }
 
     /// `sha256=` and the hex HMAC-SHA256 of "TIMESTAMP.BODY": the receiver recomputes it with the

@@ -89,6 +89,7 @@ extension Scheduler {
         while true {
             do {
                 try await store.appendOutput(id, stream: stream, offset: offset, data: Data(bytes))
+                metrics.outputStored(stream, bytes: bytes.count)
                 return
             } catch {
                 guard attempt < 3 else { throw error }

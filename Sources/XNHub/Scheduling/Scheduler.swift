@@ -24,6 +24,8 @@ public actor Scheduler: Service {
     let endSignals = EndSignals()
     /// Wakes attach sessions on new output and on the end.
     nonisolated let activity = JobActivity()
+    /// Counts what happens to jobs, for `GET /metrics`.
+    nonisolated let metrics: HubMetrics
     /// Ended jobs with a callback, delivered by `run()` off the path that recorded the end: a
     /// slow or unreachable callback must hold up neither a slot nor a worker's link.
     private let endedWithCallback: AsyncStream<JobRecord>
@@ -37,9 +39,11 @@ public actor Scheduler: Service {
     var finishedCount = 0
 
     public init(
-        store: any JobStore, configuration: HubConfiguration, localWorker: (any InProcessWorker)?, logger: Logger
+        store: any JobStore, configuration: HubConfiguration, localWorker: (any InProcessWorker)?, logger: Logger,
+        metrics: HubMetrics = HubMetrics()
     ) {
         self.store = store
+        self.metrics = metrics
         self.configuration = configuration
         self.localWorker = localWorker
         self.logger = logger
@@ -68,7 +72,7 @@ public actor Scheduler: Service {
     public func run() async throws {
         for await _ in recovered {}
         guard !Task.isCancelled else { return }
-        let callbacks = CallbackSender(configuration: configuration, store: store, logger: logger)
+        let callbacks = CallbackSender(configuration: configuration, store: store, metrics: metrics, logger: logger)
         await withDiscardingTaskGroup { outer in
             outer.addTask {
                 await withDiscardingTaskGroup { deliveries in
@@ -150,6 +154,7 @@ public actor Scheduler: Service {
                 throw error
             }
             await event { $0.queuedStored(QueuedJob(stored)) }
+            metrics.jobSubmitted()
             return stored
         case .start(let token, let worker, let state):
             job.state = state
@@ -165,6 +170,7 @@ public actor Scheduler: Service {
                 throw error
             }
             await event { $0.startStored(token, stored) }
+            metrics.jobSubmitted()
             return stored
         }
     }
@@ -297,6 +303,15 @@ public actor Scheduler: Service {
         }
     }
 
+    /// What `GET /metrics` reports of the queue, the attempts and the workers.
+    func metricsSnapshot() -> HubMetrics.Snapshot {
+        HubMetrics.Snapshot(
+            queued: machine.queued.total, running: machine.attempts.count,
+            workers: machine.workers.values.sorted { $0.name < $1.name }.map {
+                .init(name: $0.name, slots: $0.slots, busy: $0.attempts.count)
+            })
+    }
+
     /// Why the hub should not be sent work now (`GET /readyz`): still recovering, or shutting down.
     func notReadyReason() -> String? {
         switch machine.phase {
@@ -318,6 +333,7 @@ public actor Scheduler: Service {
     func announce(_ job: JobRecord) {
         endSignals.notify(job)
         activity.notify(job.id)
+        metrics.jobEnded(job)
         finishedCount += 1
         if job.spec.callback != nil { callbackQueue.yield(job) }
     }

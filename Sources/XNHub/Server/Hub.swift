@@ -23,7 +23,9 @@ public func buildApplication(
 ) throws -> some ApplicationProtocol {
     let tls = try serverTLS(configuration)
     let store: any JobStore & TranscriptStore & TokenStore = try injected ?? openStore(configuration)
-    let scheduler = Scheduler(store: store, configuration: configuration, localWorker: localWorker, logger: logger)
+    let metrics = HubMetrics()
+    let scheduler = Scheduler(
+        store: store, configuration: configuration, localWorker: localWorker, logger: logger, metrics: metrics)
     let audit = AuditLog(logger)
     let tokens = TokenRegistry(store: store)
     let router = buildRouter(
@@ -112,6 +114,7 @@ func buildRouter(
     tokens: TokenRegistry
 ) -> Router<HubRequestContext> {
     let router = Router(context: HubRequestContext.self)
+    router.middlewares.add(RequestMetricsMiddleware(metrics: scheduler.metrics))
     router.middlewares.add(UnknownRouteMiddleware())
     router.middlewares.add(AuthMiddleware<HubRequestContext>(tokens: tokens))
     JobsController(scheduler: scheduler, store: store, configuration: configuration, audit: audit).register(on: router)
@@ -143,6 +146,11 @@ func buildRouter(
             return Responses.json(.serviceUnavailable, Health(status: "not_ready", reason: "the store cannot be read"))
         }
         return Responses.json(.ok, Health(status: "ready"))
+    }
+    router.get("/metrics") { _, _ in
+        Responses.text(
+            .ok, scheduler.metrics.exposition(await scheduler.metricsSnapshot()),
+            contentType: "text/plain; version=0.0.4; charset=utf-8")
     }
     router.get("/openapi.yaml") { _, _ in
         Responses.text(.ok, PackageResources.openapi_yaml, contentType: "application/yaml")

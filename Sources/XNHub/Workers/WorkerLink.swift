@@ -86,6 +86,9 @@ extension Scheduler {
                 logger.info("worker \(name) is draining", metadata: ["worker": .string(name)])
             }
         case .started(let started):
+            if let attempt = machine.attempts[started.attempt], attempt.session == session {
+                metrics.jobStarted(waited: .milliseconds(Timestamp.now() - attempt.job.createdAt))
+            }
             await event { $0.started(started.attempt, session: session) }
         case .ended(let ended):
             machine.now = Timestamp.now()
