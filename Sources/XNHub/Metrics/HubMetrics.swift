@@ -100,17 +100,34 @@ public final class HubMetrics: Sendable {
     }
 
     func request(method: HTTPRequest.Method, route: String, status: Int, duration: Duration) {
-        registry.makeCounter(
-            descriptor: Self.name("http_requests_total", "HTTP requests answered, by route and status."),
-            labels: [("method", method.rawValue), ("route", route), ("status", String(status))]
-        ).increment()
-        registry.makeDurationHistogram(
-            descriptor: Self.name("http_request_duration_seconds", "Time to answer an HTTP request, by route."),
-            labels: [("method", method.rawValue), ("route", route)],
-            buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
-                .map(Duration.seconds)
-        ).record(duration)
+        let key = RequestSeries(method: method.rawValue, route: route, status: status)
+        // The registry checks names and labels on every lookup: keep each series once found.
+        let series = requestSeries.withLock { known in
+            if let found = known[key] { return found }
+            let made = (
+                registry.makeCounter(
+                    descriptor: Self.name("http_requests_total", "HTTP requests answered, by route and status."),
+                    labels: [("method", key.method), ("route", route), ("status", String(status))]),
+                registry.makeDurationHistogram(
+                    descriptor: Self.name("http_request_duration_seconds", "Time to answer an HTTP request, by route."),
+                    labels: [("method", key.method), ("route", route)],
+                    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
+                        .map(Duration.seconds))
+            )
+            known[key] = made
+            return made
+        }
+        series.0.increment()
+        series.1.record(duration)
     }
+
+    private struct RequestSeries: Hashable {
+        var method: String
+        var route: String
+        var status: Int
+    }
+
+    private let requestSeries = Mutex<[RequestSeries: (Counter, DurationHistogram)]>([:])
 
     // MARK: - Scrape
 
