@@ -3,8 +3,20 @@ import Foundation
 /// xn-bench: the hub measured beside the machine's own floor, in one run.
 ///
 /// Usage: `swift run -c release xn-bench [--quick] [--profile sequential|concurrent N]`. `--quick`
-/// shrinks every loop (smoke run); `--profile` runs one scenario alone, N jobs, under a profiler.
+/// shrinks every loop (smoke run); `--profile` runs one scenario alone, N jobs, under a profiler;
+/// `--startup N` times N whole client processes only (`XN_BENCH_XN` picks the `xn` to time).
 let quick = CommandLine.arguments.contains("--quick")
+if let flag = CommandLine.arguments.firstIndex(of: "--startup") {
+    let runs = CommandLine.arguments.dropFirst(flag + 1).first.flatMap { Int($0) } ?? 20
+    let hub = try await BenchHub.start(slots: ProcessInfo.processInfo.activeProcessorCount)
+    let startup = try StartupBench.measure(hub: hub, runs: runs)
+    await hub.stop()
+    print("\(StartupBench.xn), \(runs) runs each, p50 / p99:")
+    print("  xn --version      \(us(startup.version.p50)) / \(us(startup.version.p99))")
+    print("  xn run -- true    \(us(startup.run.p50)) / \(us(startup.run.p99))")
+    if let curl = startup.curl { print("  curl POST ?wait   \(us(curl.p50)) / \(us(curl.p99))") }
+    exit(0)
+}
 if let flag = CommandLine.arguments.firstIndex(of: "--profile") {
     let rest = Array(CommandLine.arguments.dropFirst(flag + 1))
     guard rest.count == 2, let jobs = Int(rest[1]), ["sequential", "concurrent", "ingest", "echo"].contains(rest[0])
@@ -82,6 +94,10 @@ let workerEcho = try await AttachBench.throughHub(echoHub, iterations: keys)
 await echoWorker.stop()
 await echoHub.stop()
 
+let startupHub = try await BenchHub.start(slots: cores)
+let startup = try StartupBench.measure(hub: startupHub, runs: 20)
+await startupHub.stop()
+
 let lookupHub = try await BenchHub.start(slots: cores, preloadFinishedJobs: quick ? 10_000 : 100_000)
 let lookups = try await lookupHub.lookupRate(concurrency: 16, requests: count(40_000))
 await lookupHub.stop()
@@ -124,6 +140,11 @@ table.add(
 table.add(
     "attach: \(attachedBytes >> 20) MiB job to an attached client", mbps(attachedRate), mbps(rawPipe) + " (raw pipe)",
     percent(attachedRate / rawPipe), "≥ 30%")
+table.add("client: xn --version, whole process p50", us(startup.version.p50), "-", "-", "-")
+table.add(
+    "client: xn run -- true, whole process p50", us(startup.run.p50),
+    startup.curl.map { us($0.p50) + " (curl POST ?wait)" } ?? "no curl",
+    startup.curl.map { String(format: "%.1f×", startup.run.p50 / $0.p50) } ?? "-", "≤ 2×")
 table.add(
     "GET /<id> with \(lookups.stored) jobs stored, 16 clients", rate(lookups.rate),
     "-", "p50 \(us(lookups.p50))", "≥ 10,000/s")

@@ -6,6 +6,9 @@ import XNProtocol
 /// too, as its README describes them.
 @main
 struct XN: AsyncParsableCommand {
+    // Every command names itself: without `commandName`, ArgumentParser derives each name with
+    // `String(describing:)`, whose first dynamic casts scan every conformance record in the
+    // process, a few milliseconds at each start of `xn`.
     static let configuration = CommandConfiguration(
         commandName: "xn",
         abstract: "Run commands on a hub over HTTP, follow them, fetch their output.",

@@ -6,6 +6,7 @@ import XNProtocol
 /// `xn attach ID`: the job's output so far, then live output and input, until it ends or Ctrl-].
 struct Attach: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "attach",
         abstract: "Attach to a job: its output so far, then live output and input.",
         discussion: """
             A `--tty` job gets this terminal, raw: every key goes to the job, Ctrl-] detaches and leaves it

@@ -6,10 +6,12 @@ import XNProtocol
 /// `xn audit transcript ID`: what was shown and typed in the sessions that could type into a job.
 struct Audit: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "audit",
         abstract: "Look at the audit trail of a hub (admin).", subcommands: [Transcript.self])
 
     struct Transcript: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "transcript",
             abstract: "Print a recorded attach session as asciicast v2 (play it with `asciinema play FILE`).",
             discussion: """
                 Every attach that could type into a job (xn run -it, xn attach) is recorded: the output \

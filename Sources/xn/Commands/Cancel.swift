@@ -4,7 +4,7 @@ import XNProtocol
 
 /// `xn cancel ID`: stop a queued or running job (its whole process group).
 struct Cancel: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Cancel a queued or running job.")
+    static let configuration = CommandConfiguration(commandName: "cancel", abstract: "Cancel a queued or running job.")
 
     @Argument(help: "The job id.")
     var id: String

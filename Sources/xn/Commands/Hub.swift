@@ -9,6 +9,7 @@ import XNWorker
 /// `xn hub`: serve the API and run jobs on local slots; http-runner's `-p -i -w -n` work as before.
 struct Hub: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "hub",
         abstract: "Start a hub: the HTTP API, the job store, and local slots that run jobs.")
 
     @Option(name: [.customShort("p"), .long], help: "TCP port (0 picks a free one).")

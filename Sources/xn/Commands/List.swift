@@ -5,7 +5,7 @@ import XNProtocol
 
 /// `xn list`: recent jobs, newest first, as a table or `--json`.
 struct List: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List jobs, newest first.")
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List jobs, newest first.")
 
     @Option(help: "Only jobs in these states (comma-separated: queued, running, succeeded, failed, ...).")
     var state: String?

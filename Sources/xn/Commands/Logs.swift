@@ -4,7 +4,8 @@ import XNClient
 
 /// `xn logs ID`: the job's exact stdout and stderr bytes, on this command's stdout and stderr.
 struct Logs: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Print a job's output (stdout and stderr, byte-exact).")
+    static let configuration = CommandConfiguration(
+        commandName: "logs", abstract: "Print a job's output (stdout and stderr, byte-exact).")
 
     @Argument(help: "The job id.")
     var id: String

@@ -6,6 +6,7 @@ import XNProtocol
 /// `xn run -- CMD ARGS`: submit, print the output as it comes, exit with the job's exit code.
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "run",
         abstract: "Run a command on the hub, print its output, and exit with its exit code.",
         discussion: """
             `-it` gives a remote terminal: keys (Ctrl-C too) go to the job, Ctrl-] detaches and leaves it

@@ -5,7 +5,7 @@ import XNProtocol
 
 /// `xn show ID`: one job's state, times and outcome (and its output with execnode's `-f`).
 struct Show: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show one job.")
+    static let configuration = CommandConfiguration(commandName: "show", abstract: "Show one job.")
 
     @Argument(help: "The job id.")
     var id: String

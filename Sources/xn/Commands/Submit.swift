@@ -7,6 +7,7 @@ import Yams
 /// `xn submit -- CMD ARGS` or `xn submit job.yaml`: queue jobs and print their ids.
 struct Submit: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "submit",
         abstract: "Queue a job (or every job in a YAML/JSON file) and print the id(s).")
 
     @Option(name: [.customShort("f"), .long], help: "A job file: one job or a list of jobs, YAML or JSON.")

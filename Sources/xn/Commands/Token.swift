@@ -9,6 +9,7 @@ import XNStore
 /// straight in a stopped hub's data folder, which is how the first admin token is made.
 struct Token: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "token",
         abstract: "Create, list and revoke the bearer tokens of a hub.",
         discussion: """
             A hub with no token lets anyone on its interface do anything; once a token exists every \
@@ -39,6 +40,7 @@ struct Token: AsyncParsableCommand {
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "create",
             abstract: "Create a token and print its secret (shown this once).")
 
         @Option(help: "What the token may do: admin, submit, read or worker.")
@@ -87,7 +89,8 @@ struct Token: AsyncParsableCommand {
     }
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List tokens (never their secrets).")
+        static let configuration = CommandConfiguration(
+            commandName: "list", abstract: "List tokens (never their secrets).")
 
         @Flag(help: "Print the JSON answer.")
         var json = false
@@ -129,7 +132,8 @@ struct Token: AsyncParsableCommand {
     }
 
     struct Revoke: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Revoke a token: it is refused from now on.")
+        static let configuration = CommandConfiguration(
+            commandName: "revoke", abstract: "Revoke a token: it is refused from now on.")
 
         @Argument(help: "The token's name.")
         var name: String

@@ -4,7 +4,8 @@ import XNProtocol
 
 /// `xn workers`: the workers connected to the hub.
 struct Workers: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List the workers connected to the hub.")
+    static let configuration = CommandConfiguration(
+        commandName: "workers", abstract: "List the workers connected to the hub.")
 
     @Flag(help: "Print JSON for scripts.")
     var json = false
