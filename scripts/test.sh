@@ -42,3 +42,11 @@ echo "== API contract (OpenAPI document vs. the running hub)"
 
 echo "== API fuzzing (schemathesis against the OpenAPI document, bounded in time)"
 scripts/fuzz_api.sh "$(swift build --show-bin-path)/xn" "${XN_FUZZ_SECONDS:-60}"
+
+# The release tarball, built and checked as a user installs it (a static release build: minutes,
+# so by default only in CI; XN_TEST_PACKAGE=1 asks for it here).
+if [ "${CI:-}" = true ] || [ "${XN_TEST_PACKAGE:-0}" = 1 ]; then
+    echo "== package (scripts/package.sh, then scripts/package_test.sh without the toolchain)"
+    tarball=$(scripts/package.sh | tail -n 1)
+    scripts/package_test.sh "$tarball"
+fi

@@ -25,16 +25,20 @@ struct XN: AsyncParsableCommand {
 
     @Option(
         name: .customShort("s"),
-        help: "Submit a command line (execnode style), its stdin kept open for -a, and print the job id.")
+        help: ArgumentHelp(
+            "Submit a command line (execnode style), its stdin kept open for -a, and print the job id.",
+            valueName: "command line"))
     var submitLine: String?
 
-    @Option(name: .customShort("a"), help: "Attach to a job (execnode style), as `xn attach ID`.")
+    @Option(
+        name: .customShort("a"),
+        help: ArgumentHelp("Attach to a job (execnode style), as `xn attach ID`.", valueName: "id"))
     var attachID: String?
 
     @Flag(name: .customShort("l"), help: "List jobs (execnode style).")
     var listJobs = false
 
-    @Option(name: .customShort("f"), help: "Fetch a job's result (execnode style).")
+    @Option(name: .customShort("f"), help: ArgumentHelp("Fetch a job's result (execnode style).", valueName: "id"))
     var fetchID: String?
 
     func run() async throws {
