@@ -87,7 +87,7 @@ public final class AttachClient: Sendable {
                     url: url + "?" + query,
                     configuration: .init(
                         maxFrameSize: 4 << 20, additionalHeaders: headers, sniHostname: HubTLS.serverName(for: url)),
-                    tlsConfiguration: tls, logger: logger
+                    tlsConfiguration: tls, eventLoopGroup: HubHTTP.eventLoops, logger: logger
                 ) { inbound, outbound, _ in
                     try await withThrowingTaskGroup(of: Void.self) { group in
                         group.addTask {

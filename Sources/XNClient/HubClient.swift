@@ -1,7 +1,7 @@
-public import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 public import XNProtocol
 
 /// Typed calls to a hub's v1 API. Every failure is a `ClientError` with a message for people.
@@ -11,16 +11,17 @@ public struct HubClient: Sendable {
     public let token: String?
     /// PEM file of the private CA that signed an `https://` hub's certificate; nil: the system roots.
     public let caFile: String?
-    private let http: HTTPClient
+    /// How requests reach the hub, or why they cannot (a URL that is not one), said at each call.
+    private let http: Result<HubHTTP, ClientError>
 
     /// `baseURL` like `http://127.0.0.1:9000`; a trailing slash is ignored.
-    public init(baseURL: String, token: String? = nil, http: HTTPClient = HubClient.sharedHTTP) {
+    public init(baseURL: String, token: String? = nil) {
         var url = baseURL
         while url.hasSuffix("/") { url.removeLast() }
         self.baseURL = url
         self.token = token
         self.caFile = nil
-        self.http = http
+        http = Result { () throws(ClientError) in try HubHTTP(baseURL: url, caFile: nil) }
     }
 
     /// A client for a hub whose certificate `caFile` signed (nil: the system roots).
@@ -30,17 +31,8 @@ public struct HubClient: Sendable {
         self.baseURL = url
         self.token = token
         self.caFile = caFile
-        self.http = try HubTLS.httpClient(caFile: caFile)
+        http = .success(try HubHTTP(baseURL: url, caFile: caFile))
     }
-
-    /// One client for the process: fails fast on a refused connection instead of retrying until
-    /// the deadline (AsyncHTTPClient's default), so "cannot reach hub" comes at once.
-    public static let sharedHTTP: HTTPClient = {
-        var configuration = HTTPClient.Configuration()
-        configuration.connectionPool.retryConnectionEstablishment = false
-        configuration.timeout.connect = .seconds(5)
-        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-    }()
 
     /// Submits a job; with `wait`, returns once it ended or `wait` seconds passed.
     public func submit(_ spec: JobSpec, wait: Double? = nil) async throws(ClientError) -> JobView {
@@ -142,20 +134,14 @@ public struct HubClient: Sendable {
     }
 
     private func send(_ method: HTTPMethod, _ path: String, body: [UInt8]?) async throws(ClientError) -> RawResponse {
-        var request = HTTPClientRequest(url: baseURL + path)
-        request.method = method
-        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
-        if let body {
-            request.headers.add(name: "Content-Type", value: "application/json")
-            request.body = .bytes(ByteBuffer(bytes: body))
-        }
+        let http = try self.http.get()
+        var headers: [(String, String)] = []
+        if let token { headers.append(("Authorization", "Bearer \(token)")) }
+        if body != nil { headers.append(("Content-Type", "application/json")) }
         do {
-            let response = try await http.execute(request, timeout: .seconds(330))
-            let buffer = try await response.body.collect(upTo: 1 << 30)
-            return RawResponse(status: Int(response.status.code), body: Array(buffer.readableBytesView))
-        } catch let error as HTTPClientError where error == .invalidURL || error == .emptyHost || error == .emptyScheme
-        {
-            throw ClientError("invalid hub URL \(baseURL)")
+            // Longer than the longest wait a call asks the hub for (60 s long polls, 300 s `?wait`).
+            let response = try await http.send(method, path, headers: headers, body: body, timeout: .seconds(330))
+            return RawResponse(status: response.status, body: response.body)
         } catch {
             throw ClientError("cannot reach hub at \(baseURL) (\(Self.reason(error)))", unreachable: true)
         }
@@ -187,10 +173,18 @@ public struct HubClient: Sendable {
 
     static func reason(_ error: any Error) -> String {
         if let problem = HubTLS.problem(error) { return problem }
+        if let error = error as? HubHTTPError { return error.description }
+        if let error = error as? NIOConnectionError, let first = error.connectionErrors.first {
+            return reason(first.error)
+        }
+        if let error = error as? IOError, error.errnoCode == ECONNREFUSED { return "connection refused" }
+        if case ChannelError.connectTimeout = error { return "connect timeout" }
         let text = String(describing: error)
         if text.contains("connectionRefused") || text.contains("Connection refused") { return "connection refused" }
         if text.contains("connectTimeout") { return "connect timeout" }
-        if text.contains("remoteConnectionClosed") { return "the hub closed the connection; does it serve https://?" }
+        if text.contains("remoteConnectionClosed") || text.contains("eof") {
+            return "the hub closed the connection; does it serve https://?"
+        }
         if text.contains("deadlineExceeded") { return "timed out" }
         return text
     }

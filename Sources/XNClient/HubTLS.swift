@@ -1,11 +1,9 @@
-import AsyncHTTPClient
 import Foundation
 import NIOCore
 public import NIOSSL
-import Synchronization
 
 /// How clients and workers trust a hub over TLS: the system's roots, or a private CA given with
-/// `--ca`. One HTTP client per CA file, kept for the life of the process.
+/// `--ca`.
 public enum HubTLS {
     /// A client TLS configuration trusting only the CA in `caFile` (PEM); nil: the system roots.
     public static func configuration(caFile: String?) throws(ClientError) -> TLSConfiguration? {
@@ -26,24 +24,6 @@ public enum HubTLS {
         guard let host = URLComponents(string: url)?.host else { return nil }
         let bare = host.trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
         return (try? SocketAddress(ipAddress: bare, port: 0)) != nil ? "ip-literal.invalid" : nil
-    }
-
-    private static let clients = Mutex<[String: HTTPClient]>([:])
-
-    /// The process's HTTP client for hubs signed by `caFile`.
-    static func httpClient(caFile: String?) throws(ClientError) -> HTTPClient {
-        guard let caFile else { return HubClient.sharedHTTP }
-        let tls = try configuration(caFile: caFile)
-        return clients.withLock { clients in
-            if let client = clients[caFile] { return client }
-            var configuration = HTTPClient.Configuration()
-            configuration.connectionPool.retryConnectionEstablishment = false
-            configuration.timeout.connect = .seconds(5)
-            configuration.tlsConfiguration = tls
-            let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-            clients[caFile] = client
-            return client
-        }
     }
 
     /// A sentence for a TLS failure, or nil when `error` is not one.

@@ -13,8 +13,8 @@ struct XN: AsyncParsableCommand {
         commandName: "xn",
         abstract: "Run commands on a hub over HTTP, follow them, fetch their output.",
         discussion: """
-            Start a hub with `xn hub`, then `xn run -- CMD ARGS`. execnode's flags still work (hub from
-            $XN_HUB): `xn -s "cmd args"` submits a job whose stdin stays open and prints its id, `xn -a ID`
+            Start a hub with `xn hub`, then `xn run -- CMD ARGS`. execnode's flags still work (hub from \
+            $XN_HUB): `xn -s "cmd args"` submits a job whose stdin stays open and prints its id, `xn -a ID` \
             attaches to it (a line `/term` ends it), `xn -l` lists, `xn -f ID` fetches a result.
             """,
         version: xnVersion,

@@ -120,7 +120,7 @@ struct CLITests {
             #expect(partial.stdout.hasSuffix("partial\n"))
             #expect(partial.stderr.contains("job \(running) is still running: this is its output so far"))
             #expect(try await hub.post("/v1/jobs/\(running)/cancel", "").status == 200)
-            #expect(try await runXN(["--help"]).stdout.contains("-a <a>"))
+            #expect(try await runXN(["--help"]).stdout.contains("-a <id>"))
         }
     }
 

@@ -33,7 +33,13 @@ struct MetricsTests {
                 try await eventually("job on far running") { try await hub.state(running) == "running" ? true : nil }
                 let scraped = Scraped()
                 _ = try await attach(hub, running, query: "mode=read-only") { _, _ in
-                    scraped.set(try await hub.get("/metrics"))
+                    // The hub counts the session once it has found the job, just after the upgrade.
+                    try await eventually("the attach session counted") { () -> Bool? in
+                        let scrape = try await hub.get("/metrics")
+                        guard try Exposition(scrape)[#"xn_attach_sessions_open"#] == 1 else { return nil }
+                        scraped.set(scrape)
+                        return true
+                    }
                 }
                 let busy = try #require(scraped.value)
                 #expect(busy.status == 200)

@@ -9,9 +9,9 @@ struct Attach: AsyncParsableCommand {
         commandName: "attach",
         abstract: "Attach to a job: its output so far, then live output and input.",
         discussion: """
-            A `--tty` job gets this terminal, raw: every key goes to the job, Ctrl-] detaches and leaves it
-            running. Otherwise lines of stdin go to the job when it keeps its stdin open, a line `/term`
-            terminates it, and end of input closes its stdin. A dropped connection is resumed where it left
+            A `--tty` job gets this terminal, raw: every key goes to the job, Ctrl-] detaches and leaves it \
+            running. Otherwise lines of stdin go to the job when it keeps its stdin open, a line `/term` \
+            terminates it, and end of input closes its stdin. A dropped connection is resumed where it left \
             off. Attaching to a finished job prints its output and how it ended.
             """)
 

@@ -9,7 +9,7 @@ struct Run: AsyncParsableCommand {
         commandName: "run",
         abstract: "Run a command on the hub, print its output, and exit with its exit code.",
         discussion: """
-            `-it` gives a remote terminal: keys (Ctrl-C too) go to the job, Ctrl-] detaches and leaves it
+            `-it` gives a remote terminal: keys (Ctrl-C too) go to the job, Ctrl-] detaches and leaves it \
             running. `-i` alone sends this command's stdin to the job (a line `/term` terminates it).
             """)
 
