@@ -14,7 +14,10 @@ if let flag = CommandLine.arguments.firstIndex(of: "--startup") {
     print("\(StartupBench.xn), \(runs) runs each, p50 / p99:")
     print("  xn --version      \(us(startup.version.p50)) / \(us(startup.version.p99))")
     print("  xn run -- true    \(us(startup.run.p50)) / \(us(startup.run.p99))")
-    if let curl = startup.curl { print("  curl POST ?wait   \(us(curl.p50)) / \(us(curl.p99))") }
+    if let curl = startup.curl {
+        print("  curl POST ?wait   \(us(curl.p50)) / \(us(curl.p99))")
+        print(String(format: "  ratio (p50)       %.2f×", startup.run.p50 / curl.p50))
+    }
     exit(0)
 }
 if let flag = CommandLine.arguments.firstIndex(of: "--profile") {

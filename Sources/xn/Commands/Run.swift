@@ -16,14 +16,23 @@ struct Run: AsyncParsableCommand {
     @OptionGroup var client: ClientOptions
     @OptionGroup var spec: SpecOptions
 
+    /// How long the submit waits for the job to end: a job done by then (the quick commands
+    /// scripts run in loops) has its output fetched in two plain requests, with no attach
+    /// WebSocket to set up; a longer one is followed live, from its first byte, after it.
+    static let quickEnd = 0.05
+
     func run() async throws {
         let spec = try spec.makeSpec()
         let hub = try client.makeClient()
         let job: JobView
         do {
             job = try await reportingErrors {
-                try await cancelOnInterrupt(submit: { try await hub.submit(spec) }, hub: hub) { submitted in
-                    guard spec.keepsInputOpen else { return try await follow(submitted.id, on: hub) }
+                let submit = { try await hub.submit(spec, wait: spec.keepsInputOpen ? nil : Self.quickEnd) }
+                return try await cancelOnInterrupt(submit: submit, hub: hub) { submitted in
+                    guard spec.keepsInputOpen else {
+                        if submitted.state.isTerminal { return try await printOutput(of: submitted, on: hub) }
+                        return try await follow(submitted.id, on: hub)
+                    }
                     switch try await attachInteractively(hub: hub, job: submitted, readOnly: false) {
                     case .exited(let job): return job
                     case .detached: throw Detached(id: submitted.id)
@@ -40,6 +49,13 @@ struct Run: AsyncParsableCommand {
         }
         throw ExitCode(exitStatus(of: job))
     }
+}
+
+/// Prints the stored output of a job that has ended, stdout then stderr, and returns it.
+func printOutput(of job: JobView, on hub: HubClient) async throws -> JobView {
+    if job.stdoutBytes > 0 { writeAll(1, try await hub.output(job.id, stream: "stdout")) }
+    if job.stderrBytes > 0 { writeAll(2, try await hub.output(job.id, stream: "stderr")) }
+    return job
 }
 
 /// Prints a job's stdout and stderr as they are written until it ends (a read-only attach, so a
