@@ -597,6 +597,15 @@ def run_meta(hub: Hub, c: Contract) -> None:
     c.check((json_of(r) or {}) == {"status": "ready"}, "GET /readyz: status ready and nothing else")
     r = c.call(hub, "GET", "/v1/workers", "no worker connected", expect=200)
     c.check((json_of(r) or {}).get("workers") == [], "GET /v1/workers: empty without workers")
+    # A page of another origin, or a rebound name: refused before anything else, as documented.
+    evil = {"Origin": "http://evil.example"}
+    r = c.call(hub, "POST", "/v1/jobs", "page of another origin", body={"command": "true"}, headers=evil,
+               expect=403)
+    c.error_is(r, "POST /v1/jobs from a page of another origin", "forbidden")
+    c.call(hub, "POST", "/", "page of another origin", body={"command": "true"}, headers=evil, expect=403)
+    r = c.call(hub, "GET", "/v1/jobs", "rebound name", headers={"Host": "attacker.example"}, expect=403)
+    c.error_is(r, "GET /v1/jobs under a rebound name", "forbidden")
+    c.call(hub, "GET", "/healthz", "any Host", headers={"Host": "lb.internal"}, expect=200)
     r = c.call(hub, "GET", "/metrics", "exposition", expect=200)
     if r is not None:
         text = r.body.decode("utf-8", "replace")

@@ -15,6 +15,9 @@ func buildSocketRouter(
 ) -> Router<HubWebSocketContext> {
     let workerSocket = WorkerSocket(scheduler: scheduler, configuration: configuration, logger: logger)
     let sockets = Router(context: HubWebSocketContext.self)
+    // A web page may open a WebSocket to any address: the upgrade is checked like any request.
+    sockets.middlewares.add(
+        BrowserGuardMiddleware(guardian: BrowserGuard(publicNames: configuration.publicNames)))
     sockets.middlewares.add(AuthMiddleware<HubWebSocketContext>(tokens: tokens))
     sockets.ws(RouterPath(WireProtocol.workerPath)) { request, _ in
         // Accept every upgrade so a worker speaking another version gets a reason, not a bare 4xx.

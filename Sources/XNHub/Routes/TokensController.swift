@@ -27,6 +27,15 @@ struct TokensController: Sendable {
     }
 
     private func create(_ request: Request, _ context: HubRequestContext) async throws -> Response {
+        // A browser sends `Origin`: even a same-origin page must not turn a token-less hub into
+        // one whose first admin token it holds.
+        if !tokens.isEnabled,
+            request.headers[values: .origin].contains(where: { !BrowserGuard.isClientLibraryOrigin($0) })
+        {
+            return Responses.error(
+                .forbidden, "forbidden",
+                "the first token is made with `xn token create` (or a client that is not a web browser)")
+        }
         var request = request
         let body: ByteBuffer
         do {

@@ -115,6 +115,7 @@ func buildRouter(
 ) -> Router<HubRequestContext> {
     let router = Router(context: HubRequestContext.self)
     router.middlewares.add(RequestMetricsMiddleware(metrics: scheduler.metrics))
+    router.middlewares.add(BrowserGuardMiddleware(guardian: BrowserGuard(publicNames: configuration.publicNames)))
     router.middlewares.add(UnknownRouteMiddleware())
     router.middlewares.add(AuthMiddleware<HubRequestContext>(tokens: tokens))
     JobsController(scheduler: scheduler, store: store, configuration: configuration, audit: audit).register(on: router)

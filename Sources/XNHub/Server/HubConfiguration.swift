@@ -24,10 +24,40 @@ public struct HubConfiguration: Sendable {
     /// Listen beyond loopback even when no token exists (nothing authenticates requests then).
     public var insecureNoAuth = false
 
-    /// 127.0.0.0/8, ::1 and localhost: only this machine can connect.
+    /// Names the hub answers to besides loopback names and IP addresses (`--public-name`): a
+    /// request with another `Host` is refused, which defeats DNS rebinding.
+    public var publicNames: [String] = []
+
+    /// 127.0.0.0/8, ::1 and localhost: only this machine can connect. Addresses are parsed, so
+    /// `127.evil.example` is a name like any other, not loopback.
     public static func isLoopback(_ host: String) -> Bool {
         let host = host.trimmingCharacters(in: CharacterSet(charactersIn: "[]")).lowercased()
-        return host == "localhost" || host == "::1" || host.hasPrefix("127.")
+        if host == "localhost" { return true }
+        switch ipAddress(host) {
+        case .v4(let bytes): return bytes.0 == 127
+        case .v6(let bytes): return bytes == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]
+        case nil: return false
+        }
+    }
+
+    /// An IP address literal, parsed (brackets allowed around IPv6).
+    public enum IPAddress: Sendable {
+        case v4((UInt8, UInt8, UInt8, UInt8))
+        case v6([UInt8])
+    }
+
+    public static func ipAddress(_ text: String) -> IPAddress? {
+        let text = text.trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        var v4 = in_addr()
+        if inet_pton(AF_INET, text, &v4) == 1 {
+            let value = UInt32(bigEndian: v4.s_addr)
+            return .v4((UInt8(value >> 24), UInt8(value >> 16 & 0xff), UInt8(value >> 8 & 0xff), UInt8(value & 0xff)))
+        }
+        var v6 = in6_addr()
+        if inet_pton(AF_INET6, text, &v6) == 1 {
+            return .v6(withUnsafeBytes(of: &v6) { Array($0) })
+        }
+        return nil
     }
 
     /// PEM certificate chain and key: the hub serves HTTPS and WSS only. nil: plain HTTP.

@@ -79,6 +79,12 @@ struct Hub: AsyncParsableCommand {
     var callbackHosts: String?
 
     @Option(
+        help: ArgumentHelp(
+            "Names clients reach this hub by, comma-separated, beyond localhost and IP addresses; a request "
+                + "naming another host is refused (DNS rebinding).", valueName: "names"))
+    var publicName: String?
+
+    @Option(
         help: ArgumentHelp("PEM certificate (chain) to serve HTTPS and WSS with; needs --tls-key.", valueName: "file"))
     var tlsCert: String?
 
@@ -151,6 +157,11 @@ struct Hub: AsyncParsableCommand {
         configuration.callbackHosts = Set(
             (callbackHosts ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
                 .filter { !$0.isEmpty })
+        configuration.publicNames = (publicName ?? "").split(separator: ",").map {
+            $0.trimmingCharacters(in: .whitespaces).lowercased()
+        }.filter { !$0.isEmpty }
+        // The name it listens on is one clients use.
+        if HubConfiguration.ipAddress(interface) == nil { configuration.publicNames.append(interface.lowercased()) }
         let logger = makeLogger(label: "xn.hub", level: logLevel, format: logFormat)
         let banner = "(data \(data), \(noLocal ? 0 : slots) local slot(s); \(jobs.describe(identity)))"
         let host = interface
