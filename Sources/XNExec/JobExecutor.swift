@@ -11,7 +11,10 @@ public struct ProcessRequest: Sendable {
     /// The program: a path, or a bare name looked up in PATH. Never passed through a shell.
     public var command: String
     public var arguments: [String]
-    /// Variables set on top of the runner's own environment.
+    /// The environment the process starts from; nil: the runner's own (jobs get a small one,
+    /// see `JobEnvironment`).
+    public var baseEnvironment: [String: String]?
+    /// Variables set on top of `baseEnvironment`.
     public var environment: [String: String]
     public var workingDirectory: String?
     /// Bytes written to the process's stdin before it is closed; nil gives an empty stdin.

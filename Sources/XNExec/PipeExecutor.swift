@@ -34,7 +34,7 @@ public struct PipeExecutor: JobExecutor {
         var pid: pid_t = 0
         let marker = Self.marker(request)
         let rc = withCStrings([request.command] + request.arguments) { argv in
-            withCStrings(mergedEnvironment(request.environment) + [marker]) { envp in
+            withCStrings(mergedEnvironment(request) + [marker]) { envp in
                 spawn(
                     request, argv: argv, envp: envp, stdin: stdin.read, stdout: stdout.write,
                     stderr: stderr.write, pid: &pid)
@@ -92,7 +92,7 @@ public struct PipeExecutor: JobExecutor {
             throw error
         }
         let marker = Self.marker(request)
-        var environment = mergedEnvironment(request.environment) + [marker]
+        var environment = mergedEnvironment(request) + [marker]
         if !environment.contains(where: { $0.hasPrefix("TERM=") }) { environment.append("TERM=xterm-256color") }
         var pid: pid_t = 0
         rc = withCStrings([request.command] + request.arguments) { argv in
@@ -177,11 +177,11 @@ struct Pipe {
     }
 }
 
-/// The runner's environment with the job's variables on top, as KEY=VALUE strings (without
-/// `XN_JOB_ID`: the marker is the executor's).
-func mergedEnvironment(_ overrides: [String: String]) -> [String] {
-    var merged = ProcessInfo.processInfo.environment
-    for (key, value) in overrides {
+/// The request's base environment (else the runner's) with its variables on top, as KEY=VALUE
+/// strings (without `XN_JOB_ID`: the marker is the executor's).
+func mergedEnvironment(_ request: ProcessRequest) -> [String] {
+    var merged = request.baseEnvironment ?? ProcessInfo.processInfo.environment
+    for (key, value) in request.environment {
         merged[key] = value
     }
     merged[ProcessTable.markerName] = nil

@@ -28,7 +28,10 @@ struct ClientOptions: ParsableArguments {
 /// How to reach a hub that checks who calls: a bearer token from `--token`, `--token-file`,
 /// `$XN_TOKEN_FILE`, `$XN_TOKEN` (in that order), and the CA to trust for `https://` hubs.
 struct TokenOptions: ParsableArguments {
-    @Option(help: "Bearer token for a hub that has tokens (default: $XN_TOKEN).")
+    @Option(
+        help: ArgumentHelp(
+            "Bearer token for a hub that has tokens (default: $XN_TOKEN). Other users can read a command "
+                + "line in /proc: prefer --token-file or $XN_TOKEN."))
     var token: String?
 
     @Option(help: ArgumentHelp("File holding the bearer token (default: $XN_TOKEN_FILE).", valueName: "file"))

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Glibc
 import XNExec
+import XNWorker
 
 /// Who a hub's or worker's jobs run as, and their resource limits.
 struct JobUserOptions: ParsableArguments {
@@ -23,7 +24,22 @@ struct JobUserOptions: ParsableArguments {
     @Option(help: "Processes the jobs' user may have (RLIMIT_NPROC; stops fork bombs; not enforced for root).")
     var limitProcs: Int?
 
+    @Option(
+        help: ArgumentHelp(
+            "Variables of this process's environment to pass to jobs, comma-separated; jobs otherwise get "
+                + "PATH, HOME, USER, LOGNAME, SHELL, LANG, LC_*, TZ and XN_JOB_ID (never XN_* secrets).",
+            valueName: "names"))
+    var passEnv: String?
+
+    /// The names `--pass-env` gives.
+    var passedEnvironment: [String] {
+        (passEnv ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+
     func validate() throws {
+        for name in passedEnvironment where JobEnvironment.isRunnerSecret(name) {
+            throw ValidationError("--pass-env \(name): the XN_* variables are xn's own secrets and never reach jobs")
+        }
         for (name, value) in [
             ("--limit-cpu", limitCpu), ("--limit-memory", limitMemory?.bytes), ("--limit-files", limitFiles),
             ("--limit-procs", limitProcs),

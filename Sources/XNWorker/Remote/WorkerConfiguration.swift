@@ -26,6 +26,8 @@ public struct WorkerConfiguration: Sendable {
     public var jobIdentity: ProcessIdentity?
     /// Resource limits of every job.
     public var jobLimits = ResourceLimits()
+    /// Variables of the worker's environment passed to jobs (`--pass-env`).
+    public var passEnvironment: [String] = []
 
     public init(hub: String, name: String, spoolDirectory: String) {
         self.hub = hub
@@ -40,6 +42,7 @@ public struct WorkerConfiguration: Sendable {
         runner.killGrace = killGrace
         runner.jobIdentity = jobIdentity
         runner.jobLimits = jobLimits
+        runner.passEnvironment = passEnvironment
         return runner
     }
 

@@ -19,6 +19,8 @@ import XNProtocol
 ///   that call. `finish()` ends it once no attempt is left.
 actor JobRunner {
     let configuration: RunnerConfiguration
+    /// What every job's environment starts from (its spec's `env` goes on top).
+    let jobEnvironment: [String: String]
     let executor: any JobExecutor
     let reporter: any AttemptReporter
     let logger: Logger
@@ -50,6 +52,9 @@ actor JobRunner {
 
     init(configuration: RunnerConfiguration, executor: any JobExecutor, reporter: any AttemptReporter, logger: Logger) {
         self.configuration = configuration
+        jobEnvironment = JobEnvironment.base(
+            runner: configuration.environment, identity: configuration.jobIdentity,
+            passing: configuration.passEnvironment)
         self.executor = executor
         self.reporter = reporter
         self.logger = logger
@@ -195,6 +200,7 @@ actor JobRunner {
         }
         var request = ProcessRequest(assignment.spec, outputLimit: assignment.outputLimit)
         request.identity = configuration.jobIdentity
+        request.baseEnvironment = jobEnvironment
         request.limits = configuration.jobLimits.tightened(by: assignment.spec.limits)
         request.tag = assignment.job.rawValue
         let process: any RunningProcess

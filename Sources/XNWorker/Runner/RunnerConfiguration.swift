@@ -1,3 +1,4 @@
+import Foundation
 public import XNExec
 
 /// How a job runner starts its jobs, the same for the hub's own slots and a remote worker.
@@ -14,6 +15,11 @@ public struct RunnerConfiguration: Sendable {
     public var jobIdentity: ProcessIdentity?
     /// Resource limits of every job; a job may ask for less.
     public var jobLimits = ResourceLimits()
+    /// Variables of the runner's environment passed to jobs beyond `JobEnvironment`'s set
+    /// (`--pass-env`); its `XN_*` variables never are.
+    public var passEnvironment: [String] = []
+    /// The runner's own environment, where PATH, the locale and `passEnvironment` come from.
+    public var environment = ProcessInfo.processInfo.environment
 
     public init(name: String, description: String) {
         self.name = name

@@ -187,6 +187,7 @@ struct Hub: AsyncParsableCommand {
         runner.killGrace = .milliseconds(Int64(killGrace * 1000))
         runner.jobIdentity = identity
         runner.jobLimits = jobs.limits
+        runner.passEnvironment = jobs.passedEnvironment
         return LocalWorker(configuration: runner, slots: slots, executor: PipeExecutor(), logger: logger)
     }
 

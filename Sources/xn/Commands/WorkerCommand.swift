@@ -71,6 +71,7 @@ struct WorkerCommand: AsyncParsableCommand {
         configuration.killGrace = .milliseconds(Int64(killGrace * 1000))
         configuration.jobIdentity = try jobs.identity()
         configuration.jobLimits = jobs.limits
+        configuration.passEnvironment = jobs.passedEnvironment
         configuration.token = try credentials.resolved()
         configuration.caFile = credentials.caFile
         let logger = makeLogger(label: "xn.worker", level: logLevel, format: logFormat)
