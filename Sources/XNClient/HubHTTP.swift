@@ -52,7 +52,7 @@ struct HubHTTP: Sendable {
             tls = nil
         }
         // An IP literal is never sent as SNI; the certificate is then checked against the address.
-        serverName = (try? SocketAddress(ipAddress: self.host, port: 0)) != nil ? nil : self.host
+        serverName = HubTLS.isIPLiteral(self.host) ? nil : self.host
     }
 
     /// Sends one request and reads the whole answer, within `timeout`.

@@ -22,8 +22,13 @@ public enum HubTLS {
     /// is checked against the address then (its IP SAN) whatever name goes out.
     public static func serverName(for url: String) -> String? {
         guard let host = URLComponents(string: url)?.host else { return nil }
+        return isIPLiteral(host) ? "ip-literal.invalid" : nil
+    }
+
+    /// Whether `host` (brackets allowed around IPv6) is an address rather than a name.
+    static func isIPLiteral(_ host: String) -> Bool {
         let bare = host.trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
-        return (try? SocketAddress(ipAddress: bare, port: 0)) != nil ? "ip-literal.invalid" : nil
+        return (try? SocketAddress(ipAddress: bare, port: 0)) != nil
     }
 
     /// A sentence for a TLS failure, or nil when `error` is not one.

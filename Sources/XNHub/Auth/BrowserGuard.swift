@@ -1,7 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
-import NIOCore
+import XNProtocol
 
 /// Keeps web pages from driving the hub through a browser on its machine or network.
 ///
@@ -81,17 +81,16 @@ struct BrowserGuard: Sendable {
 }
 
 /// Refuses what `BrowserGuard` refuses, before any route or token check, with the JSON reason the
-/// route's family uses. The health checks are left alone: they reveal nothing, and load balancers
-/// send whatever `Host` they were configured with.
+/// route's family uses. Routes open to anyone (the health checks) are left alone: they reveal
+/// nothing, and load balancers send whatever `Host` they were configured with.
 struct BrowserGuardMiddleware<Context: RequestContext>: RouterMiddleware {
     let guardian: BrowserGuard
 
     func handle(
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
     ) async throws -> Response {
-        let path = request.uri.path
-        if path != "/healthz", path != "/readyz", let reason = guardian.refusal(request) {
-            return AuthMiddleware<HubRequestContext>.response(.forbidden(reason), path: path)
+        if let reason = guardian.refusal(request), RoutePolicy.permission(for: request) != .anyone {
+            return AuthMiddleware<HubRequestContext>.response(.forbidden(reason), path: request.uri.path)
         }
         return try await next(request, context)
     }

@@ -39,11 +39,10 @@ public actor Scheduler: Service {
     var finishedCount = 0
 
     public init(
-        store: any JobStore, configuration: HubConfiguration, localWorker: (any InProcessWorker)?, logger: Logger,
-        metrics: HubMetrics = HubMetrics()
+        store: any JobStore, configuration: HubConfiguration, localWorker: (any InProcessWorker)?, logger: Logger
     ) {
         self.store = store
-        self.metrics = metrics
+        metrics = HubMetrics()
         self.configuration = configuration
         self.localWorker = localWorker
         self.logger = logger

@@ -23,9 +23,7 @@ public func buildApplication(
 ) throws -> some ApplicationProtocol {
     let tls = try serverTLS(configuration)
     let store: any JobStore & TranscriptStore & TokenStore = try injected ?? openStore(configuration)
-    let metrics = HubMetrics()
-    let scheduler = Scheduler(
-        store: store, configuration: configuration, localWorker: localWorker, logger: logger, metrics: metrics)
+    let scheduler = Scheduler(store: store, configuration: configuration, localWorker: localWorker, logger: logger)
     let audit = AuditLog(logger)
     let tokens = TokenRegistry(store: store)
     let router = buildRouter(
