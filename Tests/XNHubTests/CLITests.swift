@@ -27,6 +27,10 @@ struct CLITests {
         let refused = try await runXN(["hub", "-p", "0", "--data", try temporaryFolder(), "-w", "echo,./sh"])
         #expect(refused.status == 64)
         #expect(refused.stderr.contains("-w ./sh: whitelist entries are bare names or absolute paths"))
+        let loader = try await runXN(
+            ["hub", "-p", "0", "--data", try temporaryFolder(), "-w", "echo", "--allow-env", "BUILD_ID,LD_PRELOAD"])
+        #expect(loader.status == 64)
+        #expect(loader.stderr.contains("--allow-env LD_PRELOAD: a job may never set it under a whitelist"))
     }
 
     @Test func runPrintsTheOutputAndExitsWithTheJobsCode() async throws {

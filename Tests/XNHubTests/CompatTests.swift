@@ -91,9 +91,12 @@ struct CompatTests {
 
     @Test func whitelistAllowsTheSameProgramsAndNothingThatSlipsPast() async throws {
         let folder = try temporaryFolder()
-        let trueFile = try #require(CommandWhitelist.realFile(of: "/bin/true"))
+        // The real files, as the system's own readlink says (Debian's /bin is a link to /usr/bin).
+        let trueFile = try await realFile("/bin/true")
+        let echoFile = try await realFile("/bin/echo")
         try FileManager.default.createSymbolicLink(atPath: folder + "/harmless", withDestinationPath: "/bin/rm")
         try FileManager.default.createSymbolicLink(atPath: folder + "/also-true", withDestinationPath: "/bin/true")
+        try FileManager.default.createSymbolicLink(atPath: folder + "/echo", withDestinationPath: "/bin/rm")
         try await withHub({ $0.whitelist = CommandWhitelist(["echo", "/bin/true"]) }) { hub in
             // http-runner's view echoes the command as the client sent it.
             let compat = try await hub.post("/", #"{"command":"echo","args":"hi"}"#)
@@ -106,6 +109,11 @@ struct CompatTests {
                 #expect(try allowed.object()["command"] as? String == command, "\(command)")
                 #expect(try allowed.object()["program"] as? String == trueFile, "\(command)")
             }
+            let echo = try await hub.post("/v1/jobs", #"{"command":"echo","args":["hi"]}"#)
+            #expect(try echo.object()["program"] as? String == echoFile)
+            let echoed = try #require(try echo.object()["id"] as? String)
+            _ = try await hub.ended(echoed)
+            #expect(try await hub.get("/v1/jobs/\(echoed)/stdout").text == "hi\n")
             // Other programs, links to them, relative paths, near-misses: refused.
             for command in ["ls", "echo ", folder + "/harmless", "./true", "bin/true", "/bin/true/", "/no/such/true"] {
                 let refused = try await hub.post("/", #"{"command":"\#(command)"}"#)
@@ -114,13 +122,84 @@ struct CompatTests {
                 let v1 = try await hub.post("/v1/jobs", #"{"command":"\#(command)"}"#)
                 #expect(v1.status == 403, "\(command)")
             }
-            // A job's own PATH plays no part in what a bare name means.
+            // A job may not choose what a bare name means with its own PATH (a folder whose
+            // `echo` is rm): refused while the whitelist is in force, naming the variable.
             let env = try await hub.post("/v1/jobs", #"{"command":"echo","env":{"PATH":"\#(folder)"}}"#)
-            #expect(env.status == 201)
-            #expect(try env.object()["command"] as? String == "echo")
-            #expect(try env.object()["program"] as? String == CommandWhitelist.realFile(of: "echo"))
-            let ran = try await hub.ended(try #require(try env.object()["id"] as? String))
-            #expect(ran["state"] as? String == "succeeded", "the resolved file ran")
+            #expect(env.status == 403)
+            #expect((try env.object()["error"] as? [String: Any])?["field"] as? String == "env.PATH")
+        }
+    }
+
+    /// A whitelist says which program runs; the job's `env` may not load other code into it.
+    @Test func aWhitelistHoldsAgainstTheEnvironment() async throws {
+        let folder = try temporaryFolder()
+        let marker = folder + "/ran"
+        // What BASH_ENV would run in a whitelisted bash script.
+        try "touch \(marker)\n".write(toFile: folder + "/evil.sh", atomically: true, encoding: .utf8)
+        let script = folder + "/build.sh"
+        try "#!/bin/bash\necho building $BUILD_ID\n".write(toFile: script, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: script)
+        try await withHub({ $0.whitelist = CommandWhitelist([script]) }) { hub in
+            let denied: [(String, String)] = [
+                ("LD_PRELOAD", "dynamic loader"), ("LD_LIBRARY_PATH", "dynamic loader"),
+                ("BASH_ENV", "shell"), ("ENV", "shell"), ("BASH_FUNC_echo%%", "bash defines functions"),
+                ("PYTHONSTARTUP", "python"), ("PERL5OPT", "perl"), ("NODE_OPTIONS", "node"), ("RUBYOPT", "ruby"),
+                ("GCONV_PATH", "dynamic loader"), ("GLIBC_TUNABLES", "dynamic loader"), ("GIT_SSH_COMMAND", "git"),
+            ]
+            for (name, reason) in denied {
+                let refused = try await hub.post(
+                    "/v1/jobs", #"{"command":"\#(script)","env":{"BUILD_ID":"7","\#(name)":"\#(folder)/evil.sh"}}"#)
+                #expect(refused.status == 403, "\(name)")
+                let body = try #require(try refused.object()["error"] as? [String: Any])
+                #expect(body["code"] as? String == "env_not_allowed", "\(name)")
+                #expect(body["field"] as? String == "env.\(name)", "\(name)")
+                #expect((body["message"] as? String)?.contains(reason) == true, "\(name): \(body)")
+                // http-runner's route refuses it too, in its own shape.
+                let compat = try await hub.post("/", #"{"command":"\#(script)","env":{"\#(name)":"x"}}"#)
+                #expect(compat.status == 400, "\(name)")
+                #expect((try compat.object()["error"] as? String)?.contains(name) == true, "\(name)")
+            }
+            #expect(!FileManager.default.fileExists(atPath: marker), "no refused job ran")
+            let stored = try await hub.get("/v1/jobs").object()["jobs"] as? [Any]
+            #expect(stored?.isEmpty == true, "nothing refused was stored")
+            // Data in ordinary variables still reaches the whitelisted program.
+            let id = try await hub.submit(#"{"command":"\#(script)","env":{"BUILD_ID":"7"}}"#)
+            _ = try await hub.ended(id)
+            #expect(try await hub.get("/v1/jobs/\(id)/stdout").text == "building 7\n")
+        }
+        // Without a whitelist any program may run, so the environment is the job's own business.
+        try await withHub { hub in
+            let id = try await hub.submit(
+                #"{"command":"bash","args":["-c","true"],"env":{"BASH_ENV":"\#(folder)/evil.sh"}}"#)
+            #expect(try await hub.ended(id)["state"] as? String == "succeeded")
+            #expect(FileManager.default.fileExists(atPath: marker))
+        }
+        // --allow-env: only the names it lists.
+        try await withHub({
+            $0.whitelist = CommandWhitelist([script])
+            $0.environmentPolicy = EnvironmentPolicy(allowed: ["BUILD_ID"])
+        }) { hub in
+            _ = try await hub.submit(#"{"command":"\#(script)","env":{"BUILD_ID":"8"}}"#)
+            let other = try await hub.post("/v1/jobs", #"{"command":"\#(script)","env":{"TARGET":"x"}}"#)
+            #expect(other.status == 403)
+            #expect(other.text.contains("not in this hub's --allow-env list"))
+        }
+    }
+
+    @Test func aTokensWhitelistPutsTheEnvironmentRulesInForce() async throws {
+        try await withHub { hub in
+            let admin = try await hub.createToken(#"{"name":"root","role":"admin"}"#, as: nil)
+            let narrow = try await hub.createToken(#"{"name":"narrow","role":"submit","allow":["true"]}"#, as: admin)
+            let refused = try await request(
+                .POST, hub.url + "/v1/jobs", body: #"{"command":"true","env":{"LD_PRELOAD":"/tmp/x.so"}}"#,
+                headers: [("Authorization", "Bearer \(narrow)")])
+            #expect(refused.status == 403)
+            #expect((try refused.object()["error"] as? [String: Any])?["field"] as? String == "env.LD_PRELOAD")
+            // The admin's token has no whitelist, and neither has the hub.
+            let allowed = try await request(
+                .POST, hub.url + "/v1/jobs", body: #"{"command":"true","env":{"LD_PRELOAD":""}}"#,
+                headers: [("Authorization", "Bearer \(admin)")])
+            #expect(allowed.status == 201)
         }
     }
 
@@ -195,4 +274,11 @@ func keyOrder(_ json: String) throws -> [String] {
     return object.keys.sorted { a, b in
         json.range(of: "\"\(a)\":")!.lowerBound < json.range(of: "\"\(b)\":")!.lowerBound
     }
+}
+
+/// The real file behind `path`, as coreutils' `readlink -f` says: not the hub's code under test.
+func realFile(_ path: String) async throws -> String {
+    let child = try ChildProcess("/usr/bin/readlink", ["-f", path])
+    guard try await child.exitStatus() == 0 else { throw TestFailure("readlink -f \(path): \(child.stderrText)") }
+    return child.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
 }

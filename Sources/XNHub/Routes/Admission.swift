@@ -19,6 +19,15 @@ extension HubConfiguration {
         if let own = caller.whitelist, let refusal = Self.check(&spec, own, whose: "this token's whitelist") {
             return .failure(refusal)
         }
+        if !whitelist.isEmpty || caller.whitelist != nil {
+            for name in spec.env.keys.sorted() {
+                if let message = environmentPolicy.refusal(of: name) {
+                    return .failure(
+                        AdmissionRefusal(
+                            status: .forbidden, code: "env_not_allowed", message: message, field: "env.\(name)"))
+                }
+            }
+        }
         for (name, value) in caller.token?.labels ?? [:] {
             if let asked = spec.labels[name], asked != value {
                 return .failure(

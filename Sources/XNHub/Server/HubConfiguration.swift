@@ -11,6 +11,8 @@ public struct HubConfiguration: Sendable {
     public var dataDirectory: String? = "./xn-data"
     /// Commands allowed (http-runner's `-w`, matched by the rules of `CommandWhitelist`); empty allows all.
     public var whitelist = CommandWhitelist([])
+    /// What a job's `env` may set while a whitelist (the hub's or the token's) is in force.
+    public var environmentPolicy = EnvironmentPolicy()
     /// Finished jobs kept (http-runner's `-n`); nil keeps all. Queued and running jobs are never purged.
     public var maxFinishedJobs: Int?
     /// Bytes kept per output stream of a job; the rest is counted and flagged as truncated.

@@ -31,6 +31,12 @@ struct Hub: AsyncParsableCommand {
     var whitelist: String?
 
     @Option(
+        help: ArgumentHelp(
+            "Under a whitelist (-w, or a token's --allow), the only variables a job's env may set, comma-separated (default: any but "
+                + "those that change which code runs, such as LD_PRELOAD or BASH_ENV).", valueName: "names"))
+    var allowEnv: String?
+
+    @Option(
         name: [.customShort("n"), .long],
         help: "Finished jobs to keep; the oldest are purged first (default: keep all).")
     var maxJobs: Int?
@@ -97,6 +103,13 @@ struct Hub: AsyncParsableCommand {
     @Option(help: "Jobs of one token that may wait queued at once, unless the token has its own cap.")
     var maxQueuedPerToken: Int?
 
+    /// `--allow-env` as names.
+    private var allowedEnvironment: Set<String>? {
+        allowEnv.map {
+            Set($0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
+        }
+    }
+
     /// The callback secret from the file or the environment; a file that cannot be read is an error.
     func callbackSecret() throws -> [UInt8]? {
         if let path = callbackSecretFile {
@@ -114,6 +127,11 @@ struct Hub: AsyncParsableCommand {
     func validate() throws {
         for entry in (whitelist ?? "").split(separator: ",") where entry.contains("/") && !entry.hasPrefix("/") {
             throw ValidationError("-w \(entry): whitelist entries are bare names or absolute paths")
+        }
+        for name in allowedEnvironment ?? [] {
+            if let reason = EnvironmentPolicy.denialReason(of: name) {
+                throw ValidationError("--allow-env \(name): a job may never set it under a whitelist: \(reason)")
+            }
         }
         if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
         guard (0...65535).contains(port) else { throw ValidationError("-p must be a port from 0 to 65535") }
@@ -141,6 +159,7 @@ struct Hub: AsyncParsableCommand {
         for entry in configuration.whitelist.entries where CommandWhitelist.realFile(of: entry) == nil {
             printError("warning: whitelist entry \(entry) is not a program on this machine; it allows nothing")
         }
+        configuration.environmentPolicy = EnvironmentPolicy(allowed: allowedEnvironment)
         configuration.maxFinishedJobs = maxJobs
         configuration.maxOutputBytes = maxOutput.bytes
         configuration.maxTimeout = maxTimeout
