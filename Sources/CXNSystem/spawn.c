@@ -127,7 +127,8 @@ int xn_terminal_size(int fd, unsigned short *rows, unsigned short *cols) {
 
 int xn_spawn_as(const char *file, char *const argv[], char *const envp[], const char *cwd,
                 int stdin_fd, int stdout_fd, int stderr_fd, const char *tty_path,
-                int set_ids, uid_t uid, gid_t gid, const xn_limit *limits, int limit_count, pid_t *pid) {
+                int set_ids, uid_t uid, gid_t gid, const gid_t *groups, int group_count,
+                const xn_limit *limits, int limit_count, pid_t *pid) {
     // A bare name is looked up in the child, after the user switch, as execvp would: the job's
     // user must be able to reach the file. Looked up here as root, a file under a directory only
     // root can enter would be chosen and then refused, though one the user can run is next.
@@ -142,6 +143,12 @@ int xn_spawn_as(const char *file, char *const argv[], char *const envp[], const 
         strcpy(program, file);
     }
     size_t file_length = strlen(file);
+    // For kernels without close_range (before 5.9): every descriptor below the soft limit, the
+    // most this process could have opened while it stood.
+    struct rlimit files;
+    unsigned int highest_fd = getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur != RLIM_INFINITY
+                                  ? (unsigned int)(files.rlim_cur > 1u << 20 ? 1u << 20 : files.rlim_cur)
+                                  : 1u << 16;
     sigset_t all, saved;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &saved);
@@ -176,9 +183,16 @@ int xn_spawn_as(const char *file, char *const argv[], char *const envp[], const 
             if (setrlimit(limits[i].resource, &limit) < 0) goto fail;
         }
         if (set_ids) {
-            if (setgroups(1, &gid) < 0 || setgid(gid) < 0 || setuid(uid) < 0) goto fail;
+            // Raw system calls: glibc's setgroups/setgid/setuid make every thread of the process
+            // switch too (a signal to each, then a wait), which a vfork child sharing the hub's
+            // memory and threads must not do; the kernel calls change this process only.
+            if (syscall(SYS_setgroups, (size_t)group_count, groups) < 0) goto fail;
+            if (syscall(SYS_setresgid, gid, gid, gid) < 0) goto fail;
+            if (syscall(SYS_setresuid, uid, uid, uid) < 0) goto fail;
         }
-        syscall(SYS_close_range, 3, ~0U, 0);
+        if (syscall(SYS_close_range, 3u, ~0u, 0) < 0) {
+            for (unsigned int fd = 3; fd < highest_fd; fd++) syscall(SYS_close, fd);
+        }
         pthread_sigmask(SIG_SETMASK, &none, NULL);
         if (!search) {
             execve(program, argv, envp);

@@ -56,11 +56,28 @@ public struct ProcessIdentity: Sendable, Equatable {
     public var name: String
     public var uid: UInt32
     public var gid: UInt32
+    /// Supplementary groups, as the user would get at login (`getgrouplist`); never the runner's.
+    public var groups: [UInt32]
 
-    public init(name: String, uid: UInt32, gid: UInt32) {
+    public init(name: String, uid: UInt32, gid: UInt32, groups: [UInt32]? = nil) {
         self.name = name
         self.uid = uid
         self.gid = gid
+        self.groups = groups ?? [gid]
+    }
+
+    /// The user `name` of this machine with its groups, or nil when there is none.
+    public static func user(named name: String) -> ProcessIdentity? {
+        guard let entry = getpwnam(name) else { return nil }
+        let uid = entry.pointee.pw_uid
+        let gid = entry.pointee.pw_gid
+        var count: Int32 = 16
+        var groups = [gid_t](repeating: 0, count: Int(count))
+        while getgrouplist(name, gid, &groups, &count) < 0 {
+            groups = [gid_t](repeating: 0, count: Int(count) + 16)
+            count = Int32(groups.count)
+        }
+        return ProcessIdentity(name: name, uid: uid, gid: gid, groups: Array(groups.prefix(Int(count))))
     }
 }
 

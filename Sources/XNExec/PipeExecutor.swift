@@ -147,12 +147,14 @@ public struct PipeExecutor: JobExecutor {
             value.map { xn_limit(resource: resource, value: UInt(max(0, $0))) }
         }
         let identity = request.identity
+        let groups = identity?.groups ?? []
         return limits.withUnsafeBufferPointer { buffer in
-            xn_spawn_as(
-                request.command, argv, envp, request.workingDirectory, stdin, stdout, stderr, terminal,
-                identity == nil ? 0 : 1, identity?.uid ?? 0, identity?.gid ?? 0, buffer.baseAddress,
-                Int32(buffer.count),
-                &pid)
+            groups.withUnsafeBufferPointer { groups in
+                xn_spawn_as(
+                    request.command, argv, envp, request.workingDirectory, stdin, stdout, stderr, terminal,
+                    identity == nil ? 0 : 1, identity?.uid ?? 0, identity?.gid ?? 0, groups.baseAddress,
+                    Int32(groups.count), buffer.baseAddress, Int32(buffer.count), &pid)
+            }
         }
     }
 }

@@ -9,7 +9,7 @@
 let usage = """
     usage: xn-testtask exit N | sleep SECONDS [MARKER] | bytes COUNT SEED | echo WORDS... |
            stderr WORDS... | cat | spawn-child PIDFILE [MARKER] | ignore-term SECONDS |
-           env NAME | pwd
+           env NAME | pwd | fds
 
     """
 
@@ -129,6 +129,20 @@ case "ignore-term":
 case "env":
     guard let value = getenv(argument(2, "NAME")) else { exit(1) }
     writeAll(1, String(cString: value) + "\n")
+case "fds":
+    // Every descriptor open in this process beyond 0-2, but the one reading the list.
+    guard let folder = opendir("/proc/self/fd") else { fail("opendir: \(String(cString: strerror(errno)))", code: 1) }
+    let own = dirfd(folder)
+    var open: [String] = []
+    while let entry = readdir(folder) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        guard let fd = Int32(name), fd > 2, fd != own else { continue }
+        var target = [CChar](repeating: 0, count: 4096)
+        let length = readlink("/proc/self/fd/\(fd)", &target, target.count - 1)
+        open.append("\(fd) -> \(length > 0 ? String(cString: target) : "?")")
+    }
+    closedir(folder)
+    writeAll(1, open.isEmpty ? "no descriptors beyond 0-2\n" : open.joined(separator: "\n") + "\n")
 case "pwd":
     guard let cwd = getcwd(nil, 0) else { fail("getcwd: \(String(cString: strerror(errno)))", code: 1) }
     writeAll(1, String(cString: cwd) + "\n")

@@ -65,8 +65,10 @@ struct JobUserOptions: ParsableArguments {
         } else {
             return nil
         }
-        guard let entry = getpwnam(name) else { throw ValidationError("no user named \(name) on this machine") }
-        return ProcessIdentity(name: name, uid: entry.pointee.pw_uid, gid: entry.pointee.pw_gid)
+        guard let user = ProcessIdentity.user(named: name) else {
+            throw ValidationError("no user named \(name) on this machine")
+        }
+        return user
     }
 
     /// One line for the start banner: whom jobs run as.

@@ -90,20 +90,6 @@ final class HubProcess: Sendable {
         return HubProcess(child: child, url: url, dataFolder: data)
     }
 
-    func get(_ path: String) async throws -> HTTPResult { try await request(.GET, url + path) }
-
-    func submit(_ json: String) async throws -> String {
-        let result = try await request(.POST, url + "/v1/jobs", body: json)
-        guard result.status == 201, let id = try result.object()["id"] as? String else {
-            throw TestFailure("submit failed: \(result.status) \(result.text)")
-        }
-        return id
-    }
-
-    func state(_ id: String) async throws -> String {
-        try await get("/v1/jobs/\(id)").object()["state"] as? String ?? "?"
-    }
-
     /// SIGKILL without waiting: for `defer`, so a failing test leaves no hub behind.
     func killNow() {
         if child.process.isRunning { child.signal(SIGKILL) }

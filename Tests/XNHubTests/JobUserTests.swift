@@ -87,6 +87,35 @@ struct JobUserTests {
         #expect(try await Self.idOfAJob(on: hub) == "0\n")
     }
 
+    /// The switch to another user happens in a vfork child of a hub busy on many threads: each
+    /// job must come out as exactly that user, with none of the hub's groups or descriptors.
+    @Test func fiftyJobsAsAnotherUserBesideOutputHeavyJobsEachGetOnlyTheirUser() async throws {
+        let hub = try await HubProcess.start(data: try temporaryFolder(), ["--slots", "8"], asRoot: false)
+        defer { hub.killNow() }
+        var heavy: [String] = []
+        for seed in 0..<6 {
+            heavy.append(
+                try await hub.submit(#"{"command":"\#(Binaries.testtask)","args":["bytes","8000000","\#(seed)"]}"#))
+        }
+        let probe = "id -u; id -g; id -G; exec \(Binaries.testtask) fds"
+        var probes: [String] = []
+        for _ in 0..<50 {
+            probes.append(try await hub.submit(#"{"command":"sh","args":["-c","\#(probe)"]}"#))
+        }
+        for id in probes {
+            let job = try await hub.ended(id, timeout: .seconds(60))
+            #expect(job["state"] as? String == "succeeded", "\(job)")
+            #expect(
+                job["stdout"] as? String == "65534\n65534\n65534\nno descriptors beyond 0-2\n",
+                "uid, gid, groups and descriptors of \(id)")
+        }
+        for id in heavy {
+            let job = try await hub.ended(id, timeout: .seconds(60))
+            #expect(job["state"] as? String == "succeeded", "\(job)")
+            #expect(job["stdout_bytes"] as? Int == 8_000_000, "\(job)")
+        }
+    }
+
     @Test func runAsAndAllowRootAreCheckedAtStart() async throws {
         let data = try temporaryFolder()
         let both = try await runXN(["hub", "-p", "0", "--data", data, "--run-as", "nobody", "--allow-root"])

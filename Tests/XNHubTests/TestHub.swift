@@ -181,7 +181,15 @@ func request(
         status: Int(response.status.code), headers: response.headers, body: Array(buffer.readableBytesView))
 }
 
-extension TestHub {
+/// A hub a test talks to over HTTP: one in the test process or one started as `xn hub`.
+protocol ReachableHub {
+    var url: String { get }
+}
+
+extension TestHub: ReachableHub {}
+extension HubProcess: ReachableHub {}
+
+extension ReachableHub {
     func get(_ path: String) async throws -> HTTPResult { try await request(.GET, url + path) }
     func post(_ path: String, _ body: String) async throws -> HTTPResult {
         try await request(.POST, url + path, body: body)
