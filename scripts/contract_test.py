@@ -1203,9 +1203,18 @@ def run_tokens(hub: Hub, c: Contract) -> None:
         ("fractional max_queued", {"name": "x1", "role": "submit", "max_queued": 1.5}, "max_queued"),
         ("boolean max_queued", {"name": "x1", "role": "submit", "max_queued": True}, "max_queued"),
         ("string max_queued", {"name": "x1", "role": "submit", "max_queued": "3"}, "max_queued"),
+        ("slots on a submit token", {"name": "x1", "role": "submit", "slots": 2}, "slots"),
+        ("slots above 1024", {"name": "x1", "role": "worker", "slots": 1025}, "slots"),
+        ("negative slots", {"name": "x1", "role": "worker", "slots": -1}, "slots"),
     ]:
         r = c.call(hub, "POST", "/v1/tokens", label, body=body, token=admin, expect=400, request_ok=False)
         c.error_is(r, f"POST /v1/tokens [{label}]", "invalid_field", field)
+    r = c.call(hub, "POST", "/v1/tokens", "worker token with labels and slots",
+               body={"name": "gpu-1", "role": "worker", "labels": {"gpu": "1"}, "slots": 8}, token=admin, expect=201,
+               request_ok=True)
+    made = json_of(r) or {}
+    c.check(made.get("labels") == {"gpu": "1"} and made.get("slots") == 8,
+            "POST /v1/tokens [worker token with labels and slots]: both shown", f"got {made!r}"[:300])
     r = c.call(hub, "POST", "/v1/tokens", "name taken", body={"name": "alice", "role": "read"}, token=admin,
                expect=409, request_ok=True)
     c.error_is(r, "POST /v1/tokens [name taken]", "token_exists", "name")
@@ -1216,7 +1225,7 @@ def run_tokens(hub: Hub, c: Contract) -> None:
     # The list: every token, never a secret.
     r = c.call(hub, "GET", "/v1/tokens", "as admin", token=admin, expect=200)
     listed = {t.get("name"): t for t in (json_of(r) or {}).get("tokens", []) if isinstance(t, dict)}
-    wanted = {"root", "alice", "bob", "reader", "worker-1", "limited", "pooled", "gone.bot@example", "float_cap",
+    wanted = {"root", "alice", "bob", "reader", "worker-1", "gpu-1", "limited", "pooled", "gone.bot@example", "float_cap",
               "n" * 64}
     c.check(set(listed) == wanted, "GET /v1/tokens: every token made", f"got {sorted(listed)}")
     c.check(not any("secret" in t for t in listed.values()), "GET /v1/tokens: no secrets")

@@ -48,29 +48,33 @@ public struct TokenView: Sendable, Codable, Equatable {
     public var role: TokenRole
     /// Commands this token may run (matched like the hub's `-w`); nil: whatever the hub allows.
     public var allow: [String]?
-    /// Labels every job of this token carries: its jobs run only on workers with them.
+    /// Labels every job of this token carries: its jobs run only on workers with them. For a
+    /// worker token: the labels its worker may announce (none when nil).
     public var labels: [String: String]?
     /// Jobs of this token that may wait queued at once; nil: the hub's limit.
     public var maxQueued: Int?
+    /// For a worker token: the most slots its worker may offer; nil: any.
+    public var slots: Int?
     public var createdAt: String
     public var revokedAt: String?
     /// The secret: only in the answer to the request that created the token.
     public var secret: String?
 
     enum CodingKeys: String, CodingKey {
-        case name, role, allow, labels, secret
+        case name, role, allow, labels, slots, secret
         case maxQueued = "max_queued", createdAt = "created_at", revokedAt = "revoked_at"
     }
 
     public init(
         name: String, role: TokenRole, allow: [String]?, labels: [String: String]?, maxQueued: Int?,
-        createdAt: String, revokedAt: String? = nil, secret: String? = nil
+        slots: Int? = nil, createdAt: String, revokedAt: String? = nil, secret: String? = nil
     ) {
         self.name = name
         self.role = role
         self.allow = allow
         self.labels = labels
         self.maxQueued = maxQueued
+        self.slots = slots
         self.createdAt = createdAt
         self.revokedAt = revokedAt
         self.secret = secret
@@ -93,20 +97,24 @@ public struct TokenRequest: Sendable, Codable, Equatable {
     public var allow: [String]?
     public var labels: [String: String]?
     public var maxQueued: Int?
+    /// For a worker token: the most slots its worker may offer.
+    public var slots: Int?
 
     enum CodingKeys: String, CodingKey {
-        case name, role, allow, labels
+        case name, role, allow, labels, slots
         case maxQueued = "max_queued"
     }
 
     public init(
-        name: String, role: TokenRole, allow: [String]? = nil, labels: [String: String]? = nil, maxQueued: Int? = nil
+        name: String, role: TokenRole, allow: [String]? = nil, labels: [String: String]? = nil, maxQueued: Int? = nil,
+        slots: Int? = nil
     ) {
         self.name = name
         self.role = role
         self.allow = allow
         self.labels = labels
         self.maxQueued = maxQueued
+        self.slots = slots
     }
 
     /// Why this request cannot make a token, or nil.
@@ -121,6 +129,10 @@ public struct TokenRequest: Sendable, Codable, Equatable {
         }
         if let labels, labels.keys.contains(where: \.isEmpty) { return ("labels", "label names must not be empty") }
         if let maxQueued, maxQueued < 0 { return ("max_queued", "max_queued must be 0 or more") }
+        if let slots {
+            if role != .worker { return ("slots", "slots applies to worker tokens only") }
+            if !(0...1024).contains(slots) { return ("slots", "slots must be from 0 to 1024") }
+        }
         return nil
     }
 }

@@ -26,6 +26,9 @@ public enum WireProtocol {
     public static let maxFrameBytes = 1 << 20
     /// The worker name of the hub's own slots; no remote worker may take it.
     public static let inProcessWorkerName = "local"
+    /// How a refusal starts when the worker's hello claims more than its token grants: no retry
+    /// can change that, so the worker stops.
+    public static let grantRefusalPrefix = "its token '"
 }
 
 /// The header of a binary frame of output: stream, attempt token, offset (both big-endian), then

@@ -75,6 +75,9 @@ public final class SQLiteJobStore: JobStore {
                     """)
         }
         migrateTranscripts(&migrator)
+        migrator.registerMigration("v5: worker token slots") { db in
+            try db.execute(sql: "ALTER TABLE tokens ADD COLUMN slots INTEGER")
+        }
         return migrator
     }
 

@@ -11,13 +11,15 @@ public struct TokenRecord: Sendable, Equatable {
     public var allow: [String]?
     public var labels: [String: String]?
     public var maxQueued: Int?
+    /// For a worker token: the most slots its worker may offer.
+    public var slots: Int?
     /// Milliseconds since the epoch.
     public var createdAt: Int64
     public var revokedAt: Int64?
 
     public init(
         name: String, role: TokenRole, hash: String, allow: [String]? = nil, labels: [String: String]? = nil,
-        maxQueued: Int? = nil, createdAt: Int64, revokedAt: Int64? = nil
+        maxQueued: Int? = nil, slots: Int? = nil, createdAt: Int64, revokedAt: Int64? = nil
     ) {
         self.name = name
         self.role = role
@@ -25,13 +27,14 @@ public struct TokenRecord: Sendable, Equatable {
         self.allow = allow
         self.labels = labels
         self.maxQueued = maxQueued
+        self.slots = slots
         self.createdAt = createdAt
         self.revokedAt = revokedAt
     }
 
     public var view: TokenView {
         TokenView(
-            name: name, role: role, allow: allow, labels: labels, maxQueued: maxQueued,
+            name: name, role: role, allow: allow, labels: labels, maxQueued: maxQueued, slots: slots,
             createdAt: Timestamp.format(createdAt), revokedAt: revokedAt.map(Timestamp.format))
     }
 }
@@ -61,12 +64,12 @@ extension SQLiteJobStore: TokenStore {
             }
             try db.execute(
                 sql: """
-                    INSERT INTO tokens (name, role, hash, allow, labels, max_queued, created_at, revoked_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO tokens (name, role, hash, allow, labels, max_queued, slots, created_at, revoked_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [
-                    token.name, token.role.rawValue, token.hash, allow, labels, token.maxQueued, token.createdAt,
-                    token.revokedAt,
+                    token.name, token.role.rawValue, token.hash, allow, labels, token.maxQueued, token.slots,
+                    token.createdAt, token.revokedAt,
                 ])
         }
     }
@@ -100,6 +103,7 @@ extension SQLiteJobStore: TokenStore {
         }
         return TokenRecord(
             name: row["name"], role: role, hash: row["hash"], allow: allow, labels: labels,
-            maxQueued: row["max_queued"], createdAt: row["created_at"], revokedAt: row["revoked_at"])
+            maxQueued: row["max_queued"], slots: row["slots"], createdAt: row["created_at"],
+            revokedAt: row["revoked_at"])
     }
 }

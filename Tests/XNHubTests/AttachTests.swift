@@ -165,6 +165,7 @@ final class AttachTranscript: Sendable {
         var exitJSON: String?
         var next: [UInt8: Int] = [:]
         var discontinuities = 0
+        var closed = false
     }
 
     private let state = Mutex(State())
@@ -220,6 +221,15 @@ final class AttachTranscript: Sendable {
     func waitForExit() async throws {
         try await eventually("exit notice") { state.withLock { $0.exitJSON != nil } ? true : nil }
     }
+
+    /// The hub closed the connection (the reader saw its end).
+    func markClosed() {
+        state.withLock { $0.closed = true }
+    }
+
+    func waitForClose() async throws {
+        try await eventually("the hub to close the connection") { state.withLock { $0.closed } ? true : nil }
+    }
 }
 
 /// Attaches to job `id`, runs `body` with the connection, and returns what it received.
@@ -240,6 +250,7 @@ func attach(
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
                     for try await message in inbound.messages(maxSize: 4 << 20) { transcript.take(message) }
+                    transcript.markClosed()
                 }
                 try await body(outbound, transcript)
                 group.cancelAll()

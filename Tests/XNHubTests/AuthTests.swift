@@ -214,7 +214,8 @@ struct AuthTests {
             // The cap is the token's own: others still queue.
             _ = try await hub.submit(#"{"command":"true"}"#, token: admin)
             // A worker with the pool's label (and a worker token) runs them.
-            let workerToken = try await hub.createToken(#"{"name":"w","role":"worker"}"#, as: admin)
+            let workerToken = try await hub.createToken(
+                #"{"name":"pool-a","role":"worker","labels":{"pool":"a"}}"#, as: admin)
             let worker = try TestWorker.start(hub: hub.url, name: "pool-a", labels: ["pool": "a"]) {
                 $0.token = workerToken
             }

@@ -362,4 +362,21 @@ struct SchedulerMachineTests {
             ])
         #expect(machine.workers.isEmpty)
     }
+
+    @Test func aWorkerNameHeldUnderOneTokenIsRefusedUnderAnotherAndReplacedUnderTheSame() {
+        var machine = Self.machine()
+        _ = machine.workerJoined(1, Self.hello("gpu-1", slots: 2), inProcess: false, token: "gpu-1")
+        let intruder = machine.workerJoined(2, Self.hello("gpu-1", slots: 2), inProcess: false, token: "admin")
+        #expect(intruder == [.close(2, reason: "a worker named 'gpu-1' is already connected under another token")])
+        #expect(machine.workers[1]?.name == "gpu-1")
+        #expect(machine.workers[2] == nil)
+        let anonymous = machine.workerJoined(3, Self.hello("gpu-1", slots: 2), inProcess: false, token: nil)
+        #expect(
+            anonymous.contains(.close(3, reason: "a worker named 'gpu-1' is already connected under another token")))
+        // The same worker reconnecting with its own token takes over from its old link.
+        let again = machine.workerJoined(4, Self.hello("gpu-1", slots: 2), inProcess: false, token: "gpu-1")
+        #expect(again.contains(.close(1, reason: "replaced by a new connection of the same worker")))
+        #expect(machine.workers[1] == nil)
+        #expect(machine.workers[4]?.token == "gpu-1")
+    }
 }

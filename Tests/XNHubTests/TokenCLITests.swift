@@ -61,7 +61,8 @@ struct TokenCLITests {
 
         // A worker dials in with its own token; without one the hub refuses it.
         let workerToken = try await runXN(
-            ["token", "create", "--role", "worker", "--name", "w1"], hub: hub.url, environment: asAdmin)
+            ["token", "create", "--role", "worker", "--name", "w1", "--labels", "pool=tok"], hub: hub.url,
+            environment: asAdmin)
         let worker = try WorkerFailureTests.workerProcess(
             hub.url, name: "w1",
             ["--labels", "pool=tok", "--token", workerToken.stdout.trimmingCharacters(in: .whitespacesAndNewlines)])

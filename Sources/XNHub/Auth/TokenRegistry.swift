@@ -16,6 +16,13 @@ public final class TokenRegistry: Sendable {
 
     private let store: any TokenStore
     private let state = Mutex(State())
+    /// Open WebSocket sessions (attach, worker) by the token that opened them: how to end each.
+    private let sessions = Mutex(LiveSessions())
+
+    private struct LiveSessions {
+        var next = 0
+        var byToken: [String: [Int: @Sendable () async -> Void]] = [:]
+    }
 
     public init(store: any TokenStore) {
         self.store = store
@@ -61,7 +68,7 @@ public final class TokenRegistry: Sendable {
             name: request.name, role: request.role, hash: Self.hash(secret),
             allow: request.allow.flatMap { $0.isEmpty ? nil : $0 },
             labels: request.labels.flatMap { $0.isEmpty ? nil : $0 }, maxQueued: request.maxQueued,
-            createdAt: Timestamp.now())
+            slots: request.slots, createdAt: Timestamp.now())
         try await store.insertToken(token)
         state.withLock { state in
             state.enabled = true
@@ -70,11 +77,35 @@ public final class TokenRegistry: Sendable {
         return (token, secret)
     }
 
-    /// Revokes the token named `name`: requests carrying it are refused from now on.
+    /// Revokes the token named `name`: requests carrying it are refused from now on, and the
+    /// attach and worker sessions it opened are ended.
     public func revoke(_ name: String) async throws -> TokenRecord? {
         let revoked = try await store.revokeToken(named: name, at: Timestamp.now())
-        if let revoked { state.withLock { $0.remember(revoked) } }
+        guard let revoked else { return nil }
+        state.withLock { $0.remember(revoked) }
+        let ends = sessions.withLock { $0.byToken.removeValue(forKey: name) ?? [:] }
+        for end in ends.values { await end() }
         return revoked
+    }
+
+    /// Runs `body`, a session opened with the token named `token`; if that token is revoked
+    /// meanwhile, `end` is called to close the session (and `body` should then return).
+    func session<T>(
+        of token: String?, end: @escaping @Sendable () async -> Void, _ body: () async -> T
+    ) async -> T {
+        guard let token else { return await body() }
+        let key = sessions.withLock { sessions in
+            sessions.next += 1
+            sessions.byToken[token, default: [:]][sessions.next] = end
+            return sessions.next
+        }
+        defer {
+            sessions.withLock { sessions in
+                sessions.byToken[token]?[key] = nil
+                if sessions.byToken[token]?.isEmpty == true { sessions.byToken[token] = nil }
+            }
+        }
+        return await body()
     }
 
     public func list() async throws -> [TokenRecord] {

@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdWebSocket
 import Logging
+import NIOWebSocket
 import XNProtocol
 import XNStore
 
@@ -13,7 +14,7 @@ func buildSocketRouter(
     scheduler: Scheduler, store: any JobStore & TranscriptStore, configuration: HubConfiguration, audit: AuditLog,
     tokens: TokenRegistry, logger: Logger
 ) -> Router<HubWebSocketContext> {
-    let workerSocket = WorkerSocket(scheduler: scheduler, configuration: configuration, logger: logger)
+    let workerSocket = WorkerSocket(scheduler: scheduler, configuration: configuration, tokens: tokens, logger: logger)
     let sockets = Router(context: HubWebSocketContext.self)
     // A web page may open a WebSocket to any address: the upgrade is checked like any request.
     sockets.middlewares.add(
@@ -28,7 +29,8 @@ func buildSocketRouter(
         return .upgrade(speaksOurs ? [.secWebSocketProtocol: WireProtocol.subprotocol] : [:])
     } onUpgrade: { inbound, outbound, context in
         await workerSocket.run(
-            inbound: inbound, outbound: outbound, offered: context.request.headers[.secWebSocketProtocol])
+            inbound: inbound, outbound: outbound, offered: context.request.headers[.secWebSocketProtocol],
+            grant: WorkerGrant(caller: context.requestContext.caller))
     }
     let attach = AttachSession(scheduler: scheduler, store: store, transcripts: store, logger: logger)
     sockets.ws("v1/jobs/:id/attach") { request, context in
@@ -48,9 +50,14 @@ func buildSocketRouter(
             .stderr: query.get("stderr").flatMap { Int($0) }.map { max(0, $0) } ?? 0,
         ]
         let client = AttachSession.Client(token: context.requestContext.caller.name, peer: context.requestContext.peer)
-        await attach.run(
-            id, from: offsets, readOnly: query.get("mode") == "read-only", client: client, inbound: inbound,
-            outbound: outbound)
+        await tokens.session(of: client.token) {
+            try? await outbound.write(.text(AttachNotice.error("token '\(client.token ?? "")' was revoked").text))
+            try? await outbound.close(.policyViolation, reason: "token revoked")
+        } _: {
+            await attach.run(
+                id, from: offsets, readOnly: query.get("mode") == "read-only", client: client, inbound: inbound,
+                outbound: outbound)
+        }
     }
     return sockets
 }

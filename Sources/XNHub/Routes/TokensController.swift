@@ -74,7 +74,7 @@ struct TokensController: Sendable {
         guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
             return refuse("body must be a JSON object")
         }
-        let known: Set = ["name", "role", "allow", "labels", "max_queued"]
+        let known: Set = ["name", "role", "allow", "labels", "max_queued", "slots"]
         if let unknown = object.keys.sorted().first(where: { !known.contains($0) }) {
             return refuse("unknown field '\(unknown)'", unknown)
         }
@@ -94,11 +94,19 @@ struct TokensController: Sendable {
             }
             request.labels = map
         }
-        if let cap = object["max_queued"], !(cap is NSNull) {
-            guard let number = cap as? NSNumber, String(cString: number.objCType) != "c",
+        /// A JSON integer of 0 or more (not a boolean, which Foundation also reads as a number).
+        func count(_ field: String) -> Result<Int?, JobsController.Refusal> {
+            guard let raw = object[field], !(raw is NSNull) else { return .success(nil) }
+            guard let number = raw as? NSNumber, String(cString: number.objCType) != "c",
                 let value = Int(exactly: number.doubleValue), value >= 0
-            else { return refuse("max_queued must be an integer of 0 or more", "max_queued") }
-            request.maxQueued = value
+            else { return refuse("\(field) must be an integer of 0 or more", field).map { _ in nil } }
+            return .success(value)
+        }
+        switch (count("max_queued"), count("slots")) {
+        case (.failure(let refusal), _), (_, .failure(let refusal)): return .failure(refusal)
+        case (.success(let maxQueued), .success(let slots)):
+            request.maxQueued = maxQueued
+            request.slots = slots
         }
         if let problem = request.problem { return refuse(problem.message, problem.field) }
         return .success(request)

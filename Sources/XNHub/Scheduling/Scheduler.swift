@@ -35,6 +35,8 @@ public actor Scheduler: Service {
     private let recoveredSignal: AsyncStream<Void>.Continuation
     /// Where messages for each worker session go.
     var outboxes: [SessionID: any WorkerOutbox] = [:]
+    /// What each link's token lets its worker announce.
+    var grants: [SessionID: WorkerGrant] = [:]
     var nextSessionID: SessionID = 0
     var finishedCount = 0
 

@@ -6,19 +6,27 @@ extension SchedulerMachine {
 
     /// A worker said hello on `session`: it is welcomed first (before anything a dispatch sends
     /// it), its attempts are bound to the session again, and attempts the hub moved past are
-    /// killed or forgotten. A refused hello closes the session with the reason.
-    mutating func workerJoined(_ session: SessionID, _ hello: WorkerHello, inProcess: Bool) -> [SchedulerAction] {
+    /// killed or forgotten. A refused hello closes the session with the reason. A worker of the
+    /// same name connected under the same `token` is replaced (it reconnected); under another
+    /// token, the newcomer is refused.
+    mutating func workerJoined(
+        _ session: SessionID, _ hello: WorkerHello, inProcess: Bool, token: String? = nil
+    ) -> [SchedulerAction] {
         if let refusal = refusal(of: hello, inProcess: inProcess) {
             return [.close(session, reason: refusal)]
         }
+        let namesakes = workers.filter { $0.value.name == hello.name && $0.key != session }
+        if namesakes.values.contains(where: { $0.token != token }) {
+            return [.close(session, reason: "a worker named '\(hello.name)' is already connected under another token")]
+        }
         var actions: [SchedulerAction] = []
-        for (other, worker) in workers where worker.name == hello.name && other != session {
+        for other in namesakes.keys {
             actions.append(.close(other, reason: "replaced by a new connection of the same worker"))
             actions += workerLeft(other, expired: false)
         }
         var worker = Worker(
             session: session, name: hello.name, labels: hello.labels, slots: hello.slots, version: hello.version,
-            inProcess: inProcess, connectedAt: now, lastSeen: now)
+            inProcess: inProcess, token: token, connectedAt: now, lastSeen: now)
         actions.append(
             .send(session, .welcome(Welcome(heartbeat: Double(settings.heartbeatTimeout) / 5 / 1000))))
         var held: Set<AttemptToken> = []

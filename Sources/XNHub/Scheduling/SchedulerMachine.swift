@@ -48,6 +48,8 @@ struct SchedulerMachine {
         let version: String
         /// The hub's own slots: their attempts are stored as running at once and need no acks.
         let inProcess: Bool
+        /// The token it connected with (nil without tokens).
+        let token: String?
         let connectedAt: Int64
         var lastSeen: Int64
         var draining = false

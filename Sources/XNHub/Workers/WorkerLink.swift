@@ -46,15 +46,17 @@ struct InProcessHost: HubInbox {
 /// Worker sessions: what any link (WebSocket or in-process) reports goes through here.
 extension Scheduler {
     /// A new link; its worker is known once its hello is accepted.
-    func openSession(_ outbox: any WorkerOutbox) -> SessionID {
+    func openSession(_ outbox: any WorkerOutbox, grant: WorkerGrant = .open) -> SessionID {
         nextSessionID += 1
         outboxes[nextSessionID] = outbox
+        grants[nextSessionID] = grant
         return nextSessionID
     }
 
     /// The link ended (`expired`: it went silent past the heartbeat timeout).
     func sessionClosed(_ session: SessionID, expired: Bool) async {
         outboxes[session] = nil
+        grants[session] = nil
         if let worker = machine.workers[session], !worker.inProcess {
             logger.info("worker \(worker.name) disconnected", metadata: ["worker": .string(worker.name)])
         }
@@ -67,7 +69,12 @@ extension Scheduler {
         switch message {
         case .hello(let hello):
             guard !known else { return "hello sent twice" }
-            await event { $0.workerJoined(session, hello, inProcess: inProcess) }
+            let grant = grants[session] ?? .open
+            if let refusal = grant.refusal(of: hello) {
+                logger.warning("refused worker \(hello.name): \(refusal)", metadata: ["worker": .string(hello.name)])
+                return refusal
+            }
+            await event { $0.workerJoined(session, hello, inProcess: inProcess, token: grant.token) }
             guard let worker = machine.workers[session] else { return nil }  // refused: the link is closing
             if !inProcess {
                 logger.info(

@@ -17,11 +17,14 @@ import XNProtocol
 struct WorkerSocket: Sendable {
     let scheduler: Scheduler
     let configuration: HubConfiguration
+    let tokens: TokenRegistry
     let logger: Logger
 
     static let helloTimeout: Duration = .seconds(10)
 
-    func run(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, offered: String?) async {
+    func run(
+        inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, offered: String?, grant: WorkerGrant
+    ) async {
         let offeredProtocols = (offered ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         guard offeredProtocols.contains(WireProtocol.subprotocol) else {
             let reason =
@@ -31,17 +34,21 @@ struct WorkerSocket: Sendable {
             return
         }
         let (outgoing, outbox) = AsyncStream.makeStream(of: SocketOutbox.Item.self)
-        let session = await scheduler.openSession(SocketOutbox(items: outbox))
+        let session = await scheduler.openSession(SocketOutbox(items: outbox), grant: grant)
         let state = SocketState()
-        await withDiscardingTaskGroup { group in
-            // The writer ends once the outbox does, after what is queued (a refusal) is out.
-            group.addTask { await write(outgoing, to: outbound) }
-            await withDiscardingTaskGroup { reading in
-                reading.addTask { await watch(state, session: session, outbound: outbound) }
-                await read(inbound, session: session, outbox: outbox, state: state)
-                reading.cancelAll()
+        await tokens.session(of: grant.token) {
+            outbox.yield(.close("token '\(grant.token ?? "")' was revoked"))
+        } _: {
+            await withDiscardingTaskGroup { group in
+                // The writer ends once the outbox does, after what is queued (a refusal) is out.
+                group.addTask { await write(outgoing, to: outbound) }
+                await withDiscardingTaskGroup { reading in
+                    reading.addTask { await watch(state, session: session, outbound: outbound) }
+                    await read(inbound, session: session, outbox: outbox, state: state)
+                    reading.cancelAll()
+                }
+                outbox.finish()
             }
-            outbox.finish()
         }
         if !state.expired.withLock({ $0 }) {
             await scheduler.sessionClosed(session, expired: false)

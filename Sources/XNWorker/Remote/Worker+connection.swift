@@ -66,7 +66,9 @@ extension Worker {
         guard case .welcome(let welcome) = first else {
             let reason = if case .refused(let reason) = first { reason } else { "the hub refused the worker" }
             logger.error("hub refused this worker: \(reason)")
-            if reason.contains("protocol mismatch") || reason.contains("reserved for the hub") {
+            if reason.contains("protocol mismatch") || reason.contains("reserved for the hub")
+                || reason.hasPrefix(WireProtocol.grantRefusalPrefix)
+            {
                 await refusedForGood(reason)
             }
             return
@@ -87,6 +89,7 @@ extension Worker {
                     guard case .text(let text) = message,
                         let decoded = try? JSONDecoder().decode(HubMessage.self, from: Data(text.utf8))
                     else { continue }
+                    if case .refused(let reason) = decoded { logger.error("the hub closed this link: \(reason)") }
                     await handle(decoded)
                 }
             } catch {

@@ -46,14 +46,25 @@ struct Token: AsyncParsableCommand {
         @Option(help: "What the token may do: admin, submit, read or worker.")
         var role: TokenRole
 
-        @Option(help: "Its name, for lists, job owners and the audit log (default: ROLE-RANDOM).")
+        @Option(
+            help: """
+                Its name, for lists, job owners and the audit log (default: ROLE-RANDOM). A worker token's name is \
+                the only worker name it connects as.
+                """)
         var name: String?
 
         @Option(help: "Commands it may run, comma-separated, matched like the hub's -w (default: the hub's).")
         var allow: String?
 
-        @Option(help: "Labels its jobs always carry, k=v,k=v: they run only on workers with them.")
+        @Option(
+            help: """
+                Labels its jobs always carry, k=v,k=v: they run only on workers with them. For a worker token: the \
+                labels its worker may announce (default: none).
+                """)
         var labels: String?
+
+        @Option(help: "For a worker token: the most slots its worker may offer (default: any).")
+        var slots: Int?
 
         @Option(help: "Its jobs that may wait queued at once (default: the hub's --max-queued-per-token).")
         var maxQueued: Int?
@@ -68,6 +79,7 @@ struct Token: AsyncParsableCommand {
                 try keyValuePairs($0.split(separator: ",").map(String.init), option: "--labels")
             }
             request.maxQueued = maxQueued
+            request.slots = slots
             if let problem = request.problem { throw ValidationError("--\(problem.field): \(problem.message)") }
             let created: TokenView
             if let registry = try target.registry() {
@@ -120,6 +132,7 @@ struct Token: AsyncParsableCommand {
                         "on " + labels.sorted { $0.key < $1.key }.map { "\($0)=\($1)" }.joined(separator: ","))
                 }
                 if let cap = token.maxQueued { limits.append("max-queued \(cap)") }
+                if let slots = token.slots { limits.append("slots \(slots)") }
                 let state = token.revokedAt == nil ? "active" : "revoked"
                 say(
                     token.name.padding(toLength: 20, withPad: " ", startingAt: 0) + " "
