@@ -14,11 +14,26 @@ public final class SQLiteJobStore: JobStore {
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
         }
         if let path {
+            try Self.restrictToOwner(path)
             db = try DatabasePool(path: path, configuration: config)
         } else {
             db = try DatabaseQueue(configuration: config)
         }
         try Self.migrator.migrate(db)
+    }
+
+    /// The database holds every job's output and the attach transcripts: only its owner may
+    /// read it, whatever the umask. SQLite gives its -wal and -shm files the mode of the database
+    /// file, so creating that one 0600 (and tightening files an older version left) covers all three.
+    static func restrictToOwner(_ path: String) throws {
+        let fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw StoreError("cannot open \(path): \(String(cString: strerror(errno)))") }
+        close(fd)
+        for file in [path, path + "-wal", path + "-shm"] where FileManager.default.fileExists(atPath: file) {
+            guard chmod(file, 0o600) == 0 else {
+                throw StoreError("cannot make \(file) readable by its owner only: \(String(cString: strerror(errno)))")
+            }
+        }
     }
 
     static var migrator: DatabaseMigrator {

@@ -160,11 +160,7 @@ func buildRouter(
 /// Opens the SQLite store under the data folder, creating the folder; nil data means in memory.
 public func openStore(_ configuration: HubConfiguration) throws -> SQLiteJobStore {
     guard let folder = configuration.dataDirectory else { return try SQLiteJobStore(path: nil) }
-    do {
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-    } catch {
-        throw HubError("cannot create data folder \(folder): \(error.localizedDescription)")
-    }
+    try DataFolder.prepare(folder)
     try DataFolderLock.acquire(folder)
     return try SQLiteJobStore(path: (folder as NSString).appendingPathComponent("xn.sqlite"))
 }

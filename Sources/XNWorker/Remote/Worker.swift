@@ -30,8 +30,10 @@ public final class Worker: Sendable {
     }
 
     public func run() async throws {
+        // Spooled output is the jobs' own: only the worker's user may read it.
         try FileManager.default.createDirectory(
-            atPath: configuration.spoolDirectory, withIntermediateDirectories: true)
+            atPath: configuration.spoolDirectory, withIntermediateDirectories: true,
+            attributes: [.posixPermissions: 0o700])
         await withDiscardingTaskGroup { group in
             group.addTask { await self.stayConnected() }
             await runner.run()

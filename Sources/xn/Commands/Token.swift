@@ -32,7 +32,9 @@ struct Token: AsyncParsableCommand {
             do {
                 return TokenRegistry(store: try openStore(configuration))
             } catch let error as HubError {
-                printError("\(error.description); stop it, or manage tokens through it with an admin token")
+                let inUse = error.description.hasSuffix("in use by another hub")
+                printError(
+                    error.description + (inUse ? "; stop it, or manage tokens through it with an admin token" : ""))
                 throw ExitCode(1)
             }
         }
