@@ -91,7 +91,22 @@ struct TokenCLITests {
         try checkExposure(configuration, tokens: tokens, logger: logger)
         configuration.insecureNoAuth = false
         _ = try await tokens.create(.init(name: "root", role: .admin))
+        // With tokens: beyond loopback only over TLS, or when told tokens may travel in clear text.
+        #expect {
+            try checkExposure(configuration, tokens: tokens, logger: logger)
+        } throws: { error in
+            (error as? HubError)?.description.contains("over plain HTTP: every request's token would cross") == true
+        }
+        configuration.insecureHTTP = true
         try checkExposure(configuration, tokens: tokens, logger: logger)
+        configuration.insecureHTTP = false
+        configuration.tlsCertificate = "hub.pem"
+        try checkExposure(configuration, tokens: tokens, logger: logger)
+        configuration.tlsCertificate = nil
+        configuration.host = "127.0.0.1"
+        try checkExposure(configuration, tokens: tokens, logger: logger)
+        configuration.host = "0.0.0.0"
+        configuration.insecureHTTP = true
         // Revoking every token leaves authentication on.
         _ = try await tokens.revoke("root")
         try await tokens.load()

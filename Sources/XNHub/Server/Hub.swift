@@ -90,6 +90,18 @@ func serverTLS(_ configuration: HubConfiguration) throws -> TLSConfiguration? {
 func checkExposure(_ configuration: HubConfiguration, tokens: TokenRegistry, logger: Logger) throws {
     if tokens.isEnabled {
         logger.notice("bearer tokens required on every route")
+        guard !HubConfiguration.isLoopback(configuration.host), configuration.tlsCertificate == nil else { return }
+        guard configuration.insecureHTTP else {
+            throw HubError(
+                "refusing to listen on \(configuration.host) over plain HTTP: every request's token would cross the "
+                    + "network in clear text for anyone on the path to read and reuse. Serve HTTPS (--tls-cert and "
+                    + "--tls-key), listen on 127.0.0.1 behind a TLS proxy, or pass --insecure-http to do it anyway")
+        }
+        logger.warning(
+            """
+            WARNING: --insecure-http: listening on \(configuration.host) without TLS; bearer tokens travel in clear \
+            text and anyone on the network path can read and reuse them
+            """)
         return
     }
     guard !HubConfiguration.isLoopback(configuration.host) else { return }

@@ -25,6 +25,8 @@ public struct HubConfiguration: Sendable {
     public var maxQueuedPerToken: Int?
     /// Listen beyond loopback even when no token exists (nothing authenticates requests then).
     public var insecureNoAuth = false
+    /// Listen beyond loopback over plain HTTP although tokens are in use (they travel in clear text).
+    public var insecureHTTP = false
 
     /// Names the hub answers to besides loopback names and IP addresses (`--public-name`): a
     /// request with another `Host` is refused, which defeats DNS rebinding.

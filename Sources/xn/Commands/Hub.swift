@@ -25,6 +25,13 @@ struct Hub: AsyncParsableCommand {
             """)
     var insecureNoAuth = false
 
+    @Flag(
+        help: """
+            Listen on a non-loopback interface over plain HTTP although tokens are in use: every token crosses \
+            the network in clear text. Prefer --tls-cert/--tls-key.
+            """)
+    var insecureHttp = false
+
     @Option(
         name: [.customShort("w"), .long],
         help: "Comma-separated commands allowed: bare names or absolute paths, matched by real file (default: all).")
@@ -169,6 +176,7 @@ struct Hub: AsyncParsableCommand {
         configuration.maxQueued = maxQueued
         configuration.maxQueuedPerToken = maxQueuedPerToken
         configuration.insecureNoAuth = insecureNoAuth
+        configuration.insecureHTTP = insecureHttp
         configuration.tlsCertificate = tlsCert
         configuration.tlsKey = tlsKey
         let identity = try jobs.identity()
