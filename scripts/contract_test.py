@@ -1372,17 +1372,24 @@ def run_tokens(hub: Hub, c: Contract) -> None:
         r = c.call(hub, "GET", "/v1/worker", label, token=token, expect=426)
         c.error_is(r, f"GET /v1/worker [{label}]", "upgrade_required")
 
-    # Upgrades: 101 when allowed; refused ones get the WebSocket layer's bare 400.
+    # Upgrades: 101 when allowed; refused ones get the same answer as without the upgrade.
     r = c.call_upgrade(hub, "/v1/worker", "worker token", token=worker, protocol="xn.v2", expect=101)
     c.check(r is not None and r.headers.get("Sec-WebSocket-Protocol") == "xn.v2",
             "GET /v1/worker [upgrade: worker token]: Sec-WebSocket-Protocol xn.v2")
     c.call_upgrade(hub, "/v1/jobs/{id}/attach", "read token, mode=read-only", id=job, query={"mode": "read-only"},
                    token=reader, expect=101)
     c.call_upgrade(hub, "/v1/jobs/{id}/attach", "alice types into her job", id=job, token=alice, expect=101)
-    c.call_upgrade(hub, "/v1/worker", "no token", protocol="xn.v2", expect=400)
-    c.call_upgrade(hub, "/v1/worker", "read token", token=reader, protocol="xn.v2", expect=400)
-    c.call_upgrade(hub, "/v1/jobs/{id}/attach", "read token asks to type", id=job, token=reader, expect=400)
-    c.call_upgrade(hub, "/v1/jobs/{id}/attach", "bob asks to type into alice's job", id=job, token=bob, expect=400)
+    r = c.call_upgrade(hub, "/v1/worker", "no token", protocol="xn.v2", expect=401)
+    c.error_is(r, "GET /v1/worker [upgrade: no token]", "unauthorized")
+    r = c.call_upgrade(hub, "/v1/worker", "read token", token=reader, protocol="xn.v2", expect=403)
+    c.error_is(r, "GET /v1/worker [upgrade: read token]", "forbidden")
+    r = c.call_upgrade(hub, "/v1/jobs/{id}/attach", "read token asks to type", id=job, token=reader, expect=403)
+    c.error_is(r, "GET /v1/jobs/{id}/attach [upgrade: read token asks to type]", "forbidden")
+    r = c.call_upgrade(hub, "/v1/jobs/{id}/attach", "bob asks to type into alice's job", id=job, token=bob,
+                       expect=403)
+    c.error_is(r, "GET /v1/jobs/{id}/attach [upgrade: bob asks to type into alice's job]", "forbidden")
+    r = c.call_upgrade(hub, "/v1/jobs/{id}/attach", "no such job", id="0" * 40, token=admin, expect=404)
+    c.error_is(r, "GET /v1/jobs/{id}/attach [upgrade: no such job]", "job_not_found")
 
     # Transcripts: only alice's session could type, so only it is recorded, with her token's name.
     transcripts_of(hub, job, token=admin, ended=1)

@@ -29,4 +29,23 @@ struct AuditTests {
         #expect(line("attach", compatID)?.contains("mode=read-only") == true)
         #expect(lines.allSatisfy { $0.contains("from=127.0.0.1:") }, "\(lines)")
     }
+
+    @Test func newlinesAndControlCharactersCannotForgeOrHideAuditLines() async throws {
+        let hub = try await HubProcess.start(data: try temporaryFolder())
+        defer { hub.killNow() }
+        let forged = "x\n2026-01-01T00:00:00+0000 notice xn.hub: from=10.0.0.1 [XNHub] audit: forged"
+        let body = try JSONSerialization.data(
+            withJSONObject: ["command": "echo", "args": [forged, "\u{1b}[2Jcleared", "tab\there"]])
+        let id = try await hub.submit(String(decoding: body, as: UTF8.self))
+        let line = try await eventually("the submit line") { () -> String? in
+            (hub.child.stdoutText + hub.child.stderrText).split(separator: "\n")
+                .first { $0.contains("audit: submit") && $0.contains("job=\(id)") }.map(String.init)
+        }
+        let log = hub.child.stdoutText + hub.child.stderrText
+        #expect(!log.split(separator: "\n").contains { $0.hasPrefix("2026-01-01") }, "no forged line")
+        #expect(line.contains(#"x\n2026-01-01T00:00:00+0000 notice"#), "\(line)")
+        #expect(line.contains(#"\u{1b}[2Jcleared"#), "\(line)")
+        #expect(line.contains(#"tab\there"#), "\(line)")
+        #expect(!log.contains("\u{1b}"), "no escape character reaches the log")
+    }
 }

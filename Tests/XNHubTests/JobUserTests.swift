@@ -90,12 +90,12 @@ struct JobUserTests {
     /// The switch to another user happens in a vfork child of a hub busy on many threads: each
     /// job must come out as exactly that user, with none of the hub's groups or descriptors.
     @Test func fiftyJobsAsAnotherUserBesideOutputHeavyJobsEachGetOnlyTheirUser() async throws {
-        let hub = try await HubProcess.start(data: try temporaryFolder(), ["--slots", "8"], asRoot: false)
+        let hub = try await HubProcess.start(data: try temporaryFolder(), ["--slots", "4"], asRoot: false)
         defer { hub.killNow() }
         var heavy: [String] = []
-        for seed in 0..<6 {
+        for seed in 0..<4 {
             heavy.append(
-                try await hub.submit(#"{"command":"\#(Binaries.testtask)","args":["bytes","8000000","\#(seed)"]}"#))
+                try await hub.submit(#"{"command":"\#(Binaries.testtask)","args":["bytes","4000000","\#(seed)"]}"#))
         }
         let probe = "id -u; id -g; id -G; exec \(Binaries.testtask) fds"
         var probes: [String] = []
@@ -112,7 +112,7 @@ struct JobUserTests {
         for id in heavy {
             let job = try await hub.ended(id, timeout: .seconds(60))
             #expect(job["state"] as? String == "succeeded", "\(job)")
-            #expect(job["stdout_bytes"] as? Int == 8_000_000, "\(job)")
+            #expect(job["stdout_bytes"] as? Int == 4_000_000, "\(job)")
         }
     }
 

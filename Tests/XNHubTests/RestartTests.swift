@@ -38,12 +38,16 @@ struct RestartTests {
         let data = try temporaryFolder()
         let hub = try await HubProcess.start(data: data, ["--slots", "2", "--grace", "1.5", "--kill-grace", "0.5"])
         defer { hub.killNow() }
-        let short = try await hub.submit(#"{"command":"sh","args":["-c","sleep 0.5; echo done"]}"#)
+        // The short job ends once told to, so both are surely running when Ctrl-C comes.
+        let go = try temporaryFolder() + "/go"
+        let short = try await hub.submit(
+            #"{"command":"sh","args":["-c","while [ ! -e \#(go) ]; do sleep 0.02; done; echo done"]}"#)
         let long = try await hub.submit(#"{"command":"sleep","args":["60"]}"#)
         _ = try await eventually("both running") {
             let states = (try await hub.state(short), try await hub.state(long))
             return states == ("running", "running") ? true : nil
         }
+        #expect(FileManager.default.createFile(atPath: go, contents: nil))
         hub.child.signal(SIGINT)
         let status = try await hub.child.exitStatus(timeout: .seconds(15))
         #expect(status == 0)

@@ -81,6 +81,30 @@ final class RawConnection {
         }
     }
 
+    /// One whole response with a Content-Length body (the connection may stay open).
+    func readResponse(timeout: Duration) throws -> String {
+        let deadline = ContinuousClock.now + timeout
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        while ContinuousClock.now < deadline {
+            let text = String(decoding: received, as: UTF8.self)
+            if let end = text.range(of: "\r\n\r\n"),
+                let length = text[..<end.lowerBound].split(separator: "\r\n")
+                    .first(where: { $0.lowercased().hasPrefix("content-length:") })
+                    .flatMap({ Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) }),
+                text.utf8.count - text.utf8.distance(from: text.startIndex, to: end.upperBound) >= length
+            {
+                return text
+            }
+            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&poller, 1, 200) > 0 else { continue }
+            let count = recv(fd, &buffer, buffer.count, 0)
+            if count <= 0 { throw TestFailure("closed before a whole response: \(text)") }
+            received += buffer[..<count]
+        }
+        throw TestFailure("no whole response within \(timeout): \(String(decoding: received, as: UTF8.self))")
+    }
+
     /// Everything until the peer closes; fails if it is still open after `timeout`.
     func readToEnd(timeout: Duration) throws -> [UInt8] {
         let deadline = ContinuousClock.now + timeout

@@ -41,7 +41,10 @@ struct WorkerTests {
         try await withHub({ $0.slots = 0 }) { hub in
             let worker = try TestWorker.start(hub: hub.url, name: "one-slot", slots: 1)
             try await hub.waitForWorkers(["one-slot"])
-            let first = try await hub.submit(#"{"command":"sleep","args":["2"]}"#)
+            // The first job holds the slot until told to let go.
+            let go = try temporaryFolder() + "/go"
+            let first = try await hub.submit(
+                #"{"command":"sh","args":["-c","while [ ! -e \#(go) ]; do sleep 0.02; done"]}"#)
             let second = try await hub.submit(#"{"command":"echo","args":["second"]}"#)
             try await eventually("first holding the slot") {
                 ["assigned", "running"].contains(try await hub.state(first)) ? true : nil
@@ -49,6 +52,8 @@ struct WorkerTests {
             #expect(try await hub.state(second) == "queued")
             let workers = try await hub.get("/v1/workers").object()["workers"] as? [[String: Any]]
             #expect(workers?.first?["running"] as? Int == 1)
+            #expect(try await hub.state(second) == "queued", "still waiting while the slot is held")
+            #expect(FileManager.default.createFile(atPath: go, contents: nil))
             #expect(try await hub.ended(second)["stdout"] as? String == "second\n")
             #expect(try await hub.ended(first)["state"] as? String == "succeeded")
             await worker.stop()

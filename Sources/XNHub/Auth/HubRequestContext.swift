@@ -50,7 +50,7 @@ struct AuditLog: Sendable {
     }
 
     func submitted(_ job: JobRecord, from peer: String) {
-        let words = ([job.spec.command] + job.spec.args).map { $0.contains(" ") ? "'\($0)'" : $0 }
+        let words = ([job.spec.command] + job.spec.args).map { $0.contains(" ") || $0.isEmpty ? "'\($0)'" : $0 }
         var details = ["command": words.joined(separator: " ")]
         if job.spec.tty != nil { details["tty"] = "yes" }
         if let owner = job.owner { details["token"] = owner }
@@ -61,9 +61,30 @@ struct AuditLog: Sendable {
     func record(
         _ action: String, job: String, from peer: String, by token: String? = nil, _ details: [String: String] = [:]
     ) {
-        var metadata: Logger.Metadata = ["job": .string(job), "from": .string(peer)]
-        if let token { metadata["token"] = .string(token) }
-        for (key, value) in details { metadata[key] = .string(value) }
+        var metadata: Logger.Metadata = ["job": .string(Self.escaped(job)), "from": .string(Self.escaped(peer))]
+        if let token { metadata["token"] = .string(Self.escaped(token)) }
+        for (key, value) in details { metadata[key] = .string(Self.escaped(value)) }
         logger.notice("audit: \(action)", metadata: metadata)
+    }
+
+    /// `text` on one line with nothing a terminal acts on: a command, argument or name carrying a
+    /// newline cannot forge an audit line, nor an escape sequence rewrite the screen that reads it.
+    static func escaped(_ text: String) -> String {
+        var out = ""
+        out.reserveCapacity(text.utf8.count)
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _
+            where scalar.value < 0x20 || (0x7f...0x9f).contains(scalar.value)
+                || scalar.value == 0x2028 || scalar.value == 0x2029:
+                out += "\\u{" + String(scalar.value, radix: 16) + "}"
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
     }
 }

@@ -91,7 +91,7 @@ struct JobsController: Sendable {
         case .failure(let response):
             return response.response
         }
-        guard let job else { return notFound(id) }
+        guard let job else { return Self.notFound(id) }
         return try await view(job, status: .ok)
     }
 
@@ -157,7 +157,7 @@ struct JobsController: Sendable {
             }
             limit = value
         }
-        guard let job = try await store.job(id) else { return notFound(id) }
+        guard let job = try await store.job(id) else { return Self.notFound(id) }
         let total = stream == .stdout ? job.stdoutBytes : job.stderrBytes
         let truncated = stream == .stdout ? job.stdoutTruncated : job.stderrTruncated
         var headers = HTTPFields()
@@ -191,19 +191,19 @@ struct JobsController: Sendable {
     static let pieceBytes = 1 << 20
 
     private func cancel(_ id: JobID, _ context: HubRequestContext) async throws -> Response {
-        guard let before = try await store.job(id) else { return notFound(id) }
+        guard let before = try await store.job(id) else { return Self.notFound(id) }
         if !context.caller.mayControl(before) { return Self.notYours(id) }
         if before.state.isTerminal {
             return Responses.error(.conflict, "job_finished", "job \(id) already ended (\(before.state.rawValue))")
         }
         audit.record("cancel", job: id.rawValue, from: context.peer, by: context.caller.name)
-        guard let job = try await scheduler.cancel(id) else { return notFound(id) }
+        guard let job = try await scheduler.cancel(id) else { return Self.notFound(id) }
         return try await view(job, status: .ok)
     }
 
     /// `{"signal": "INT"}` (or `"SIGINT"`, or `2`) to the job's whole process group.
     private func signal(_ id: JobID, _ request: Request, _ context: HubRequestContext) async throws -> Response {
-        guard let job = try await store.job(id) else { return notFound(id) }
+        guard let job = try await store.job(id) else { return Self.notFound(id) }
         if !context.caller.mayControl(job) { return Self.notYours(id) }
         var request = request
         let body: ByteBuffer
@@ -231,11 +231,11 @@ struct JobsController: Sendable {
             "signal", job: id.rawValue, from: context.peer, by: context.caller.name, ["signal": String(number)])
         switch try await scheduler.signal(id, number) {
         case .notFound:
-            return notFound(id)
+            return Self.notFound(id)
         case .notRunning(let why):
             return Responses.error(.conflict, "job_not_running", "job \(id) is not running: \(why)")
         case .sent:
-            guard let job = try await store.job(id) else { return notFound(id) }
+            guard let job = try await store.job(id) else { return Self.notFound(id) }
             return Responses.json(.accepted, JobView(job))
         }
     }
@@ -244,14 +244,15 @@ struct JobsController: Sendable {
         _ context: HubRequestContext, _ body: (JobID) async throws -> Response
     ) async throws -> Response {
         let text = context.parameters.get("id") ?? ""
-        guard let id = JobID(text) else {
-            return Responses.error(
-                .notFound, "job_not_found", "'\(text)' is not a job id (40 hex characters)", field: "id")
-        }
+        guard let id = JobID(text) else { return Self.notAJobID(text) }
         return try await body(id)
     }
 
-    private func notFound(_ id: JobID) -> Response {
+    static func notAJobID(_ text: String) -> Response {
+        Responses.error(.notFound, "job_not_found", "'\(text)' is not a job id (40 hex characters)", field: "id")
+    }
+
+    static func notFound(_ id: JobID) -> Response {
         Responses.error(.notFound, "job_not_found", "no job with id \(id)")
     }
 

@@ -62,11 +62,12 @@ func buildSocketRouter(
     return sockets
 }
 
-/// Why `caller` may not attach to the job `request` names in the mode it asks for, or nil.
+/// Why `caller` may not attach to the job `request` names in the mode it asks for (no such job,
+/// or not theirs to type into), or nil. Checked before the upgrade, so a refusal is a plain answer.
 func attachRefusal(_ request: Request, _ caller: Caller, store: any JobStore) async throws -> Response? {
-    guard request.uri.queryParameters.get("mode") != "read-only", caller.token != nil,
-        let id = request.uri.path.split(separator: "/").dropLast().last.flatMap({ JobID(String($0)) }),
-        let job = try await store.job(id)
-    else { return nil }
+    let text = request.uri.path.split(separator: "/").dropLast().last.map(String.init) ?? ""
+    guard let id = JobID(text) else { return JobsController.notAJobID(text) }
+    guard let job = try await store.job(id) else { return JobsController.notFound(id) }
+    guard request.uri.queryParameters.get("mode") != "read-only", caller.token != nil else { return nil }
     return caller.mayControl(job) ? nil : JobsController.notYours(id)
 }

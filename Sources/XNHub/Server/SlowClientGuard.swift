@@ -5,7 +5,8 @@ import Logging
 import NIOCore
 
 extension HTTPServerBuilder {
-    /// HTTP/1 with WebSocket upgrades, closing connections whose client is too slow: it has not
+    /// HTTP/1 with WebSocket upgrades (other upgrades and HTTP/2 answered as `ProtocolEdgeChannel`
+    /// says), closing connections whose client is too slow: it has not
     /// finished its first request's head within `headerDeadline` (slowloris), or it has not read
     /// what the hub writes for `stallTimeout` (a reader that never reads holds nothing for long).
     static func http1WebSocketUpgradeGuardingSlowClients(
@@ -13,11 +14,19 @@ extension HTTPServerBuilder {
         headerDeadline: Duration, stallTimeout: Duration
     ) -> HTTPServerBuilder {
         let webSocketResponder = webSocketRouter.buildResponder()
+        let wouldUpgrade: UpgradeHeaderFilter.Check = { request, channel, logger in
+            let context = HubWebSocketContext(source: .init(channel: channel, logger: logger))
+            let response = try? await webSocketResponder.respond(
+                to: Request(head: request, body: .init(buffer: ByteBuffer())), context: context)
+            return response?.status == .ok
+        }
         return .init { responder in
-            SlowClientChannel(
-                base: HTTP1WebSocketUpgradeChannel(
-                    responder: responder, webSocketResponder: webSocketResponder, configuration: configuration),
-                headerDeadline: headerDeadline, stallTimeout: stallTimeout)
+            ProtocolEdgeChannel(
+                base: SlowClientChannel(
+                    base: HTTP1WebSocketUpgradeChannel(
+                        responder: responder, webSocketResponder: webSocketResponder, configuration: configuration),
+                    headerDeadline: headerDeadline, stallTimeout: stallTimeout),
+                wouldUpgrade: wouldUpgrade)
         }
     }
 }
