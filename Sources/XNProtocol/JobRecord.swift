@@ -18,8 +18,10 @@ public struct JobRecord: Sendable, Equatable {
     public var stderrBytes: Int
     public var stdoutTruncated: Bool
     public var stderrTruncated: Bool
-    /// Outcome of the callback delivery, once tried.
+    /// Outcome of the callback delivery, once tried, for people.
     public var callbackStatus: String?
+    /// The callback's delivery log; nil when the job has no callback.
+    public var callbackDelivery: CallbackDelivery?
     /// Who ran it: "local" for the hub's own slots.
     public var worker: String?
     /// Attempts started so far (a lost worker's job may be queued again).

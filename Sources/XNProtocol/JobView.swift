@@ -26,6 +26,8 @@ public struct JobView: Sendable, Codable, Equatable {
     public var stdoutTruncated: Bool
     public var stderrTruncated: Bool
     public var callbackStatus: String?
+    /// Attempts, state and last result of the callback's delivery.
+    public var callbackDelivery: CallbackDeliveryView?
     public var worker: String?
     public var labels: [String: String]?
     public var retries: Int?
@@ -45,7 +47,8 @@ public struct JobView: Sendable, Codable, Equatable {
         case exitCode = "exit_code", signal, err, stdout, stderr
         case stdoutBytes = "stdout_bytes", stderrBytes = "stderr_bytes"
         case stdoutTruncated = "stdout_truncated", stderrTruncated = "stderr_truncated"
-        case callbackStatus = "callback_status", worker, labels, retries, tty, interactive, attempts, limits
+        case callbackStatus = "callback_status", callbackDelivery = "callback_delivery", worker, labels, retries, tty,
+            interactive, attempts, limits
         case maxOutput = "max_output", owner, waiting
     }
 
@@ -73,6 +76,7 @@ public struct JobView: Sendable, Codable, Equatable {
         stdoutTruncated = record.stdoutTruncated
         stderrTruncated = record.stderrTruncated
         callbackStatus = record.callbackStatus
+        callbackDelivery = record.callbackDelivery.map(CallbackDeliveryView.init)
         worker = record.worker
         labels = record.spec.labels.isEmpty ? nil : record.spec.labels
         retries = record.spec.retries == 0 ? nil : record.spec.retries

@@ -38,7 +38,11 @@ public protocol JobStore: Sendable {
     func output(_ id: JobID, stream: OutputStreamKind, from offset: Int, limit: Int) async throws -> [UInt8]
     /// Deletes the oldest finished jobs beyond `keeping`; queued and running jobs are never purged.
     func purgeFinished(keeping: Int) async throws -> Int
-    func setCallbackStatus(_ id: JobID, _ status: String) async throws
+    /// Records a callback delivery attempt (or its end): the log in the job's view, and what a
+    /// restarted hub resumes from. `status` is the one-line summary people read.
+    func recordCallback(_ id: JobID, _ delivery: CallbackDelivery, status: String?) async throws
+    /// Ended jobs whose callback is still to be delivered, oldest first.
+    func pendingCallbacks() async throws -> [JobRecord]
     /// Jobs in a state (nil: all).
     func count(state: JobState?) async throws -> Int
 }

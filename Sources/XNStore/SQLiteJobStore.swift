@@ -93,13 +93,32 @@ public final class SQLiteJobStore: JobStore {
         migrator.registerMigration("v5: worker token slots") { db in
             try db.execute(sql: "ALTER TABLE tokens ADD COLUMN slots INTEGER")
         }
+        migrator.registerMigration("v6: callback delivery log") { db in
+            for column in [
+                "callback_state TEXT", "callback_attempts INTEGER NOT NULL DEFAULT 0", "callback_result TEXT",
+                "callback_last_at INTEGER", "callback_next_at INTEGER",
+            ] {
+                try db.execute(sql: "ALTER TABLE jobs ADD COLUMN \(column)")
+            }
+            // Jobs with a callback: what their status says, else still to deliver (a hub that
+            // stopped before delivering it now does).
+            try db.execute(
+                sql: """
+                    UPDATE jobs SET callback_result = callback_status,
+                        callback_state = CASE WHEN callback_status LIKE 'delivered%' THEN 'delivered'
+                            WHEN callback_status LIKE 'failed%' THEN 'failed' ELSE 'pending' END
+                    WHERE json_extract(CAST(spec AS TEXT), '$.callback') IS NOT NULL
+                    """)
+            try db.execute(sql: "CREATE INDEX jobs_callback_pending ON jobs(seq) WHERE callback_state = 'pending'")
+        }
         return migrator
     }
 
     private static let columns = """
         seq, id, spec, state, created_at, started_at, finished_at, exit_code, signal, err,
         stdout_bytes, stderr_bytes, stdout_truncated, stderr_truncated, callback_status, worker,
-        attempts, attempt_token, owner
+        attempts, attempt_token, owner, callback_state, callback_attempts, callback_result, callback_last_at,
+        callback_next_at
         """
 
     public func insert(_ job: JobRecord) async throws -> JobRecord {
@@ -108,15 +127,17 @@ public final class SQLiteJobStore: JobStore {
         return try await db.write { db in
             try db.cachedStatement(
                 sql: """
-                    INSERT INTO jobs (id, spec, state, created_at, started_at, worker, attempts, attempt_token, owner)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO jobs (id, spec, state, created_at, started_at, worker, attempts, attempt_token, owner,
+                        callback_state)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """
             ).execute(arguments: [
                 job.id.rawValue, spec, job.state.rawValue, job.createdAt, job.startedAt, job.worker, job.attempts,
-                job.attemptToken?.description, job.owner,
+                job.attemptToken?.description, job.owner, job.spec.callback == nil ? nil : "pending",
             ])
             var stored = job
             stored.seq = db.lastInsertedRowID
+            if job.spec.callback != nil { stored.callbackDelivery = CallbackDelivery() }
             return stored
         }
     }
@@ -344,11 +365,31 @@ public final class SQLiteJobStore: JobStore {
         }
     }
 
-    public func setCallbackStatus(_ id: JobID, _ status: String) async throws {
+    public func recordCallback(_ id: JobID, _ delivery: CallbackDelivery, status: String?) async throws {
         try await db.write { db in
-            try db.cachedStatement(sql: "UPDATE jobs SET callback_status = ? WHERE id = ?").execute(arguments: [
-                status, id.rawValue,
+            try db.cachedStatement(
+                sql: """
+                    UPDATE jobs SET callback_status = ?, callback_state = ?, callback_attempts = ?, callback_result = ?,
+                        callback_last_at = ?, callback_next_at = ?
+                    WHERE id = ?
+                    """
+            ).execute(arguments: [
+                status, delivery.state.rawValue, delivery.attempts, delivery.lastResult, delivery.lastAttemptAt,
+                delivery.nextAttemptAt, id.rawValue,
             ])
+        }
+    }
+
+    public func pendingCallbacks() async throws -> [JobRecord] {
+        let ended = JobState.allCases.filter(\.isTerminal).map { "'\($0.rawValue)'" }.joined(separator: ", ")
+        return try await db.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT \(Self.columns) FROM jobs WHERE callback_state = 'pending' AND state IN (\(ended))
+                    ORDER BY seq
+                    """
+            ).map(Self.record)
         }
     }
 
@@ -387,6 +428,11 @@ public final class SQLiteJobStore: JobStore {
         record.attempts = row["attempts"]
         record.attemptToken = (row["attempt_token"] as String?).flatMap { AttemptToken(hex: $0) }
         record.owner = row["owner"]
+        if let text: String = row["callback_state"], let state = CallbackDelivery.State(rawValue: text) {
+            record.callbackDelivery = CallbackDelivery(
+                state: state, attempts: row["callback_attempts"], lastResult: row["callback_result"],
+                lastAttemptAt: row["callback_last_at"], nextAttemptAt: row["callback_next_at"])
+        }
         return record
     }
 }

@@ -7,6 +7,8 @@ import ServiceLifecycle
 import Testing
 import XNProtocol
 
+@testable import XNHub
+
 /// Callback delivery: the finished job in http-runner's shape, and failures that never touch the job.
 @Suite(.timeLimit(.minutes(2)))
 struct CallbackTests {
@@ -139,6 +141,113 @@ extension CallbackTests {
     }
 }
 
+extension CallbackTests {
+    /// The job's v1 `callback_delivery`.
+    static func delivery(_ hub: some ReachableHub, _ id: String) async throws -> [String: Any]? {
+        try await hub.get("/v1/jobs/\(id)").object()["callback_delivery"] as? [String: Any]
+    }
+
+    @Test func aDeliveryTheHubWasRetryingWhenKilledResumesAfterARestart() async throws {
+        try await withCallbackListener(status: .serviceUnavailable) { listener in
+            let data = try temporaryFolder()
+            let first = try await HubProcess.start(data: data)
+            defer { first.killNow() }
+            let id = try await first.submit(#"{"command":"echo","args":["once"],"callback":"\#(listener.url)/resume"}"#)
+            // The first try failed (503) and the next one is scheduled: the hub dies then.
+            let pending = try await eventually("a failed try recorded") { () -> [String: Any]? in
+                let delivery = try await Self.delivery(first, id)
+                return (delivery?["attempts"] as? Int ?? 0) >= 1 ? delivery : nil
+            }
+            #expect(pending["state"] as? String == "pending")
+            #expect(pending["last_result"] as? String == "HTTP 503")
+            #expect(pending["next_attempt_at"] is String)
+            await first.kill()
+            await listener.answer(.ok)
+            let second = try await HubProcess.start(data: data)
+            defer { second.killNow() }
+            let delivered = try await eventually("delivered after the restart") { () -> [String: Any]? in
+                let delivery = try await Self.delivery(second, id)
+                return delivery?["state"] as? String == "delivered" ? delivery : nil
+            }
+            let posts = await listener.deliveries.filter { $0.path == "/resume" }
+            #expect(delivered["attempts"] as? Int == posts.count, "every try is counted once")
+            #expect(posts.count >= 2)
+            #expect(delivered["last_result"] as? String == "HTTP 200")
+            let status = try await second.get("/v1/jobs/\(id)").object()["callback_status"] as? String
+            #expect(status == "delivered: HTTP 200 on attempt \(posts.count)")
+            let job = try #require(try JSONSerialization.jsonObject(with: Data(posts.last!.body)) as? [String: Any])
+            #expect(job["id"] as? String == id && job["stdout"] as? String == "once\n")
+            await second.kill()
+        }
+    }
+
+    @Test func theAddressConnectedToIsCheckedNotJustTheName() async throws {
+        try await withCallbackListener { listener in
+            let port = try #require(URL(string: listener.url)?.port)
+            let url = "http://localhost:\(port)/by-name"
+            // A network list: the name passes at submission, its address (127.0.0.1) does not.
+            try await withHub({ $0.callbackHosts = ["10.0.0.0/8"] }) { hub in
+                let id = try await hub.submit(#"{"command":"true","callback":"\#(url)"}"#)
+                let failed = try await eventually("refused at delivery") { () -> [String: Any]? in
+                    let delivery = try await Self.delivery(hub, id)
+                    return delivery?["state"] as? String == "failed" ? delivery : nil
+                }
+                #expect(failed["attempts"] as? Int == 1, "a refused address is not tried again")
+                let reason = failed["last_result"] as? String ?? ""
+                #expect(reason.contains("localhost resolves to "), "\(reason)")
+                #expect(reason.contains("which --callback-hosts does not allow"), "\(reason)")
+                #expect(await listener.deliveries.isEmpty, "nothing reached the address")
+            }
+            try await withHub({ $0.callbackHosts = ["10.0.0.0/8", "127.0.0.0/8", "::1"] }) { hub in
+                let id = try await hub.submit(#"{"command":"true","callback":"\#(url)"}"#)
+                let delivered = try await eventually("delivered") { () -> [String: Any]? in
+                    let delivery = try await Self.delivery(hub, id)
+                    return delivery?["state"] as? String == "delivered" ? delivery : nil
+                }
+                #expect(delivered["attempts"] as? Int == 1)
+                #expect(await listener.deliveries.map(\.path) == ["/by-name"])
+            }
+        }
+    }
+
+    @Test func linkLocalAndMetadataAddressesAreRefusedUnlessNamed() async throws {
+        try await withHub { hub in
+            for url in [
+                "http://169.254.169.254/latest/meta-data/", "http://[fe80::1]/", "http://100.100.100.200/",
+                "http://[::ffff:169.254.169.254]/", "http://0.0.0.0:9000/",
+            ] {
+                let refused = try await hub.post("/v1/jobs", #"{"command":"true","callback":"\#(url)"}"#)
+                #expect(refused.status == 400, "\(url)")
+                #expect(refused.text.contains("name it in --callback-hosts"), "\(url): \(refused.text)")
+            }
+        }
+        try await withHub({ $0.callbackHosts = ["169.254.169.254"] }) { hub in
+            let named = try await hub.post(
+                "/v1/jobs", #"{"command":"true","callback":"http://169.254.169.254/latest/meta-data/"}"#)
+            #expect(named.status == 201)
+        }
+    }
+
+    @Test func thePolicyJudgesAddressesAsTheKernelWouldReachThem() {
+        let open = CallbackPolicy([])
+        #expect(open.refusal(host: "metadata.example", address: [169, 254, 169, 254])?.contains("link-local") == true)
+        #expect(open.refusal(host: "a.example", address: [10, 1, 2, 3]) == nil)
+        let mapped: [UInt8] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 169, 254, 1, 1]
+        #expect(open.refusal(host: "a.example", address: mapped)?.contains("a.example resolves to 169.254.1.1") == true)
+        #expect(open.refusal(host: "b.example", address: [0xfe, 0x80] + Array(repeating: 0, count: 13) + [1]) != nil)
+        let listed = CallbackPolicy(["hooks.example", "192.168.0.0/16", "169.254.169.254"])
+        #expect(listed.refusal(host: "hooks.example", address: [8, 8, 8, 8]) == nil, "a listed name, any address")
+        #expect(listed.refusal(host: "other.example", address: [192, 168, 7, 7]) == nil, "an address in a network")
+        #expect(listed.refusal(host: "other.example", address: [192, 169, 0, 1]) != nil)
+        #expect(listed.refusal(host: "meta", address: [169, 254, 169, 254]) == nil, "named as an address")
+        #expect(listed.refusal(host: "hooks.example", address: [169, 254, 0, 1]) != nil, "link-local, not named")
+        #expect(
+            CallbackPolicy.invalidEntries(["10.0.0.0/8", "hooks.example", "10.0.0.0/33", "x/y"]) == [
+                "10.0.0.0/33", "x/y",
+            ])
+    }
+}
+
 /// Runs `body` with a listening `CallbackListener` and always stops it.
 func withCallbackListener(
     status: HTTPResponse.Status = .ok, _ body: (CallbackListener) async throws -> Void
@@ -166,7 +275,14 @@ final class CallbackListener: Sendable {
 
     actor Log {
         var deliveries: [Delivery] = []
-        func add(_ delivery: Delivery) { deliveries.append(delivery) }
+        var status: HTTPResponse.Status
+        init(status: HTTPResponse.Status) { self.status = status }
+        /// Records a delivery and gives the status to answer it with.
+        func add(_ delivery: Delivery) -> HTTPResponse.Status {
+            deliveries.append(delivery)
+            return status
+        }
+        func answer(_ status: HTTPResponse.Status) { self.status = status }
     }
 
     let url: String
@@ -186,19 +302,19 @@ final class CallbackListener: Sendable {
     }
 
     static func start(status: HTTPResponse.Status = .ok) async throws -> CallbackListener {
-        let log = Log()
+        let log = Log(status: status)
         let router = Router()
         router.post("/**") { request, _ -> Response in
             var request = request
             let body = try await request.collectBody(upTo: 64 << 20)
-            await log.add(
+            let answer = await log.add(
                 Delivery(
                     path: request.uri.path, contentType: request.headers[.contentType],
                     contentLength: request.headers[.contentLength].flatMap { Int($0) },
                     timestamp: request.headers[HTTPField.Name("X-Notify-Timestamp")!],
                     signature: request.headers[HTTPField.Name("X-Xn-Signature")!],
                     body: Array(body.readableBytesView)))
-            return Response(status: status)
+            return Response(status: answer)
         }
         let (ports, sink) = AsyncStream.makeStream(of: Int.self)
         let logger = Logger(label: "test.listener") { _ in SwiftLogNoOpLogHandler() }
@@ -211,6 +327,11 @@ final class CallbackListener: Sendable {
             throw TestFailure("listener did not start")
         }
         return CallbackListener(url: "http://127.0.0.1:\(port)", log: log, group: group, task: task)
+    }
+
+    /// Answers later deliveries with `status`.
+    func answer(_ status: HTTPResponse.Status) async {
+        await log.answer(status)
     }
 
     func stop() async {

@@ -71,8 +71,12 @@ final class FailingStore: JobStore, TranscriptStore, TokenStore {
         try await base.output(id, stream: stream, from: offset, limit: limit)
     }
     func purgeFinished(keeping: Int) async throws -> Int { try await base.purgeFinished(keeping: keeping) }
-    func setCallbackStatus(_ id: JobID, _ status: String) async throws {
-        try await base.setCallbackStatus(id, status)
+    func pendingCallbacks() async throws -> [JobRecord] {
+        try await base.pendingCallbacks()
+    }
+
+    func recordCallback(_ id: JobID, _ delivery: CallbackDelivery, status: String?) async throws {
+        try await base.recordCallback(id, delivery, status: status)
     }
     func count(state: JobState?) async throws -> Int {
         if failingCounts.load(ordering: .relaxed) { throw Injected(description: "disk I/O error (injected)") }

@@ -268,18 +268,49 @@ struct JobStoreTests {
         }
     }
 
-    @Test("count and callback status", arguments: StoreKind.allCases)
-    func countAndCallback(kind: StoreKind) async throws {
+    @Test("count", arguments: StoreKind.allCases)
+    func count(kind: StoreKind) async throws {
         try await withStore(kind) { store, _ in
             _ = try await store.job(in: .queued)
             _ = try await store.job(in: .queued)
-            let done = try await store.job(in: .succeeded)
+            _ = try await store.job(in: .succeeded)
             #expect(try await store.count(state: .queued) == 2)
             #expect(try await store.count(state: .succeeded) == 1)
             #expect(try await store.count(state: .running) == 0)
             #expect(try await store.count(state: nil) == 3)
-            try await store.setCallbackStatus(done.id, "delivered 200")
-            #expect(try await store.job(done.id)?.callbackStatus == "delivered 200")
+        }
+    }
+
+    @Test("a callback is pending from submission until delivered or given up", arguments: StoreKind.allCases)
+    func callbackDeliveryLog(kind: StoreKind) async throws {
+        try await withStore(kind) { store, _ in
+            func withCallback() async throws -> JobRecord {
+                var spec = JobSpec(command: "true")
+                spec.callback = "http://127.0.0.1:9/done"
+                return try await store.insert(JobRecord(id: .random(), spec: spec, createdAt: 1_000))
+            }
+            let waiting = try await withCallback()
+            #expect(waiting.callbackDelivery == CallbackDelivery(state: .pending, attempts: 0))
+            let ended = try await withCallback()
+            _ = try await store.claim(ended.id, worker: "local", token: .random(), state: .running, at: 1_001)
+            _ = try await store.finish(ended.id, JobOutcome(state: .succeeded, exitCode: 0, finishedAt: 1_002))
+            let plain = try await store.job(in: .succeeded)
+            #expect(plain.callbackDelivery == nil, "no callback, no log")
+            // Only ended jobs are delivered; a queued job's callback waits for its end.
+            #expect(try await store.pendingCallbacks().map(\.id) == [ended.id])
+            let retrying = CallbackDelivery(
+                state: .pending, attempts: 1, lastResult: "connection refused", lastAttemptAt: 2_000,
+                nextAttemptAt: 3_000)
+            try await store.recordCallback(ended.id, retrying, status: nil)
+            #expect(try await store.job(ended.id)?.callbackDelivery == retrying)
+            #expect(try await store.pendingCallbacks().map(\.id) == [ended.id])
+            let delivered = CallbackDelivery(
+                state: .delivered, attempts: 2, lastResult: "HTTP 200", lastAttemptAt: 3_000)
+            try await store.recordCallback(ended.id, delivered, status: "delivered: HTTP 200 on attempt 2")
+            let done = try await store.job(ended.id)
+            #expect(done?.callbackDelivery == delivered)
+            #expect(done?.callbackStatus == "delivered: HTTP 200 on attempt 2")
+            #expect(try await store.pendingCallbacks().isEmpty)
         }
     }
 
@@ -297,7 +328,8 @@ struct JobStoreTests {
             ids.append(try await store.job(in: .running, at: 2).id)
             ids.append(try await store.job(in: .failed, at: 3).id)
             try await store.appendOutput(ids[2], stream: .stderr, offset: 0, bytes: bytes)
-            try await store.setCallbackStatus(ids[2], "failed: refused")
+            try await store.recordCallback(
+                ids[2], CallbackDelivery(state: .failed, attempts: 3, lastResult: "refused"), status: "failed: refused")
             before = try await store.all()
         }
 

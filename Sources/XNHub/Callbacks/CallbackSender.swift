@@ -4,19 +4,26 @@ import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOPosix
+import Synchronization
 import XNProtocol
 import XNStore
 
 /// POSTs a finished job, in http-runner's shape, to its callback URL.
 ///
-/// A failing callback never touches the job's own outcome: it is retried with backoff and the
-/// delivery result is recorded in `callback_status`.
-struct CallbackSender: Sendable {
+/// A failing callback never touches the job's own outcome: it is retried with backoff. Every try
+/// is recorded with the job (`callback_delivery`), so a hub that restarts resumes a delivery
+/// where it was. Each try resolves the host once, checks the address against `CallbackPolicy`
+/// and connects to that address, so what was checked is what is called.
+final class CallbackSender: Sendable {
     let configuration: HubConfiguration
     let store: any JobStore
     let metrics: HubMetrics
     let logger: Logger
-    let client: HTTPClient
+    private let clientConfiguration: HTTPClient.Configuration
+    /// Jobs whose delivery runs now: a job queued twice (an end and the resumption after a
+    /// restart) is delivered once.
+    private let inFlight = Mutex(Set<JobID>())
 
     init(configuration: HubConfiguration, store: any JobStore, metrics: HubMetrics, logger: Logger) {
         self.configuration = configuration
@@ -29,53 +36,174 @@ struct CallbackSender: Sendable {
         clientConfiguration.connectionPool.retryConnectionEstablishment = false
         clientConfiguration.timeout = .init(
             connect: .seconds(5), read: .seconds(configuration.callbackTimeout.components.seconds))
-        client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: clientConfiguration)
+        self.clientConfiguration = clientConfiguration
     }
 
-    func deliver(_ job: JobRecord) async {
-        guard let url = job.spec.callback else { return }
+    /// How one try went.
+    enum TryResult {
+        case delivered(Int)
+        /// Worth another try.
+        case failed(String)
+        /// No try can change it: the policy refuses every address of the host.
+        case refused(String)
+    }
+
+    func deliver(_ queued: JobRecord) async {
+        guard queued.spec.callback != nil, inFlight.withLock({ $0.insert(queued.id).inserted }) else { return }
+        defer { _ = inFlight.withLock { $0.remove(queued.id) } }
+        // What the store says now: a delivery another queue entry finished is not repeated.
+        let current: JobRecord
+        do {
+            guard let job = try await store.job(queued.id) else { return }
+            current = job
+        } catch {
+            logger.error("cannot read job \(queued.id) to deliver its callback: \(error)")
+            return
+        }
+        guard let url = current.spec.callback, var delivery = current.callbackDelivery, delivery.state == .pending
+        else { return }
         let body: [UInt8]
         do {
-            let (stdout, stderr) = try await store.fullOutput(of: job)
-            body = CompatJob(job, stdout: stdout, stderr: stderr).json()
+            let (stdout, stderr) = try await store.fullOutput(of: current)
+            body = CompatJob(current, stdout: stdout, stderr: stderr).json()
         } catch {
-            await setStatus(job.id, "failed: cannot read the job: \(error)")
+            delivery.state = .failed
+            delivery.lastResult = "cannot read the job: \(error)"
+            await record(current.id, delivery, status: "failed: cannot read the job: \(error)")
             metrics.callbackFinished(.failed)
             return
         }
-        var pause = configuration.callbackBackoff
-        var lastProblem = ""
-        for attempt in 1...max(1, configuration.callbackAttempts) {
-            if attempt > 1 {
-                guard (try? await Task.sleep(for: pause)) != nil else { break }
-                pause *= 2
+        let most = max(1, configuration.callbackAttempts)
+        while delivery.attempts < most {
+            if let due = delivery.nextAttemptAt {
+                let wait = due - Timestamp.now()
+                if wait > 0 { guard (try? await Task.sleep(for: .milliseconds(wait))) != nil else { return } }
             }
-            var request = HTTPClientRequest(url: url)
-            request.method = .POST
-            request.headers.add(name: "Content-Type", value: "application/json")
-            let timestamp = String(Timestamp.now())
-            request.headers.add(name: "X-Notify-Timestamp", value: timestamp)
-            if let secret = configuration.callbackSecret {
-                request.headers.add(name: "X-Xn-Signature", value: Self.signature(timestamp, body, secret: secret))
-            }
-            request.body = .bytes(ByteBuffer(bytes: body))
-            do {
-                let response = try await client.execute(
-                    request, timeout: .seconds(configuration.callbackTimeout.components.seconds))
-                _ = try? await response.body.collect(upTo: 64 << 10)
-                if (200..<300).contains(response.status.code) {
-                    await setStatus(job.id, "delivered: HTTP \(response.status.code) on attempt \(attempt)")
-                    metrics.callbackFinished(.delivered)
-                    return
+            delivery.attempts += 1
+            let result = await attempt(url, body)
+            delivery.lastAttemptAt = Timestamp.now()
+            delivery.nextAttemptAt = nil
+            switch result {
+            case .delivered(let code):
+                delivery.state = .delivered
+                delivery.lastResult = "HTTP \(code)"
+                await record(current.id, delivery, status: "delivered: HTTP \(code) on attempt \(delivery.attempts)")
+                metrics.callbackFinished(.delivered)
+                return
+            case .refused(let reason):
+                delivery.state = .failed
+                delivery.lastResult = reason
+                logger.warning("callback of job \(current.id) refused: \(reason)")
+                await record(current.id, delivery, status: "failed: \(reason)")
+                metrics.callbackFinished(.failed)
+                return
+            case .failed(let problem):
+                delivery.lastResult = problem
+                logger.info("callback for job \(current.id) attempt \(delivery.attempts) failed: \(problem)")
+                if delivery.attempts < most {
+                    let pause = configuration.callbackBackoff * (1 << (delivery.attempts - 1))
+                    delivery.nextAttemptAt = delivery.lastAttemptAt! + Int64(pause / .milliseconds(1))
+                    await record(current.id, delivery, status: nil)
                 }
-                lastProblem = "HTTP \(response.status.code)"
-            } catch {
-                lastProblem = describe(error)
             }
-            logger.info("callback for job \(job.id) attempt \(attempt) failed: \(lastProblem)")
         }
-        await setStatus(job.id, "failed after \(configuration.callbackAttempts) attempt(s): \(lastProblem)")
+        delivery.state = .failed
+        await record(
+            current.id, delivery,
+            status: "failed after \(delivery.attempts) attempt(s): \(delivery.lastResult ?? "unknown")")
         metrics.callbackFinished(.failed)
+    }
+
+    /// One POST: resolve, check, connect to the checked address.
+    private func attempt(_ url: String, _ body: [UInt8]) async -> TryResult {
+        let policy = configuration.callbackPolicy
+        guard let host = URLComponents(string: url)?.host?.lowercased(), !host.isEmpty else {
+            return .refused("callback is not a URL with a host")
+        }
+        let bare = host.trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        let addresses: [[UInt8]]
+        if let literal = CallbackPolicy.addressBytes(bare) {
+            addresses = [literal]
+        } else {
+            do {
+                addresses = try await Self.resolve(bare)
+            } catch {
+                return .failed("cannot resolve \(bare): \(error)")
+            }
+        }
+        var refusals: [String] = []
+        var chosen: [UInt8]?
+        for address in addresses {
+            if let refusal = policy.refusal(host: bare, address: address) {
+                refusals.append(refusal)
+            } else {
+                chosen = address
+                break
+            }
+        }
+        guard let chosen else { return .refused(refusals.first ?? "\(bare) has no address") }
+        var configuration = clientConfiguration
+        if CallbackPolicy.addressBytes(bare) == nil {
+            // Connect to the address just checked; TLS still verifies the certificate for the name.
+            configuration.dnsOverride = [bare: CallbackPolicy.text(CallbackPolicy.unmapped(chosen))]
+        }
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        let result = await post(url, body, with: client)
+        try? await client.shutdown()
+        return result
+    }
+
+    private func post(_ url: String, _ body: [UInt8], with client: HTTPClient) async -> TryResult {
+        var request = HTTPClientRequest(url: url)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        let timestamp = String(Timestamp.now())
+        request.headers.add(name: "X-Notify-Timestamp", value: timestamp)
+        if let secret = configuration.callbackSecret {
+            request.headers.add(name: "X-Xn-Signature", value: Self.signature(timestamp, body, secret: secret))
+        }
+        request.body = .bytes(ByteBuffer(bytes: body))
+        do {
+            let response = try await client.execute(
+                request, timeout: .seconds(configuration.callbackTimeout.components.seconds))
+            _ = try? await response.body.collect(upTo: 64 << 10)
+            if (200..<300).contains(response.status.code) { return .delivered(Int(response.status.code)) }
+            return .failed("HTTP \(response.status.code)")
+        } catch {
+            return .failed(describe(error))
+        }
+    }
+
+    /// The host's addresses, IPv4 and IPv6, from the system resolver (on NIO's thread pool, as
+    /// getaddrinfo blocks).
+    static func resolve(_ host: String) async throws -> [[UInt8]] {
+        try await NIOThreadPool.singleton.runIfActive {
+            var hints = addrinfo()
+            hints.ai_family = AF_UNSPEC
+            hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+            var list: UnsafeMutablePointer<addrinfo>?
+            let rc = getaddrinfo(host, nil, &hints, &list)
+            guard rc == 0 else { throw ResolveError(message: String(cString: gai_strerror(rc))) }
+            defer { freeaddrinfo(list) }
+            var addresses: [[UInt8]] = []
+            var next = list
+            while let info = next {
+                if info.pointee.ai_family == AF_INET, let raw = info.pointee.ai_addr {
+                    let address = raw.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_addr }
+                    addresses.append(withUnsafeBytes(of: address) { Array($0) })
+                } else if info.pointee.ai_family == AF_INET6, let raw = info.pointee.ai_addr {
+                    let address = raw.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { $0.pointee.sin6_addr }
+                    addresses.append(withUnsafeBytes(of: address) { Array($0) })
+                }
+                next = info.pointee.ai_next
+            }
+            return addresses
+        }
+    }
+
+    struct ResolveError: Error, CustomStringConvertible {
+        let message: String
+        var description: String { message }
     }
 
     /// `sha256=` and the hex HMAC-SHA256 of "TIMESTAMP.BODY": the receiver recomputes it with the
@@ -88,15 +216,11 @@ struct CallbackSender: Sendable {
         return "sha256=" + code.map { String(format: "%02x", $0) }.joined()
     }
 
-    func shutdown() async {
-        try? await client.shutdown()
-    }
-
-    private func setStatus(_ id: JobID, _ status: String) async {
+    private func record(_ id: JobID, _ delivery: CallbackDelivery, status: String?) async {
         do {
-            try await store.setCallbackStatus(id, status)
+            try await store.recordCallback(id, delivery, status: status)
         } catch {
-            logger.error("cannot record callback status of job \(id): \(error)")
+            logger.error("cannot record callback delivery of job \(id): \(error)")
         }
     }
 

@@ -74,6 +74,14 @@ public actor Scheduler: Service {
         for await _ in recovered {}
         guard !Task.isCancelled else { return }
         let callbacks = CallbackSender(configuration: configuration, store: store, metrics: metrics, logger: logger)
+        // Deliveries a previous hub left pending resume where they were.
+        do {
+            let pending = try await store.pendingCallbacks()
+            if !pending.isEmpty { logger.notice("resuming the callback delivery of \(pending.count) job(s)") }
+            for job in pending { callbackQueue.yield(job) }
+        } catch {
+            logger.error("cannot read pending callbacks: \(error)")
+        }
         await withDiscardingTaskGroup { outer in
             outer.addTask {
                 await withDiscardingTaskGroup { deliveries in
@@ -100,7 +108,6 @@ public actor Scheduler: Service {
             // Every end is stored: deliver what is queued, then stop.
             callbackQueue.finish()
         }
-        await callbacks.shutdown()
     }
 
     /// Graceful shutdown: nothing new starts; the hub's own slots give running jobs the grace

@@ -88,14 +88,20 @@ public struct HubConfiguration: Sendable {
     /// When set, every callback carries `X-Xn-Signature: sha256=HEX`, the HMAC-SHA256 of
     /// "TIMESTAMP.BODY" (TIMESTAMP as in `X-Notify-Timestamp`) with this key.
     public var callbackSecret: [UInt8]?
-    /// Hosts a callback may go to (lowercase); empty allows any.
+    /// Where a callback may go (lowercase host names, addresses, CIDR networks); empty allows
+    /// any but link-local and metadata addresses (see `CallbackPolicy`).
     public var callbackHosts: Set<String> = []
+
+    var callbackPolicy: CallbackPolicy { CallbackPolicy(callbackHosts) }
 
     /// Why `callback` may not be used on this hub, or nil when it may.
     public func refusal(ofCallback callback: String) -> String? {
-        guard !callbackHosts.isEmpty else { return nil }
-        let host = URLComponents(string: callback)?.host?.lowercased() ?? ""
-        return callbackHosts.contains(host) ? nil : "callback host '\(host)' is not in the hub's callback hosts"
+        callbackPolicy.refusal(ofURL: callback)
+    }
+
+    /// `--callback-hosts` entries that are neither host names nor addresses or networks.
+    public static func invalidCallbackHosts(_ entries: [String]) -> [String] {
+        CallbackPolicy.invalidEntries(entries)
     }
 
     /// The most any job may ask for (`limits` in its spec); the hub's own slots apply them to

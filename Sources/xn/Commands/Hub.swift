@@ -88,7 +88,11 @@ struct Hub: AsyncParsableCommand {
             valueName: "file"))
     var callbackSecretFile: String?
 
-    @Option(help: "Hosts callbacks may go to, comma-separated (default: any).")
+    @Option(
+        help: ArgumentHelp(
+            "Where callbacks may go, comma-separated: host names, addresses, CIDR networks (default: anywhere but "
+                + "link-local and cloud metadata addresses, which must be named here to be allowed).",
+            valueName: "hosts"))
     var callbackHosts: String?
 
     @Option(
@@ -139,6 +143,11 @@ struct Hub: AsyncParsableCommand {
             if let reason = EnvironmentPolicy.denialReason(of: name) {
                 throw ValidationError("--allow-env \(name): a job may never set it under a whitelist: \(reason)")
             }
+        }
+        let hosts = (callbackHosts ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        if let invalid = HubConfiguration.invalidCallbackHosts(hosts).first {
+            throw ValidationError(
+                "--callback-hosts \(invalid): not a host name, an address or a network like 10.0.0.0/8")
         }
         if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
         guard (0...65535).contains(port) else { throw ValidationError("-p must be a port from 0 to 65535") }
