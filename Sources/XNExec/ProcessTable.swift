@@ -28,6 +28,19 @@ public enum ProcessTable {
         }
     }
 
+    /// Processes running exactly `arguments` (their /proc/PID/cmdline), zombies left out: how a
+    /// caller sees that a program it started has got as far as running.
+    public static func members(running arguments: [String]) -> [Int32] {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
+        let wanted = arguments.map { Array($0.utf8) }
+        return names.compactMap { name -> Int32? in
+            guard let pid = Int32(name), let data = FileManager.default.contents(atPath: "/proc/\(name)/cmdline")
+            else { return nil }
+            let found = data.split(separator: 0, omittingEmptySubsequences: false).dropLast().map(Array.init)
+            return found == wanted && !isZombie(pid) ? pid : nil
+        }
+    }
+
     private static func isZombie(_ pid: Int32) -> Bool {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
             let close = stat.range(of: ") ", options: .backwards)

@@ -58,8 +58,9 @@ struct ExecutorTerminalTests {
     func interrupt(executor: any JobExecutor) async throws {
         let bash = try Self.bash(executor)
         let output = OutputCollector(bash)
-        try bash.send(Array("sleep 100\n".utf8))
-        try await Task.sleep(for: .milliseconds(300))
+        try bash.send(Array("sleep 100.4\n".utf8))
+        // Ctrl-C once the command runs: sent earlier, it would meet bash at its prompt.
+        #expect(await eventually { !ProcessTable.members(running: ["sleep", "100.4"]).isEmpty })
         try bash.send([3])
         try bash.send(Array("echo still-$((1+1))\n".utf8))
         #expect(await eventually { output.text(.stdout).contains("still-2") })

@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import Synchronization
 import Testing
+import XNExec
 
 /// `/v1/jobs/ID/attach`: replay, live output, input, resize, signals, detach, several clients,
 /// on the hub's slots and on a worker.
@@ -22,14 +23,16 @@ struct AttachTests {
                 try await outbound.write(.text(#"{"type":"resize","rows":40,"cols":100}"#))
                 try await outbound.write(.binary(ByteBuffer(string: "stty size\n")))
                 try await seen.waitFor("40 100")
-                // Ctrl-C typed, and INT sent as a signal, both stop the foreground command, not bash.
-                try await outbound.write(.binary(ByteBuffer(string: "sleep 100\n")))
-                try await Task.sleep(for: .milliseconds(300))
+                // Ctrl-C typed, and INT sent as a signal, both stop the foreground command, not bash:
+                // each is sent once the command runs.
+                try await outbound.write(.binary(ByteBuffer(string: "sleep 100.1\n")))
+                try await waitForProcess(["sleep", "100.1"])
                 try await outbound.write(.binary(ByteBuffer(bytes: [3])))
                 try await outbound.write(.binary(ByteBuffer(string: "echo after-$((2+2))\n")))
                 try await seen.waitFor("after-4")
-                try await outbound.write(.binary(ByteBuffer(string: "sleep 100\n")))
-                try await Task.sleep(for: .milliseconds(300))
+                #expect(ProcessTable.members(running: ["sleep", "100.1"]).isEmpty)
+                try await outbound.write(.binary(ByteBuffer(string: "sleep 100.2\n")))
+                try await waitForProcess(["sleep", "100.2"])
                 try await outbound.write(.text(#"{"type":"signal","signal":"INT"}"#))
                 try await outbound.write(.binary(ByteBuffer(string: "echo again-$((3+3))\n")))
                 try await seen.waitFor("again-6")
@@ -48,8 +51,9 @@ struct AttachTests {
                 try await outbound.write(.binary(ByteBuffer(string: "echo one-$((0+1))\n")))
                 try await seen.waitFor("one-1")
                 try await outbound.write(.text(#"{"type":"detach"}"#))
+                try await seen.waitForClose()
             }
-            try await Task.sleep(for: .milliseconds(200))
+            // The hub has handled the detach (it closed the session): the job goes on.
             #expect(try await hub.get("/v1/jobs/\(id)").object()["state"] as? String == "running")
             // A watcher and a typist at once: both see the same output; the watcher cannot type.
             let watcher = Task {
@@ -64,7 +68,6 @@ struct AttachTests {
                 try await seen.waitFor("one-1")
                 try await outbound.write(.binary(ByteBuffer(string: "echo two-$((1+1))\n")))
                 try await seen.waitFor("two-2")
-                try await Task.sleep(for: .milliseconds(200))
                 try await outbound.write(.binary(ByteBuffer(string: "exit\n")))
                 try await seen.waitForExit()
             }
@@ -107,22 +110,26 @@ struct AttachTests {
             let blocker = try await hub.submit(#"{"command":"sleep","args":["30"]}"#)
             let local = try await hub.submit(#"{"command":"cat","interactive":true}"#)
             let remote = try await hub.submit(#"{"command":"cat","interactive":true,"labels":{"at":"late"}}"#)
-            let early = Task {
-                try await attach(hub, local) { outbound, seen in
-                    try await outbound.write(.binary(ByteBuffer(string: "typed early\n")))
-                    try await outbound.write(.text(#"{"type":"close_stdin"}"#))
-                    try await seen.waitForExit()
+            // The hub handles a session's messages in order: its answer to an unknown one, sent
+            // last, says the input before it was taken.
+            let taken = Tally()
+            func typeEarly(_ id: String, _ text: String) -> Task<AttachTranscript, any Error> {
+                Task { [hub] in
+                    try await attach(hub, id) { outbound, seen in
+                        try await outbound.write(.binary(ByteBuffer(string: text)))
+                        try await outbound.write(.text(#"{"type":"close_stdin"}"#))
+                        try await outbound.write(.text(#"{"type":"taken?"}"#))
+                        try await seen.waitForError("unknown message type 'taken?'")
+                        taken.add()
+                        try await seen.waitForExit()
+                    }
                 }
             }
-            let later = Task {
-                try await attach(hub, remote) { outbound, seen in
-                    try await outbound.write(.binary(ByteBuffer(string: "before the worker\n")))
-                    try await outbound.write(.text(#"{"type":"close_stdin"}"#))
-                    try await seen.waitForExit()
-                }
-            }
-            try await Task.sleep(for: .milliseconds(300))
-            #expect(try await hub.state(local) == "queued")
+            let early = typeEarly(local, "typed early\n")
+            let later = typeEarly(remote, "before the worker\n")
+            try await eventually("both inputs taken") { taken.count == 2 ? true : nil }
+            #expect(try await hub.state(local) == "queued", "the input came before the job started")
+            #expect(try await hub.state(remote) == "queued")
             _ = try await hub.post("/v1/jobs/\(blocker)/cancel", "")
             let worker = try TestWorker.start(hub: hub.url, name: "late", labels: ["at": "late"])
             let localSeen = try await early.value
@@ -154,6 +161,13 @@ struct AttachTests {
             await worker.stop()
         }
     }
+}
+
+/// A count several tasks add to.
+final class Tally: Sendable {
+    private let value = Mutex(0)
+    var count: Int { value.withLock { $0 } }
+    func add() { value.withLock { $0 += 1 } }
 }
 
 /// What an attached test client received.

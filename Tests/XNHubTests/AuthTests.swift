@@ -160,7 +160,6 @@ struct AuthTests {
                 try await outbound.write(.binary(.init(string: "typed by the reader\n")))
                 try await seen.waitForError("read-only")
             }
-            try await Task.sleep(for: .milliseconds(200))
             _ = try await attach(hub, id, token: callers[.owner]) { outbound, seen in
                 try await outbound.write(.binary(.init(string: "typed by the owner\n")))
                 try await seen.waitFor("typed by the owner")

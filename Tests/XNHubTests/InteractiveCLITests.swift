@@ -54,23 +54,23 @@ struct InteractiveCLITests {
             try await terminal.waitFor("42\r\n")
             // The local window changes size: xn gets SIGWINCH and the job's terminal follows.
             try terminal.process.resize(TerminalSize(rows: 41, columns: 120))
-            try await Task.sleep(for: .milliseconds(300))
-            try terminal.type("stty size\r")
-            try await terminal.waitFor("41 120")
-            // Ctrl-C goes to the remote program, not to xn.
-            try terminal.type("sleep 100\r")
-            try await Task.sleep(for: .milliseconds(300))
+            // The job sees the new size once the resize has come through xn and the hub.
+            try terminal.type("until [ \"$(stty size)\" = '41 120' ]; do sleep 0.02; done; echo resized-$((40+1))\r")
+            try await terminal.waitFor("resized-41")
+            // Ctrl-C goes to the remote program, not to xn: typed once the program runs.
+            try terminal.type("sleep 100.3\r")
+            try await waitForProcess(["sleep", "100.3"])
             try terminal.type([3])
             try terminal.type("echo back-$((1+1))\r")
             try await terminal.waitFor("back-2")
             try terminal.type("exit 3\r")
             try await terminal.waitFor("code=3")
-            try await eventually("stty after") {
-                FileManager.default.fileExists(atPath: folder + "/after") ? true : nil
+            // stty writes one line: the file is whole once it ends with a newline.
+            let after = try await eventually("stty after") { () -> String? in
+                let text = try? String(contentsOfFile: folder + "/after", encoding: .utf8)
+                return text?.hasSuffix("\n") == true ? text : nil
             }
-            try await Task.sleep(for: .milliseconds(100))
             let before = try String(contentsOfFile: folder + "/before", encoding: .utf8)
-            let after = try String(contentsOfFile: folder + "/after", encoding: .utf8)
             #expect(!before.isEmpty && before == after, "terminal mode after xn: \(after) (before: \(before))")
         }
     }

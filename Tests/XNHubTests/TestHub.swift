@@ -244,6 +244,13 @@ func temporaryFolder() throws -> String {
     return path
 }
 
+/// Waits until a process runs exactly `arguments` (a command typed into a job has started).
+func waitForProcess(_ arguments: [String], timeout: Duration = .seconds(15)) async throws {
+    try await eventually("\(arguments.joined(separator: " ")) running", timeout: timeout) {
+        ProcessTable.members(running: arguments).isEmpty ? nil : true
+    }
+}
+
 /// Whether a pid is gone: no /proc entry, or a zombie nobody reaped yet.
 func processIsGone(_ pid: Int32) -> Bool {
     guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return true }

@@ -141,7 +141,8 @@ struct WorkerTests {
 }
 
 /// Connects as a raw WebSocket peer, sends `send` (then `then`), and returns the first message
-/// other than welcome that the hub sends back (nil if the connection closed without one).
+/// other than welcome that the hub sends back (nil if the connection closed without one); throws
+/// when the hub does neither within 20 s, so a hang never passes for a close.
 func firstMessage(
     from hub: TestHub, subprotocol: String, send: [WorkerMessage]?,
     then extra: WebSocketOutboundWriter.OutboundFrame? = nil
@@ -152,8 +153,8 @@ func firstMessage(
     let found = MessageBox()
     let url = "ws://127.0.0.1:\(hub.port)/v1/worker"
     let logger = Logger(label: "test.peer") { _ in SwiftLogNoOpLogHandler() }
-    _ = try await withDeadline(.seconds(20)) {
-        try await WebSocketClient.connect(
+    let ended = try await withDeadline(.seconds(20)) { () -> Bool in
+        _ = try await WebSocketClient.connect(
             url: url, configuration: .init(maxFrameSize: 4 << 20, additionalHeaders: headers), logger: logger
         ) { inbound, outbound, _ in
             for message in send ?? [] {
@@ -172,7 +173,9 @@ func firstMessage(
                 return
             }
         }
+        return true
     }
+    guard ended == true else { throw TestFailure("the hub neither answered nor closed the connection in 20 s") }
     return found.get()
 }
 
