@@ -50,7 +50,16 @@ struct Show: AsyncParsableCommand {
         lines.append(("stdout", "\(job.stdoutBytes) bytes" + (job.stdoutTruncated ? " (truncated)" : "")))
         lines.append(("stderr", "\(job.stderrBytes) bytes" + (job.stderrTruncated ? " (truncated)" : "")))
         if let callback = job.callback { lines.append(("callback", callback)) }
-        if let status = job.callbackStatus { lines.append(("callback status", status)) }
+        if let status = job.callbackStatus {
+            lines.append(("callback status", status))
+        } else if let delivery = job.callbackDelivery, delivery.state == .pending {
+            var text = "pending"
+            if delivery.attempts > 0 {
+                text += ", \(delivery.attempts) attempt(s) so far, the last: \(delivery.lastResult ?? "?")"
+            }
+            if let next = delivery.nextAttemptAt { text += "; next try at \(next)" }
+            lines.append(("callback status", text))
+        }
         if let worker = job.worker { lines.append(("worker", worker)) }
         if let owner = job.owner { lines.append(("token", owner)) }
         let width = lines.map(\.0.count).max() ?? 0
