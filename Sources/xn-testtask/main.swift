@@ -139,7 +139,8 @@ case "fds":
         guard let fd = Int32(name), fd > 2, fd != own else { continue }
         var target = [CChar](repeating: 0, count: 4096)
         let length = readlink("/proc/self/fd/\(fd)", &target, target.count - 1)
-        open.append("\(fd) -> \(length > 0 ? String(cString: target) : "?")")
+        let text = String(decoding: target.prefix(max(0, length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        open.append("\(fd) -> \(length > 0 ? text : "?")")
     }
     closedir(folder)
     writeAll(1, open.isEmpty ? "no descriptors beyond 0-2\n" : open.joined(separator: "\n") + "\n")

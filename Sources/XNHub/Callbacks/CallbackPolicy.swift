@@ -126,6 +126,7 @@ struct CallbackPolicy: Sendable {
         var buffer = [CChar](repeating: 0, count: 64)
         let family = address.count == 4 ? AF_INET : AF_INET6
         let ok = address.withUnsafeBytes { inet_ntop(family, $0.baseAddress, &buffer, socklen_t(buffer.count)) }
-        return ok == nil ? "?" : String(cString: buffer)
+        return ok == nil
+            ? "?" : String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }
