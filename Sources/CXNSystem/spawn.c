@@ -128,7 +128,8 @@ int xn_terminal_size(int fd, unsigned short *rows, unsigned short *cols) {
 int xn_spawn_as(const char *file, char *const argv[], char *const envp[], const char *cwd,
                 int stdin_fd, int stdout_fd, int stderr_fd, const char *tty_path,
                 int set_ids, uid_t uid, gid_t gid, const gid_t *groups, int group_count,
-                const xn_limit *limits, int limit_count, pid_t *pid) {
+                const xn_limit *limits, int limit_count, const int *cgroup_fds, int cgroup_count,
+                pid_t *pid) {
     // A bare name is looked up in the child, after the user switch, as execvp would: the job's
     // user must be able to reach the file. Looked up here as root, a file under a directory only
     // root can enter would be chosen and then refused, though one the user can run is next.
@@ -164,6 +165,11 @@ int xn_spawn_as(const char *file, char *const argv[], char *const envp[], const 
             }
         }
         signal(SIGPIPE, SIG_DFL);
+        // Into the job's control groups before anything else, so all it ever starts is in them
+        // ("0" moves the writer); as root, before the user switch takes the right to.
+        for (int i = 0; i < cgroup_count; i++) {
+            if (syscall(SYS_write, cgroup_fds[i], "0", (size_t)1) != 1) goto fail;
+        }
         sigset_t none;
         sigemptyset(&none);
         if (tty_path != NULL) {

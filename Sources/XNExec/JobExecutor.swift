@@ -28,7 +28,8 @@ public struct ProcessRequest: Sendable {
     public var keepsInputOpen: Bool
     /// The user the process runs as (needs root); nil: the runner's own.
     public var identity: ProcessIdentity?
-    /// Resource limits set in the process before it starts.
+    /// Resource limits set in the process before it starts. Where the executor gives jobs a
+    /// control group, memory and processes are held there, for the whole job, instead.
     public var limits: ResourceLimits = ResourceLimits()
     /// Set as `XN_JOB_ID` in the process's environment (a job's id; a random one when nil). Its
     /// descendants inherit it, so ones that left its process group and session are still found
@@ -153,11 +154,16 @@ public struct ProcessResult: Sendable, Equatable {
     public var termination: ProcessTermination
     public var stdoutBytes: Int
     public var stderrBytes: Int
+    /// CPU time and peak memory, when the executor measured them.
+    public var usage: ResourceUsage?
 
-    public init(termination: ProcessTermination, stdoutBytes: Int, stderrBytes: Int) {
+    public init(
+        termination: ProcessTermination, stdoutBytes: Int, stderrBytes: Int, usage: ResourceUsage? = nil
+    ) {
         self.termination = termination
         self.stdoutBytes = stdoutBytes
         self.stderrBytes = stderrBytes
+        self.usage = usage
     }
 }
 

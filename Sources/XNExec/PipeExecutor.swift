@@ -5,12 +5,39 @@ import Glibc
 /// Runs processes with stdin, stdout and stderr on pipes, each in its own process group; or, when
 /// the request asks for a terminal, on a pseudo-terminal in a session of their own.
 public struct PipeExecutor: JobExecutor {
-    public init() {
+    /// Where each process gets a control group of its own; nil runs them without.
+    public let cgroups: CgroupHost?
+
+    public init(cgroups: CgroupHost? = nil) {
+        self.cgroups = cgroups
         // A job closing its stdin early must give us EPIPE, not kill the runner.
         Glibc.signal(SIGPIPE, SIG_IGN)
     }
 
     public func start(_ request: ProcessRequest) throws(SpawnError) -> any RunningProcess {
+        var request = request
+        let group = try makeGroup(&request)
+        do {
+            return try start(request, in: group)
+        } catch {
+            group?.remove()
+            throw error
+        }
+    }
+
+    /// The request's control group, with memory and processes limited there (for the whole job,
+    /// swap included; a fork beyond fails whoever else runs as the same user) instead of per
+    /// process (RLIMIT_AS, RLIMIT_NPROC per user).
+    private func makeGroup(_ request: inout ProcessRequest) throws(SpawnError) -> JobCgroup? {
+        guard let cgroups else { return nil }
+        let limits = CgroupLimits(memoryBytes: request.limits.addressSpaceBytes, processes: request.limits.processes)
+        request.limits.addressSpaceBytes = nil
+        request.limits.processes = nil
+        let name = request.tag ?? "run-" + String(UInt64.random(in: .min ... .max), radix: 16)
+        return try cgroups.makeGroup(name, limits: limits)
+    }
+
+    private func start(_ request: ProcessRequest, in group: JobCgroup?) throws(SpawnError) -> any RunningProcess {
         if let cwd = request.workingDirectory {
             var info = stat()
             if stat(cwd, &info) != 0 {
@@ -20,7 +47,7 @@ public struct PipeExecutor: JobExecutor {
                 throw SpawnError(code: ENOTDIR, description: "cwd \(cwd): not a directory")
             }
         }
-        if let size = request.terminal { return try startOnTerminal(request, size: size) }
+        if let size = request.terminal { return try startOnTerminal(request, size: size, group: group) }
         let stdin = try Pipe.make()
         let stdout: Pipe
         let stderr: Pipe
@@ -37,7 +64,7 @@ public struct PipeExecutor: JobExecutor {
             withCStrings(mergedEnvironment(request) + [marker]) { envp in
                 spawn(
                     request, argv: argv, envp: envp, stdin: stdin.read, stdout: stdout.write,
-                    stderr: stderr.write, pid: &pid)
+                    stderr: stderr.write, group: group, pid: &pid)
             }
         }
         close(stdin.read)
@@ -64,11 +91,12 @@ public struct PipeExecutor: JobExecutor {
         return PipeProcess(
             pid: pid, stdout: stdout.read, stderr: stderr.read,
             stdin: keepsStdin ? stdin.write : nil, input: input, outputLimit: request.outputLimit, live: live,
-            marker: marker)
+            marker: marker, cgroup: group)
     }
 
-    private func startOnTerminal(_ request: ProcessRequest, size: TerminalSize) throws(SpawnError) -> any RunningProcess
-    {
+    private func startOnTerminal(
+        _ request: ProcessRequest, size: TerminalSize, group: JobCgroup?
+    ) throws(SpawnError) -> any RunningProcess {
         var master: Int32 = -1
         var name = [CChar](repeating: 0, count: 128)
         var rc = xn_open_terminal(size.rows, size.columns, &master, &name, name.count)
@@ -97,7 +125,9 @@ public struct PipeExecutor: JobExecutor {
         var pid: pid_t = 0
         rc = withCStrings([request.command] + request.arguments) { argv in
             withCStrings(environment) { envp in
-                spawn(request, argv: argv, envp: envp, stdin: -1, stdout: -1, stderr: -1, terminal: path, pid: &pid)
+                spawn(
+                    request, argv: argv, envp: envp, stdin: -1, stdout: -1, stderr: -1, terminal: path, group: group,
+                    pid: &pid)
             }
         }
         close(slave)
@@ -108,7 +138,7 @@ public struct PipeExecutor: JobExecutor {
         }
         return PipeProcess(
             pid: pid, stdout: master, stderr: -1, stdin: input, input: request.standardInput ?? [],
-            outputLimit: request.outputLimit, live: live, terminal: control, marker: marker)
+            outputLimit: request.outputLimit, live: live, terminal: control, marker: marker, cgroup: group)
     }
 
     /// Why the spawn failed, Node-style (`spawn python3 EACCES: Permission denied`), naming the user
@@ -125,14 +155,15 @@ public struct PipeExecutor: JobExecutor {
         return "\(ProcessTable.markerName)=\(tag)"
     }
 
-    /// posix_spawn when nothing more is asked; our own vfork path to also set limits or a user.
+    /// posix_spawn when nothing more is asked; our own vfork path to also set limits, a user or
+    /// a control group.
     private func spawn(
         _ request: ProcessRequest, argv: UnsafePointer<UnsafeMutablePointer<CChar>?>,
         envp: UnsafePointer<UnsafeMutablePointer<CChar>?>, stdin: Int32, stdout: Int32, stderr: Int32,
-        terminal: String? = nil, pid: inout pid_t
+        terminal: String? = nil, group: JobCgroup?, pid: inout pid_t
     ) -> Int32 {
         let searchPath: Int32 = request.command.contains("/") ? 0 : 1
-        guard request.identity != nil || !request.limits.isEmpty else {
+        guard request.identity != nil || !request.limits.isEmpty || group != nil else {
             return xn_spawn(
                 request.command, argv, envp, request.workingDirectory, stdin, stdout, stderr, terminal, searchPath,
                 &pid)
@@ -148,12 +179,22 @@ public struct PipeExecutor: JobExecutor {
         }
         let identity = request.identity
         let groups = identity?.groups ?? []
+        let joins: [Int32]
+        do {
+            joins = try group?.joinDescriptors() ?? []
+        } catch {
+            return error.code
+        }
+        defer { for fd in joins { close(fd) } }
         return limits.withUnsafeBufferPointer { buffer in
             groups.withUnsafeBufferPointer { groups in
-                xn_spawn_as(
-                    request.command, argv, envp, request.workingDirectory, stdin, stdout, stderr, terminal,
-                    identity == nil ? 0 : 1, identity?.uid ?? 0, identity?.gid ?? 0, groups.baseAddress,
-                    Int32(groups.count), buffer.baseAddress, Int32(buffer.count), &pid)
+                joins.withUnsafeBufferPointer { joins in
+                    xn_spawn_as(
+                        request.command, argv, envp, request.workingDirectory, stdin, stdout, stderr, terminal,
+                        identity == nil ? 0 : 1, identity?.uid ?? 0, identity?.gid ?? 0, groups.baseAddress,
+                        Int32(groups.count), buffer.baseAddress, Int32(buffer.count), joins.baseAddress,
+                        Int32(joins.count), &pid)
+                }
             }
         }
     }

@@ -15,8 +15,11 @@ final class PipeProcess: RunningProcess {
     /// A descriptor of the terminal's master for `resize`; -1 without a terminal or once ended.
     private let terminal: Mutex<Int32>
     private let hasTerminal: Bool
-    /// `XN_JOB_ID=…`, inherited by every descendant: how escaped ones are found.
+    /// `XN_JOB_ID=…`, inherited by every descendant: how escaped ones are found without a cgroup.
     private let marker: String
+    /// The job's control group, when the executor has them: everything the job started is in
+    /// it, whatever it did with its group, session or environment.
+    private let cgroup: JobCgroup?
 
     private struct WaitState {
         var result: ProcessResult?
@@ -28,10 +31,11 @@ final class PipeProcess: RunningProcess {
 
     init(
         pid: Int32, stdout: Int32, stderr: Int32, stdin: Int32?, input: [UInt8], outputLimit: Int,
-        live: InputQueue? = nil, terminal: Int32 = -1, marker: String
+        live: InputQueue? = nil, terminal: Int32 = -1, marker: String, cgroup: JobCgroup? = nil
     ) {
         self.pid = pid
         self.marker = marker
+        self.cgroup = cgroup
         self.live = live
         self.terminal = Mutex(terminal)
         self.hasTerminal = terminal >= 0
@@ -44,8 +48,13 @@ final class PipeProcess: RunningProcess {
             isTerminal: terminal >= 0, outputLimit: outputLimit,
             sink: OutputSink(continuation: continuation, credits: credits))
         let thread = Thread { [self] in
-            let result = pump.run()
+            var result = pump.run()
             self.killLeftovers()
+            if let cgroup = self.cgroup {
+                // All the job's processes counted, not just the main one and what it waited for.
+                result.usage = cgroup.usage() ?? result.usage
+                cgroup.remove()
+            }
             continuation.finish()
             self.finish(result)
         }
@@ -64,6 +73,10 @@ final class PipeProcess: RunningProcess {
     /// remains, a background job), its terminal's session, or that carries its marker, is killed
     /// once it ended. `kill(-pid, 0)` keeps the common case (nothing left) free of /proc scans.
     private func killLeftovers() {
+        if let cgroup {
+            if !cgroup.members.isEmpty { cgroup.signal(SIGKILL) }
+            return
+        }
         guard hasTerminal || kill(-pid, 0) == 0 else { return }
         deliver(SIGKILL, sweep: true)
     }
@@ -79,6 +92,11 @@ final class PipeProcess: RunningProcess {
     private func deliver(_ signal: Int32, sweep: Bool) {
         _ = kill(-pid, signal)
         if signal == SIGTERM || signal == SIGKILL || signal == SIGHUP {
+            if let cgroup {
+                // The group holds every process of the job: no /proc sweep needed.
+                if sweep || hasTerminal { cgroup.signal(signal) }
+                return
+            }
             guard sweep || hasTerminal else { return }
             // Ending the job ends all of it: a shell's background jobs live in process groups of
             // their own, and a daemon may have left the session; they carry the marker still.
@@ -207,6 +225,7 @@ private struct OutputPump: @unchecked Sendable {
         var listening = live != nil && stdin != nil
         var pidfd = xn_pidfd_open(pid)
         var termination: ProcessTermination?
+        var usage: ResourceUsage?
         var exitTime = 0.0
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.chunkSize, alignment: 1)
         defer { buffer.deallocate() }
@@ -223,7 +242,7 @@ private struct OutputPump: @unchecked Sendable {
         while true {
             if termination != nil && out.fd < 0 && err.fd < 0 { break }
             if pidfd < 0 && termination == nil && out.fd < 0 && err.fd < 0 {
-                termination = reap(blocking: true)
+                (termination, usage) = reap(blocking: true)
                 continue
             }
             var fds: [pollfd] = []
@@ -277,7 +296,7 @@ private struct OutputPump: @unchecked Sendable {
                     }
                     if inputEnding && pendingInput.isEmpty { endInput() }
                 } else if entry.fd == pidfd {
-                    termination = reap(blocking: true)
+                    (termination, usage) = reap(blocking: true)
                     exitTime = monotonicSeconds()
                     close(pidfd)
                     pidfd = -1
@@ -290,8 +309,9 @@ private struct OutputPump: @unchecked Sendable {
         err.closeIfOpen()
         endInput()
         if pidfd >= 0 { close(pidfd) }
-        let ended = termination ?? reap(blocking: true)
-        return ProcessResult(termination: ended, stdoutBytes: out.total, stderrBytes: err.total)
+        if termination == nil { (termination, usage) = reap(blocking: true) }
+        return ProcessResult(
+            termination: termination ?? .signaled(0), stdoutBytes: out.total, stderrBytes: err.total, usage: usage)
     }
 
     /// Writes what the pipe takes of the remaining input; false when the reader is gone.
@@ -304,18 +324,26 @@ private struct OutputPump: @unchecked Sendable {
         return true
     }
 
-    private func reap(blocking: Bool) -> ProcessTermination {
+    /// Waits for the process; its end, and the CPU time the kernel counted for it and the children
+    /// it waited for. Not its peak memory: until exec the child shares (vfork) or copies (fork) the
+    /// runner's memory, and the kernel's `ru_maxrss` counts that too; a cgroup measures it instead.
+    private func reap(blocking: Bool) -> (ProcessTermination, ResourceUsage?) {
         var status: Int32 = 0
+        var counted = rusage()
         while true {
-            let rc = waitpid(pid, &status, blocking ? 0 : WNOHANG)
+            let rc = wait4(pid, &status, blocking ? 0 : WNOHANG, &counted)
             if rc == pid { break }
             if rc < 0 && errno == EINTR { continue }
             // Someone else reaped it (should not happen): report a lost status rather than hang.
-            return .signaled(0)
+            return (.signaled(0), nil)
         }
+        let usage = ResourceUsage(
+            userSeconds: Double(counted.ru_utime.tv_sec) + Double(counted.ru_utime.tv_usec) / 1e6,
+            systemSeconds: Double(counted.ru_stime.tv_sec) + Double(counted.ru_stime.tv_usec) / 1e6,
+            peakMemoryBytes: nil)
         let signal = status & 0x7f
-        if signal == 0 { return .exited((status >> 8) & 0xff) }
-        return .signaled(signal)
+        if signal == 0 { return (.exited((status >> 8) & 0xff), usage) }
+        return (.signaled(signal), usage)
     }
 }
 

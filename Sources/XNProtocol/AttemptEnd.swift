@@ -1,3 +1,5 @@
+import Foundation
+
 /// How one attempt of a job ended where it ran, as its runner reports it to the hub.
 public struct AttemptEnd: Sendable, Equatable, Codable {
     /// What became of the process.
@@ -14,12 +16,21 @@ public struct AttemptEnd: Sendable, Equatable, Codable {
     /// Bytes each stream wrote in all, kept or not.
     public var stdoutBytes: Int
     public var stderrBytes: Int
+    /// CPU time and peak memory, when the runner measured them.
+    public var usage: JobUsage?
+    /// The memory limit the job's cgroup held when the OOM killer killed a process of it.
+    public var outOfMemoryLimit: Int?
 
-    public init(_ termination: Termination, stop: StopReason? = nil, stdoutBytes: Int = 0, stderrBytes: Int = 0) {
+    public init(
+        _ termination: Termination, stop: StopReason? = nil, stdoutBytes: Int = 0, stderrBytes: Int = 0,
+        usage: JobUsage? = nil, outOfMemoryLimit: Int? = nil
+    ) {
         self.termination = termination
         self.stop = stop
         self.stdoutBytes = stdoutBytes
         self.stderrBytes = stderrBytes
+        self.usage = usage
+        self.outOfMemoryLimit = outOfMemoryLimit
     }
 
     /// Bytes `stream` wrote in all.
@@ -32,6 +43,7 @@ public struct AttemptEnd: Sendable, Equatable, Codable {
         case notStarted = "not_started"
         case stop
         case stdoutBytes = "stdout_bytes", stderrBytes = "stderr_bytes"
+        case usage, outOfMemoryLimit = "out_of_memory_limit"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -51,6 +63,8 @@ public struct AttemptEnd: Sendable, Equatable, Codable {
         stop = try container.decodeIfPresent(StopReason.self, forKey: .stop)
         stdoutBytes = try container.decode(Int.self, forKey: .stdoutBytes)
         stderrBytes = try container.decode(Int.self, forKey: .stderrBytes)
+        usage = try container.decodeIfPresent(JobUsage.self, forKey: .usage)
+        outOfMemoryLimit = try container.decodeIfPresent(Int.self, forKey: .outOfMemoryLimit)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -63,6 +77,8 @@ public struct AttemptEnd: Sendable, Equatable, Codable {
         try container.encodeIfPresent(stop, forKey: .stop)
         try container.encode(stdoutBytes, forKey: .stdoutBytes)
         try container.encode(stderrBytes, forKey: .stderrBytes)
+        try container.encodeIfPresent(usage, forKey: .usage)
+        try container.encodeIfPresent(outOfMemoryLimit, forKey: .outOfMemoryLimit)
     }
 }
 
@@ -94,7 +110,10 @@ extension JobOutcome {
             case .exited(let code):
                 self.init(state: code == 0 ? .succeeded : .failed, finishedAt: time)
             case .signaled(let signal):
-                self.init(state: .failed, err: SignalName.death(signal), finishedAt: time)
+                let err =
+                    end.outOfMemoryLimit.map { "killed: out of memory (limit \(formatBytes($0)))" }
+                    ?? SignalName.death(signal)
+                self.init(state: .failed, err: err, finishedAt: time)
             case .notStarted(let reason):
                 self.init(state: .failed, err: reason, finishedAt: time)
             }
@@ -106,5 +125,17 @@ extension JobOutcome {
         }
         stdoutTruncated = end.stdoutBytes > outputCap
         stderrTruncated = end.stderrBytes > outputCap
+        usage = end.usage
     }
+}
+
+/// `256 MiB`, `1.5 GiB`, `512 KiB`, `100 bytes`: a size for people.
+public func formatBytes(_ bytes: Int) -> String {
+    let units = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")]
+    for (size, unit) in units where bytes >= size {
+        let value = Double(bytes) / Double(size)
+        let text = value == value.rounded() ? String(Int(value)) : String(format: "%.1f", value)
+        return "\(text) \(unit)"
+    }
+    return "\(bytes) bytes"
 }

@@ -22,6 +22,8 @@ public struct JobRecord: Sendable, Equatable {
     public var callbackStatus: String?
     /// The callback's delivery log; nil when the job has no callback.
     public var callbackDelivery: CallbackDelivery?
+    /// CPU time and peak memory, once it ended (when its runner measured them).
+    public var usage: JobUsage?
     /// Who ran it: "local" for the hub's own slots.
     public var worker: String?
     /// Attempts started so far (a lost worker's job may be queued again).
@@ -54,6 +56,8 @@ public struct JobOutcome: Sendable, Equatable {
     public var stdoutTruncated: Bool
     public var stderrTruncated: Bool
     public var finishedAt: Int64
+    /// What the job used, when its runner measured it.
+    public var usage: JobUsage?
 
     public init(
         state: JobState, exitCode: Int32? = nil, signal: Int32? = nil, err: String? = nil,

@@ -28,6 +28,8 @@ public struct JobView: Sendable, Codable, Equatable {
     public var callbackStatus: String?
     /// Attempts, state and last result of the callback's delivery.
     public var callbackDelivery: CallbackDeliveryView?
+    /// CPU time and peak memory of the job, once it ended.
+    public var usage: JobUsage?
     public var worker: String?
     public var labels: [String: String]?
     public var retries: Int?
@@ -49,7 +51,7 @@ public struct JobView: Sendable, Codable, Equatable {
         case stdoutTruncated = "stdout_truncated", stderrTruncated = "stderr_truncated"
         case callbackStatus = "callback_status", callbackDelivery = "callback_delivery", worker, labels, retries, tty,
             interactive, attempts, limits
-        case maxOutput = "max_output", owner, waiting
+        case maxOutput = "max_output", owner, waiting, usage
     }
 
     /// The view of `record`; pass output bytes to include the text fields (`get`), nil to omit them (`list`).
@@ -77,6 +79,7 @@ public struct JobView: Sendable, Codable, Equatable {
         stderrTruncated = record.stderrTruncated
         callbackStatus = record.callbackStatus
         callbackDelivery = record.callbackDelivery.map(CallbackDeliveryView.init)
+        usage = record.usage
         worker = record.worker
         labels = record.spec.labels.isEmpty ? nil : record.spec.labels
         retries = record.spec.retries == 0 ? nil : record.spec.retries

@@ -111,6 +111,11 @@ public final class SQLiteJobStore: JobStore {
                     """)
             try db.execute(sql: "CREATE INDEX jobs_callback_pending ON jobs(seq) WHERE callback_state = 'pending'")
         }
+        migrator.registerMigration("v7: resource usage") { db in
+            for column in ["cpu_user_seconds REAL", "cpu_system_seconds REAL", "peak_memory_bytes INTEGER"] {
+                try db.execute(sql: "ALTER TABLE jobs ADD COLUMN \(column)")
+            }
+        }
         return migrator
     }
 
@@ -118,7 +123,7 @@ public final class SQLiteJobStore: JobStore {
         seq, id, spec, state, created_at, started_at, finished_at, exit_code, signal, err,
         stdout_bytes, stderr_bytes, stdout_truncated, stderr_truncated, callback_status, worker,
         attempts, attempt_token, owner, callback_state, callback_attempts, callback_result, callback_last_at,
-        callback_next_at
+        callback_next_at, cpu_user_seconds, cpu_system_seconds, peak_memory_bytes
         """
 
     public func insert(_ job: JobRecord) async throws -> JobRecord {
@@ -303,12 +308,14 @@ public final class SQLiteJobStore: JobStore {
             try db.cachedStatement(
                 sql: """
                     UPDATE jobs SET state = ?, exit_code = ?, signal = ?, err = ?, finished_at = ?,
-                        stdout_truncated = ?, stderr_truncated = ?
+                        stdout_truncated = ?, stderr_truncated = ?, cpu_user_seconds = ?, cpu_system_seconds = ?,
+                        peak_memory_bytes = ?
                     WHERE id = ? AND state IN (\(sources)) AND (? IS NULL OR attempt_token = ?)
                     """
             ).execute(arguments: [
                 outcome.state.rawValue, outcome.exitCode, outcome.signal, outcome.err, outcome.finishedAt,
-                outcome.stdoutTruncated, outcome.stderrTruncated, id.rawValue, fence, fence,
+                outcome.stdoutTruncated, outcome.stderrTruncated, outcome.usage?.cpuUserSeconds,
+                outcome.usage?.cpuSystemSeconds, outcome.usage?.peakMemoryBytes, id.rawValue, fence, fence,
             ])
             guard db.changesCount == 1 else { return nil }
             return try Self.fetch(id, in: db)
@@ -428,6 +435,10 @@ public final class SQLiteJobStore: JobStore {
         record.attempts = row["attempts"]
         record.attemptToken = (row["attempt_token"] as String?).flatMap { AttemptToken(hex: $0) }
         record.owner = row["owner"]
+        if let user: Double = row["cpu_user_seconds"], let system: Double = row["cpu_system_seconds"] {
+            record.usage = JobUsage(
+                cpuUserSeconds: user, cpuSystemSeconds: system, peakMemoryBytes: row["peak_memory_bytes"])
+        }
         if let text: String = row["callback_state"], let state = CallbackDelivery.State(rawValue: text) {
             record.callbackDelivery = CallbackDelivery(
                 state: state, attempts: row["callback_attempts"], lastResult: row["callback_result"],

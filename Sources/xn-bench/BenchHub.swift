@@ -45,7 +45,7 @@ final class BenchHub: Sendable {
             ? nil
             : LocalWorker(
                 configuration: RunnerConfiguration(name: WireProtocol.inProcessWorkerName, description: "hub"),
-                slots: slots, executor: PipeExecutor(), logger: logger)
+                slots: slots, executor: benchExecutor, logger: logger)
         let app = try buildApplication(configuration: configuration, localWorker: localWorker, logger: logger) {
             sink.yield($0)
         }
@@ -213,3 +213,14 @@ final class Counter: Sendable {
 
     func take() -> Int { value.add(1, ordering: .relaxed).newValue }
 }
+
+/// The executor for the hub's slots and the worker: with a cgroup per job under `--cgroups`.
+let (benchExecutor, benchCgroupsBanner): (PipeExecutor, String) = {
+    guard CommandLine.arguments.contains("--cgroups") else { return (PipeExecutor(), "no cgroups") }
+    switch CgroupHost.discover() {
+    case .success(let host): return (PipeExecutor(cgroups: host), host.description)
+    case .failure(let reason):
+        print("--cgroups: \(reason)")
+        exit(1)
+    }
+}()

@@ -15,7 +15,7 @@ final class BenchWorker: Sendable {
             spoolDirectory: NSTemporaryDirectory() + "xn-bench-spool-\(UUID().uuidString)")
         configuration.slots = slots
         let logger = Logger(label: "bench.worker") { _ in SwiftLogNoOpLogHandler() }
-        let worker = Worker(configuration: configuration, executor: PipeExecutor(), logger: logger)
+        let worker = Worker(configuration: configuration, executor: benchExecutor, logger: logger)
         self.worker = worker
         task = Task { try await worker.run() }
     }

@@ -4,7 +4,8 @@ import Foundation
 ///
 /// Usage: `swift run -c release xn-bench [--quick] [--profile sequential|concurrent N]`. `--quick`
 /// shrinks every loop (smoke run); `--profile` runs one scenario alone, N jobs, under a profiler;
-/// `--startup N` times N whole client processes only (`XN_BENCH_XN` picks the `xn` to time).
+/// `--startup N` times N whole client processes only (`XN_BENCH_XN` picks the `xn` to time);
+/// `--cgroups` gives every job of the hub's slots and the worker a cgroup, as `xn hub` does as root.
 let quick = CommandLine.arguments.contains("--quick")
 if let flag = CommandLine.arguments.firstIndex(of: "--startup") {
     let runs = CommandLine.arguments.dropFirst(flag + 1).first.flatMap { Int($0) } ?? 20
@@ -57,7 +58,7 @@ let scale = quick ? 0.1 : 1.0
 
 func count(_ n: Int) -> Int { max(20, Int(Double(n) * scale)) }
 
-print("xn-bench: \(cores) core(s)\(quick ? ", quick run" : "")")
+print("xn-bench: \(cores) core(s)\(quick ? ", quick run" : ""); \(benchCgroupsBanner)")
 
 let rawOne = RawSpawn.loop(iterations: count(2000))
 let rawPerCore = RawSpawn.parallel(threads: cores, iterationsEach: count(2000))

@@ -15,14 +15,25 @@ struct JobUserOptions: ParsableArguments {
     @Option(help: "CPU seconds a job may use (RLIMIT_CPU).")
     var limitCpu: Int?
 
-    @Option(help: "Address space a job may use (RLIMIT_AS): bytes, or with K, M, G.")
+    @Option(
+        help: """
+            Memory a job may use: bytes, or with K, M, G. All of the job together, swap included, where jobs get \
+            a cgroup (the OOM killer ends it); else address space per process (RLIMIT_AS).
+            """)
     var limitMemory: ByteCount?
 
     @Option(help: "Files a job may have open (RLIMIT_NOFILE).")
     var limitFiles: Int?
 
-    @Option(help: "Processes the jobs' user may have (RLIMIT_NPROC; stops fork bombs; not enforced for root).")
+    @Option(
+        help: """
+            Processes a job may have at once (stops fork bombs): per job where jobs get a cgroup, else per user \
+            (RLIMIT_NPROC, not enforced for root).
+            """)
     var limitProcs: Int?
+
+    @Flag(help: "Run jobs without a cgroup of their own even where this process could make one.")
+    var noCgroups = false
 
     @Option(
         help: ArgumentHelp(
@@ -80,5 +91,15 @@ struct JobUserOptions: ParsableArguments {
         if geteuid() == 0 { return "jobs run as root (--allow-root)" }
         let user = getpwuid(geteuid()).map { String(cString: $0.pointee.pw_name) } ?? "uid \(geteuid())"
         return "jobs run as \(user)"
+    }
+
+    /// The executor for jobs, with a control group per job where this process may make them, and
+    /// one line for the start banner saying which.
+    func executor() -> (executor: PipeExecutor, banner: String) {
+        if noCgroups { return (PipeExecutor(), "no cgroups (--no-cgroups): limits are per process") }
+        switch CgroupHost.discover() {
+        case .success(let host): return (PipeExecutor(cgroups: host), host.description)
+        case .failure(let reason): return (PipeExecutor(), "no cgroups (\(reason)): limits are per process")
+        }
     }
 }

@@ -29,11 +29,13 @@ typedef struct {
 
 /// Like `xn_spawn` (stdin_fd, stdout_fd, stderr_fd or tty_path), and before the program starts it
 /// also sets `limits` and, with `set_ids`, becomes `uid`/`gid` with exactly `groups` as its
-/// supplementary groups. Only raw system calls run between vfork and exec.
+/// supplementary groups, and first of all joins the control groups whose `cgroup.procs` files
+/// `cgroup_fds` are open for writing. Only raw system calls run between vfork and exec.
 int xn_spawn_as(const char *file, char *const argv[], char *const envp[], const char *cwd,
                 int stdin_fd, int stdout_fd, int stderr_fd, const char *tty_path,
                 int set_ids, uid_t uid, gid_t gid, const gid_t *groups, int group_count,
-                const xn_limit *limits, int limit_count, pid_t *pid);
+                const xn_limit *limits, int limit_count, const int *cgroup_fds, int cgroup_count,
+                pid_t *pid);
 
 /// Opens a pseudo-terminal of the given size: its master (close-on-exec) and the path of its slave.
 int xn_open_terminal(unsigned short rows, unsigned short cols, int *master, char *name, size_t length);

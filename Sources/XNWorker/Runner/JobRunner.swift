@@ -245,8 +245,13 @@ actor JobRunner {
             case .exited(let code): .exited(code)
             case .signaled(let signal): .signaled(signal)
             }
+        let usage = result.usage.map {
+            JobUsage(
+                cpuUserSeconds: $0.userSeconds, cpuSystemSeconds: $0.systemSeconds, peakMemoryBytes: $0.peakMemoryBytes)
+        }
         return AttemptEnd(
-            termination, stop: await ended(token), stdoutBytes: result.stdoutBytes, stderrBytes: result.stderrBytes)
+            termination, stop: await ended(token), stdoutBytes: result.stdoutBytes, stderrBytes: result.stderrBytes,
+            usage: usage, outOfMemoryLimit: result.usage?.outOfMemory == true ? request.limits.addressSpaceBytes : nil)
     }
 
     /// Hands every chunk of output to the reporter at its offset. Output that cannot be kept stops

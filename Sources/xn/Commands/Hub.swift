@@ -199,11 +199,15 @@ struct Hub: AsyncParsableCommand {
         // The name it listens on is one clients use.
         if HubConfiguration.ipAddress(interface) == nil { configuration.publicNames.append(interface.lowercased()) }
         let logger = makeLogger(label: "xn.hub", level: logLevel, format: logFormat)
-        let banner = "(data \(data), \(noLocal ? 0 : slots) local slot(s); \(jobs.describe(identity)))"
+        let (executor, cgroups) = jobs.executor()
+        defer { executor.cgroups?.remove() }
+        let banner =
+            "(data \(data), \(noLocal ? 0 : slots) local slot(s); \(jobs.describe(identity))"
+            + (noLocal ? ")" : "; \(cgroups))")
         let host = interface
         let scheme = tlsCert == nil ? "http" : "https"
         do {
-            let localWorker = noLocal ? nil : localSlots(identity: identity, logger: logger)
+            let localWorker = noLocal ? nil : localSlots(identity: identity, executor: executor, logger: logger)
             try await runHub(configuration: configuration, localWorker: localWorker, logger: logger) { port in
                 say("xn hub listening on \(scheme)://\(host):\(port) \(banner)")
             }
@@ -217,14 +221,14 @@ struct Hub: AsyncParsableCommand {
     }
 
     /// The hub's own slots: an in-process worker that runs jobs as the hub's user (or `--user`).
-    private func localSlots(identity: ProcessIdentity?, logger: Logger) -> LocalWorker {
+    private func localSlots(identity: ProcessIdentity?, executor: PipeExecutor, logger: Logger) -> LocalWorker {
         var runner = RunnerConfiguration(name: WireProtocol.inProcessWorkerName, description: "hub")
         runner.drainGrace = .milliseconds(Int64(grace * 1000))
         runner.killGrace = .milliseconds(Int64(killGrace * 1000))
         runner.jobIdentity = identity
         runner.jobLimits = jobs.limits
         runner.passEnvironment = jobs.passedEnvironment
-        return LocalWorker(configuration: runner, slots: slots, executor: PipeExecutor(), logger: logger)
+        return LocalWorker(configuration: runner, slots: slots, executor: executor, logger: logger)
     }
 
     private func describeStartError(_ error: any Error) -> String {

@@ -60,6 +60,11 @@ struct Show: AsyncParsableCommand {
             if let next = delivery.nextAttemptAt { text += "; next try at \(next)" }
             lines.append(("callback status", text))
         }
+        if let usage = job.usage {
+            var text = String(format: "%.2fs user, %.2fs system", usage.cpuUserSeconds, usage.cpuSystemSeconds)
+            if let peak = usage.peakMemoryBytes { text += ", peak memory \(formatBytes(peak))" }
+            lines.append(("usage", text))
+        }
         if let worker = job.worker { lines.append(("worker", worker)) }
         if let owner = job.owner { lines.append(("token", owner)) }
         let width = lines.map(\.0.count).max() ?? 0

@@ -75,9 +75,11 @@ struct WorkerCommand: AsyncParsableCommand {
         configuration.token = try credentials.resolved()
         configuration.caFile = credentials.caFile
         let logger = makeLogger(label: "xn.worker", level: logLevel, format: logFormat)
-        say("xn worker \(name) for \(url): \(slots) slot(s); \(jobs.describe(configuration.jobIdentity))")
+        let (executor, cgroups) = jobs.executor()
+        say("xn worker \(name) for \(url): \(slots) slot(s); \(jobs.describe(configuration.jobIdentity)); \(cgroups)")
+        defer { executor.cgroups?.remove() }
         do {
-            try await runWorker(configuration: configuration, executor: PipeExecutor(), logger: logger)
+            try await runWorker(configuration: configuration, executor: executor, logger: logger)
         } catch {
             printError("worker stopped: \(error)")
             throw ExitCode(1)

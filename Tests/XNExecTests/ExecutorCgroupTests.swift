@@ -1,0 +1,115 @@
+import Foundation
+import Glibc
+import Testing
+import XNExec
+import XNProtocol
+
+/// A control group per job: everything the job starts ends with it, limits hold for the job as a
+/// whole, and what it used is measured. Needs root (CI runs as root).
+@Suite("JobExecutor: cgroups", .timeLimit(.minutes(1)), .enabled(if: geteuid() == 0), .serialized)
+struct ExecutorCgroupTests {
+    static let nobody = ProcessIdentity.user(named: "nobody")!
+
+    static func executor() throws -> PipeExecutor {
+        PipeExecutor(cgroups: try CgroupHost.discover().get())
+    }
+
+    /// Tries 100 forks whose children stay alive, then says how many worked and waits.
+    static let forker = """
+        import os, time
+        made = 0
+        for _ in range(100):
+            try:
+                if os.fork() == 0:
+                    time.sleep(300)
+                    os._exit(0)
+                made += 1
+            except OSError:
+                pass
+        print("made", made, flush=True)
+        time.sleep(300)
+        """
+
+    @Test("a process that left the job's group and session and cleared its environment dies with the job")
+    func escapedProcessDies() async throws {
+        let executor = try Self.executor()
+        let script = "setsid env -i sleep 300.5 & echo started; wait"
+        let process = try executor.start(ProcessRequest(command: "sh", arguments: ["-c", script]))
+        let output = OutputCollector(process)
+        #expect(await eventually { !ProcessTable.members(running: ["sleep", "300.5"]).isEmpty })
+        let escaped = ProcessTable.members(running: ["sleep", "300.5"])
+        // Nothing marks it any more: no group, no session, no XN_JOB_ID.
+        for pid in escaped {
+            let environment = FileManager.default.contents(atPath: "/proc/\(pid)/environ") ?? Data()
+            #expect(environment.isEmpty, "env -i left it no environment")
+        }
+        _ = await process.terminate(grace: .milliseconds(200))
+        #expect(await eventually { ProcessTable.members(running: ["sleep", "300.5"]).isEmpty }, "the cgroup took it")
+        #expect(output.text(.stdout) == "started\n")
+    }
+
+    @Test("a job's process limit is its own: another job of the same user still starts")
+    func processLimitPerJob() async throws {
+        let executor = try Self.executor()
+        var bomb = ProcessRequest(command: "python3", arguments: ["-c", Self.forker])
+        bomb.identity = Self.nobody
+        bomb.limits = ResourceLimits(processes: 40)
+        let bombing = try executor.start(bomb)
+        let output = OutputCollector(bombing)
+        #expect(await eventually(timeout: .seconds(20)) { output.text(.stdout).hasPrefix("made ") })
+        let made = Int(output.text(.stdout).split(separator: " ").last?.trimmingCharacters(in: .newlines) ?? "")
+        // The main process and 39 children: the 41st fails, whatever else nobody runs.
+        #expect(made == 39, "\(output.text(.stdout))")
+        // A second job of the same user, with the same limit, starts and forks as usual.
+        var other = ProcessRequest(command: "sh", arguments: ["-c", "id -u; (echo forked) | cat"])
+        other.identity = Self.nobody
+        other.limits = ResourceLimits(processes: 40)
+        let finished = try await run(executor, other)
+        #expect(finished.result.termination == .exited(0))
+        #expect(finished.stdout == "65534\nforked\n")
+        _ = await bombing.terminate(grace: .milliseconds(200))
+        #expect(await eventually { ProcessTable.members(running: ["python3", "-c", Self.forker]).isEmpty })
+    }
+
+    @Test("a memory hog is killed at its job's memory limit, and says so")
+    func memoryLimit() async throws {
+        let executor = try Self.executor()
+        var hog = ProcessRequest(
+            command: "python3", arguments: ["-c", "x = bytes(range(256)) * (4 * 1024 * 1024); print(len(x))"])
+        hog.limits = ResourceLimits(addressSpaceBytes: 256 << 20)
+        let finished = try await run(executor, hog)
+        #expect(finished.result.termination == .signaled(SIGKILL))
+        #expect(finished.result.usage?.outOfMemory == true)
+        #expect(finished.stdout.isEmpty)
+    }
+
+    @Test("CPU time and peak memory of all the job's processes are measured")
+    func usage() async throws {
+        let executor = try Self.executor()
+        // 100 MiB written in a child (not the main process), then a second of CPU time.
+        let script = """
+            python3 -c 'x = bytes(range(256)) * (400 * 1024); import time; time.sleep(0.2)'
+            python3 -c 'import time; end = time.process_time() + 1
+            while time.process_time() < end: pass'
+            """
+        let finished = try await run(executor, ProcessRequest(command: "sh", arguments: ["-c", script]))
+        #expect(finished.result.termination == .exited(0))
+        let usage = try #require(finished.result.usage)
+        #expect(usage.userSeconds + usage.systemSeconds >= 1.0, "\(usage)")
+        let peak = try #require(usage.peakMemoryBytes)
+        #expect(peak >= 100 << 20 && peak <= 200 << 20, "peak \(peak) bytes")
+        #expect(!usage.outOfMemory)
+    }
+
+    @Test("the job's group is gone once it ended")
+    func groupRemoved() async throws {
+        let executor = try Self.executor()
+        var request = ProcessRequest(command: "true")
+        request.tag = "xn-test-\(UInt32.random(in: .min ... .max))"
+        let finished = try await run(executor, request)
+        #expect(finished.result.termination == .exited(0))
+        let folders = try #require(executor.cgroups).jobFolders(named: request.tag!)
+        #expect(!folders.isEmpty)
+        #expect(folders.allSatisfy { !FileManager.default.fileExists(atPath: $0) }, "\(folders)")
+    }
+}
