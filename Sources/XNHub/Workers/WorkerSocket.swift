@@ -30,6 +30,9 @@ struct WorkerSocket: Sendable {
             let reason =
                 "protocol mismatch: this hub speaks \(WireProtocol.subprotocol), the worker offered \(offered ?? "none")"
             try? await outbound.write(.text(Self.encode(.refused(reason: reason))))
+            // Closing right after the upgrade can leave the client waiting mid-upgrade for a message
+            // that never comes (see `AttachSession.linger`): it closes first once it has the reason.
+            await AttachSession.linger(inbound)
             try? await outbound.close(.policyViolation, reason: "protocol mismatch")
             return
         }
