@@ -16,6 +16,8 @@ public struct PipeExecutor: JobExecutor {
 
     public func start(_ request: ProcessRequest) throws(SpawnError) -> any RunningProcess {
         var request = request
+        // One tag names both the marker and the cgroup.
+        if request.tag == nil { request.tag = "run-" + String(UInt64.random(in: .min ... .max), radix: 16) }
         let group = try makeGroup(&request)
         do {
             return try start(request, in: group)
@@ -33,8 +35,7 @@ public struct PipeExecutor: JobExecutor {
         let limits = CgroupLimits(memoryBytes: request.limits.addressSpaceBytes, processes: request.limits.processes)
         request.limits.addressSpaceBytes = nil
         request.limits.processes = nil
-        let name = request.tag ?? "run-" + String(UInt64.random(in: .min ... .max), radix: 16)
-        return try cgroups.makeGroup(name, limits: limits)
+        return try cgroups.makeGroup(request.tag ?? "", limits: limits)
     }
 
     private func start(_ request: ProcessRequest, in group: JobCgroup?) throws(SpawnError) -> any RunningProcess {
@@ -151,8 +152,7 @@ public struct PipeExecutor: JobExecutor {
 
     /// `XN_JOB_ID=…` for the process and everything it starts.
     private static func marker(_ request: ProcessRequest) -> String {
-        let tag = request.tag ?? "run-" + String(UInt64.random(in: .min ... .max), radix: 16)
-        return "\(ProcessTable.markerName)=\(tag)"
+        "\(ProcessTable.markerName)=\(request.tag ?? "")"
     }
 
     /// posix_spawn when nothing more is asked; our own vfork path to also set limits, a user or

@@ -119,7 +119,8 @@ public final class SQLiteJobStore: JobStore {
         return migrator
     }
 
-    private static let columns = """
+    /// Every column of a job, in the order `record` reads them.
+    static let columns = """
         seq, id, spec, state, created_at, started_at, finished_at, exit_code, signal, err,
         stdout_bytes, stderr_bytes, stdout_truncated, stderr_truncated, callback_status, worker,
         attempts, attempt_token, owner, callback_state, callback_attempts, callback_result, callback_last_at,
@@ -372,34 +373,6 @@ public final class SQLiteJobStore: JobStore {
         }
     }
 
-    public func recordCallback(_ id: JobID, _ delivery: CallbackDelivery, status: String?) async throws {
-        try await db.write { db in
-            try db.cachedStatement(
-                sql: """
-                    UPDATE jobs SET callback_status = ?, callback_state = ?, callback_attempts = ?, callback_result = ?,
-                        callback_last_at = ?, callback_next_at = ?
-                    WHERE id = ?
-                    """
-            ).execute(arguments: [
-                status, delivery.state.rawValue, delivery.attempts, delivery.lastResult, delivery.lastAttemptAt,
-                delivery.nextAttemptAt, id.rawValue,
-            ])
-        }
-    }
-
-    public func pendingCallbacks() async throws -> [JobRecord] {
-        let ended = JobState.allCases.filter(\.isTerminal).map { "'\($0.rawValue)'" }.joined(separator: ", ")
-        return try await db.read { db in
-            try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT \(Self.columns) FROM jobs WHERE callback_state = 'pending' AND state IN (\(ended))
-                    ORDER BY seq
-                    """
-            ).map(Self.record)
-        }
-    }
-
     public func count(state: JobState?) async throws -> Int {
         try await db.read { db in
             if let state {
@@ -411,7 +384,7 @@ public final class SQLiteJobStore: JobStore {
         }
     }
 
-    private static func record(_ row: Row) throws -> JobRecord {
+    static func record(_ row: Row) throws -> JobRecord {
         let idText: String = row["id"]
         guard let id = JobID(idText) else { throw StoreError("corrupt job id \(idText)") }
         let specData: Data = row["spec"]

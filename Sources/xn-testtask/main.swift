@@ -9,7 +9,7 @@
 let usage = """
     usage: xn-testtask exit N | sleep SECONDS [MARKER] | bytes COUNT SEED | echo WORDS... |
            stderr WORDS... | cat | spawn-child PIDFILE [MARKER] | ignore-term SECONDS |
-           env NAME | pwd | fds
+           env NAME | pwd | fds | forks COUNT
 
     """
 
@@ -81,13 +81,18 @@ func copyStdin() {
     }
 }
 
+/// Starts `xn-testtask ARGUMENTS...` in this process group: posix_spawn's result, the pid in `child`.
+func spawnSelf(_ arguments: [String], _ child: inout pid_t) -> Int32 {
+    var argv: [UnsafeMutablePointer<CChar>?] = (["xn-testtask"] + arguments).map { strdup($0) }
+    argv.append(nil)
+    defer { argv.forEach { free($0) } }
+    return posix_spawn(&child, "/proc/self/exe", nil, nil, argv, environ)
+}
+
 /// Starts `xn-testtask sleep 1000 MARKER` in this process group and records both pids in `pidFile`.
 func spawnChild(pidFile: String, marker: String) -> Never {
-    let arguments = ["xn-testtask", "sleep", "1000", marker]
-    var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) }
-    argv.append(nil)
     var child: pid_t = 0
-    let rc = posix_spawn(&child, "/proc/self/exe", nil, nil, argv, environ)
+    let rc = spawnSelf(["sleep", "1000", marker], &child)
     guard rc == 0 else { fail("posix_spawn: \(String(cString: strerror(rc)))", code: 1) }
     // Write then rename, so a reader never sees a half-written file.
     let temporary = pidFile + ".tmp"
@@ -119,6 +124,14 @@ case "stderr":
     writeAll(2, rest.joined(separator: " ") + "\n")
 case "cat":
     copyStdin()
+case "forks":
+    // Tries COUNT children that all stay alive (so the number held only grows), says how many
+    // started, then waits: a process limit shows as the count.
+    guard let count = Int(argument(2, "COUNT")) else { fail("COUNT must be an integer") }
+    var child: pid_t = 0
+    let made = (0..<count).filter { _ in spawnSelf(["sleep", "301"], &child) == 0 }.count
+    writeAll(1, "made \(made)\n")
+    sleepSeconds(301)
 case "spawn-child":
     spawnChild(pidFile: argument(2, "PIDFILE"), marker: rest.count > 1 ? rest[1] : "")
 case "ignore-term":

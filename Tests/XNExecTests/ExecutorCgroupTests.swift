@@ -14,22 +14,6 @@ struct ExecutorCgroupTests {
         PipeExecutor(cgroups: try CgroupHost.discover().get())
     }
 
-    /// Tries 100 forks whose children stay alive, then says how many worked and waits.
-    static let forker = """
-        import os, time
-        made = 0
-        for _ in range(100):
-            try:
-                if os.fork() == 0:
-                    time.sleep(300)
-                    os._exit(0)
-                made += 1
-            except OSError:
-                pass
-        print("made", made, flush=True)
-        time.sleep(300)
-        """
-
     @Test("a process that left the job's group and session and cleared its environment dies with the job")
     func escapedProcessDies() async throws {
         let executor = try Self.executor()
@@ -51,7 +35,8 @@ struct ExecutorCgroupTests {
     @Test("a job's process limit is its own: another job of the same user still starts")
     func processLimitPerJob() async throws {
         let executor = try Self.executor()
-        var bomb = ProcessRequest(command: "python3", arguments: ["-c", Self.forker])
+        // Tries 100 children that stay alive and says how many started.
+        var bomb = TestTask.request("forks", "100")
         bomb.identity = Self.nobody
         bomb.limits = ResourceLimits(processes: 40)
         let bombing = try executor.start(bomb)
@@ -68,7 +53,7 @@ struct ExecutorCgroupTests {
         #expect(finished.result.termination == .exited(0))
         #expect(finished.stdout == "65534\nforked\n")
         _ = await bombing.terminate(grace: .milliseconds(200))
-        #expect(await eventually { ProcessTable.members(running: ["python3", "-c", Self.forker]).isEmpty })
+        #expect(await eventually { ProcessTable.members(running: ["xn-testtask", "sleep", "301"]).isEmpty })
     }
 
     @Test("a memory hog is killed at its job's memory limit, and says so")

@@ -38,33 +38,18 @@ struct ExecutorLimitsTests {
         #expect(String(decoding: finished.bytes(.stderr), as: UTF8.self).contains("MemoryError"))
     }
 
-    /// Tries 100 forks whose children stay alive, then says so and waits (a shell would give up
-    /// at its first failed fork).
-    static let forker = """
-        import os, time
-        for _ in range(100):
-            try:
-                if os.fork() == 0:
-                    time.sleep(300)
-                    os._exit(0)
-            except OSError:
-                pass
-        print("tried", flush=True)
-        time.sleep(300)
-        """
-
-    /// Every process it starts stays alive, so the number it holds only grows: read once it has
-    /// tried all its forks, it is the peak, with no moment between samples to miss.
+    /// `xn-testtask forks 100`: every process it starts stays alive, so the number it holds only
+    /// grows: read once it has tried them all, it is the peak, with no moment between samples to miss.
     @Test(
         "a job stops at its process limit and all of it dies with its group", .enabled(if: isRoot),
         arguments: executors)
     func processLimit(executor: any JobExecutor) async throws {
-        var request = ProcessRequest(command: "python3", arguments: ["-c", Self.forker])
+        var request = TestTask.request("forks", "100")
         request.identity = Self.nobody
         request.limits = ResourceLimits(cpuSeconds: 30, processes: 40)
         let process = try executor.start(request)
         let output = OutputCollector(process)
-        #expect(await eventually { output.text(.stdout) == "tried\n" })
+        #expect(await eventually { output.text(.stdout).hasPrefix("made ") })
         let peak = ProcessTable.members(group: process.pid).count
         // nobody's other processes on the machine count towards the same limit.
         #expect(peak <= 40, "\(peak) processes in the job's group")
