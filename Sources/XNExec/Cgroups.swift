@@ -8,10 +8,14 @@ public struct CgroupLimits: Sendable, Equatable {
     public var memoryBytes: Int?
     /// Processes and threads of the job at once; a fork beyond fails.
     public var processes: Int?
+    /// CPU time per wall-clock time, in percent of one CPU (150: one and a half); the job is
+    /// throttled beyond it (CFS quota).
+    public var cpuPercent: Int?
 
-    public init(memoryBytes: Int? = nil, processes: Int? = nil) {
+    public init(memoryBytes: Int? = nil, processes: Int? = nil, cpuPercent: Int? = nil) {
         self.memoryBytes = memoryBytes
         self.processes = processes
+        self.cpuPercent = cpuPercent
     }
 
     public var isEmpty: Bool { self == CgroupLimits() }
@@ -45,7 +49,7 @@ public struct CgroupUnavailable: Error, Sendable, CustomStringConvertible {
 /// in which a runner makes one group per job, under a folder of its own inside its own group (`…/<runner's group>/xn-<pid>/<job>`).
 public final class CgroupHost: Sendable {
     static let required = ["memory", "pids", "freezer"]
-    static let optional = ["cpuacct"]
+    static let optional = ["cpuacct", "cpu"]
 
     /// Per controller, the folder the jobs' groups go in.
     let bases: [String: String]
@@ -198,6 +202,16 @@ final class JobCgroup: Sendable {
         }
         if let processes = limits.processes, let pids = folders["pids"] {
             try write(String(processes), to: pids + "/pids.max")
+        }
+        if let percent = limits.cpuPercent {
+            guard let cpu = folders["cpu"] else {
+                throw SpawnError(
+                    code: ENOTSUP,
+                    description: "limits.cpu_percent needs the cpu cgroup controller, which this runner's cgroups lack")
+            }
+            // A quota per 100 ms period: percent × 1 ms.
+            try write("100000", to: cpu + "/cpu.cfs_period_us")
+            try write(String(max(1, percent) * 1000), to: cpu + "/cpu.cfs_quota_us")
         }
     }
 

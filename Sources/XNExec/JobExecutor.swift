@@ -31,6 +31,11 @@ public struct ProcessRequest: Sendable {
     /// Resource limits set in the process before it starts. Where the executor gives jobs a
     /// control group, memory and processes are held there, for the whole job, instead.
     public var limits: ResourceLimits = ResourceLimits()
+    /// The limits the job itself asked for that only a control group holds (`limits.memory`):
+    /// an executor without cgroups refuses the request rather than run it with less.
+    public var limitsNeedingCgroup: [String] = []
+    /// Run in a sandbox of its own (see `Sandbox`); nil: like any process of the runner.
+    public var isolation: Isolation?
     /// Set as `XN_JOB_ID` in the process's environment (a job's id; a random one when nil). Its
     /// descendants inherit it, so ones that left its process group and session are still found
     /// and killed when it is terminated.
@@ -92,15 +97,31 @@ public struct ResourceLimits: Sendable, Equatable {
     public var openFiles: Int?
     /// Processes of the job's user (RLIMIT_NPROC; not enforced for root): a fork bomb stops there.
     public var processes: Int?
+    /// CPU per wall-clock time in percent of one CPU; only a control group holds it.
+    public var cpuPercent: Int?
 
-    public init(cpuSeconds: Int? = nil, addressSpaceBytes: Int? = nil, openFiles: Int? = nil, processes: Int? = nil) {
+    public init(
+        cpuSeconds: Int? = nil, addressSpaceBytes: Int? = nil, openFiles: Int? = nil, processes: Int? = nil,
+        cpuPercent: Int? = nil
+    ) {
         self.cpuSeconds = cpuSeconds
         self.addressSpaceBytes = addressSpaceBytes
         self.openFiles = openFiles
         self.processes = processes
+        self.cpuPercent = cpuPercent
     }
 
     public var isEmpty: Bool { self == ResourceLimits() }
+}
+
+/// How a process is isolated from the machine it runs on.
+public struct Isolation: Sendable, Equatable {
+    /// Keep the machine's network; without it the process has only a loopback of its own.
+    public var network: Bool
+
+    public init(network: Bool = false) {
+        self.network = network
+    }
 }
 
 /// A terminal's size in character cells.

@@ -1,21 +1,48 @@
 import CXNSystem
 import Foundation
 import Glibc
+import XNProtocol
 
 /// Runs processes with stdin, stdout and stderr on pipes, each in its own process group; or, when
 /// the request asks for a terminal, on a pseudo-terminal in a session of their own.
 public struct PipeExecutor: JobExecutor {
     /// Where each process gets a control group of its own; nil runs them without.
     public let cgroups: CgroupHost?
+    /// Why there are no cgroups, for the refusal of a job that needs one.
+    let withoutCgroups: String
+    /// What isolates the processes that ask to be; nil refuses them.
+    public let sandbox: Sandbox?
+    /// Why there is no sandbox, for the refusal of a job that asks for one.
+    let withoutSandbox: String
 
-    public init(cgroups: CgroupHost? = nil) {
+    public init(
+        cgroups: CgroupHost? = nil, withoutCgroups: String = "it was given none", sandbox: Sandbox? = nil,
+        withoutSandbox: String = "it was given no sandbox"
+    ) {
         self.cgroups = cgroups
+        self.withoutCgroups = withoutCgroups
+        self.sandbox = sandbox
+        self.withoutSandbox = withoutSandbox
         // A job closing its stdin early must give us EPIPE, not kill the runner.
         Glibc.signal(SIGPIPE, SIG_IGN)
     }
 
     public func start(_ request: ProcessRequest) throws(SpawnError) -> any RunningProcess {
         var request = request
+        if cgroups == nil {
+            if let limit = request.limitsNeedingCgroup.first {
+                throw SpawnError(
+                    code: ENOTSUP,
+                    description: "\(limit) needs a cgroup of the job's own, and this runner has none: \(withoutCgroups)"
+                )
+            }
+            if request.limits.cpuPercent != nil {
+                throw SpawnError(
+                    code: ENOTSUP,
+                    description: "a CPU share needs a cgroup, and this runner has none: \(withoutCgroups)")
+            }
+        }
+        if let isolation = request.isolation { request = try isolated(request, isolation) }
         // One tag names both the marker and the cgroup.
         if request.tag == nil { request.tag = "run-" + String(UInt64.random(in: .min ... .max), radix: 16) }
         let group = try makeGroup(&request)
@@ -27,14 +54,69 @@ public struct PipeExecutor: JobExecutor {
         }
     }
 
+    /// Whether isolated jobs can start here as `identity` (bwrap needs user namespaces when it
+    /// is not root): runs `true` in a sandbox and says why not when it fails.
+    public func checkSandbox(as identity: ProcessIdentity?) async -> SandboxUnavailable? {
+        guard sandbox != nil else { return SandboxUnavailable(description: withoutSandbox) }
+        var request = ProcessRequest(command: "true", outputLimit: 4096)
+        request.identity = identity
+        request.isolation = Isolation()
+        request.baseEnvironment = ["PATH": "/usr/local/bin:/usr/bin:/bin"]
+        let process: any RunningProcess
+        do {
+            process = try start(request)
+        } catch {
+            return SandboxUnavailable(description: error.description)
+        }
+        var said: [UInt8] = []
+        for await chunk in process.output where chunk.stream == .stderr { said += chunk.bytes }
+        let result = await process.result()
+        guard result.termination != .exited(0) else { return nil }
+        let reason = String(decoding: said, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        return SandboxUnavailable(
+            description: "bwrap cannot make a sandbox here: " + (reason.isEmpty ? "\(result.termination)" : reason))
+    }
+
+    /// The request run by bwrap in a sandbox. The program is looked up first, so a missing one
+    /// fails as it does outside (`spawn foo ENOENT`), not as bwrap's exit status 1.
+    private func isolated(_ request: ProcessRequest, _ isolation: Isolation) throws(SpawnError) -> ProcessRequest {
+        guard let sandbox else {
+            throw SpawnError(code: ENOTSUP, description: "this runner cannot isolate jobs: \(withoutSandbox)")
+        }
+        var wrapped = request
+        let searchPath =
+            request.environment["PATH"] ?? (request.baseEnvironment ?? ProcessInfo.processInfo.environment)["PATH"]
+        guard let program = Sandbox.locate(request.command, in: searchPath) else {
+            throw Self.spawnFailure(request, ENOENT)
+        }
+        var workingDirectory = request.workingDirectory
+        if let cwd = workingDirectory, let problem = sandbox.problem(withWorkingDirectory: cwd) {
+            throw SpawnError(code: ENOENT, description: problem)
+        }
+        if workingDirectory == nil {
+            // The runner's own, as for other jobs, where the sandbox shows it.
+            let own = FileManager.default.currentDirectoryPath
+            workingDirectory = sandbox.problem(withWorkingDirectory: own) == nil ? own : "/"
+        }
+        let line = sandbox.commandLine(
+            running: program, arguments: request.arguments, workingDirectory: workingDirectory, isolation: isolation)
+        wrapped.command = line[0]
+        wrapped.arguments = Array(line.dropFirst())
+        wrapped.isolation = nil
+        return wrapped
+    }
+
     /// The request's control group, with memory and processes limited there (for the whole job,
     /// swap included; a fork beyond fails whoever else runs as the same user) instead of per
-    /// process (RLIMIT_AS, RLIMIT_NPROC per user).
+    /// process (RLIMIT_AS, RLIMIT_NPROC per user), and its CPU share.
     private func makeGroup(_ request: inout ProcessRequest) throws(SpawnError) -> JobCgroup? {
         guard let cgroups else { return nil }
-        let limits = CgroupLimits(memoryBytes: request.limits.addressSpaceBytes, processes: request.limits.processes)
+        let limits = CgroupLimits(
+            memoryBytes: request.limits.addressSpaceBytes, processes: request.limits.processes,
+            cpuPercent: request.limits.cpuPercent)
         request.limits.addressSpaceBytes = nil
         request.limits.processes = nil
+        request.limits.cpuPercent = nil
         return try cgroups.makeGroup(request.tag ?? "", limits: limits)
     }
 

@@ -5,7 +5,7 @@ extension JobSpec {
     public static let fields: Set<String> = [
         "command", "args", "env", "cwd", "timeout", "stdin", "name", "callback", "labels", "retries", "tty", "limits",
         "max_output",
-        "interactive",
+        "interactive", "isolate", "network",
     ]
 
     /// Parses a JSON request body.
@@ -65,12 +65,9 @@ extension JobSpec {
             spec.retries = number.intValue
         }
         spec.tty = try parseTerminal(body["tty"])
-        if let raw = body["interactive"], !(raw is NSNull) {
-            guard let flag = raw as? NSNumber, isBool(flag) else {
-                throw SpecError(field: "interactive", "interactive must be true or false")
-            }
-            spec.interactive = flag.boolValue
-        }
+        spec.interactive = try flag(body, "interactive")
+        spec.isolate = try flag(body, "isolate")
+        spec.network = try flag(body, "network")
         if let raw = body["timeout"], !(raw is NSNull) {
             guard let number = raw as? NSNumber, !isBool(number), number.doubleValue.isFinite,
                 number.doubleValue > 0, number.doubleValue <= 31_536_000
@@ -89,6 +86,15 @@ extension JobSpec {
             spec.maxOutput = number.intValue
         }
         return spec
+    }
+
+    /// A field that is true or false; absent or null is false.
+    private static func flag(_ body: [String: Any], _ name: String) throws(SpecError) -> Bool {
+        guard let raw = body[name], !(raw is NSNull) else { return false }
+        guard let flag = raw as? NSNumber, isBool(flag) else {
+            throw SpecError(field: name, "\(name) must be true or false")
+        }
+        return flag.boolValue
     }
 
     private static func parseLimits(_ raw: Any?) throws(SpecError) -> JobLimits? {
@@ -110,7 +116,8 @@ extension JobSpec {
             values[name] = number.intValue
         }
         let limits = JobLimits(
-            cpu: values["cpu"], memory: values["memory"], files: values["files"], procs: values["procs"])
+            cpu: values["cpu"], memory: values["memory"], files: values["files"], procs: values["procs"],
+            cpuPercent: values["cpu_percent"])
         return limits == JobLimits() ? nil : limits
     }
 

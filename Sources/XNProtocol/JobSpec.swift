@@ -28,6 +28,11 @@ public struct JobSpec: Sendable, Equatable, Codable {
     public var limits: JobLimits?
     /// Bytes kept per output stream, within the hub's `--max-output`.
     public var maxOutput: Int?
+    /// Run in a sandbox: the system read-only, a /tmp of its own, its own PID namespace, no
+    /// network unless `network`. A token or runner may force it.
+    public var isolate: Bool = false
+    /// An isolated job keeps the machine's network (where its token allows).
+    public var network: Bool = false
 
     public init(
         command: String, args: [String] = [], env: [String: String] = [:], cwd: String? = nil,
@@ -50,6 +55,7 @@ public struct JobSpec: Sendable, Equatable, Codable {
 
     enum CodingKeys: String, CodingKey {
         case command, program, args, env, cwd, timeout, stdin, name, callback, labels, retries, tty, interactive, limits
+        case isolate, network
         case maxOutput = "max_output"
     }
 
@@ -70,6 +76,8 @@ public struct JobSpec: Sendable, Equatable, Codable {
         if interactive { try container.encode(interactive, forKey: .interactive) }
         try container.encodeIfPresent(limits, forKey: .limits)
         try container.encodeIfPresent(maxOutput, forKey: .maxOutput)
+        if isolate { try container.encode(isolate, forKey: .isolate) }
+        if network { try container.encode(network, forKey: .network) }
     }
 
     public init(from decoder: any Decoder) throws {
@@ -89,6 +97,8 @@ public struct JobSpec: Sendable, Equatable, Codable {
         interactive = try container.decodeIfPresent(Bool.self, forKey: .interactive) ?? false
         limits = try container.decodeIfPresent(JobLimits.self, forKey: .limits)
         maxOutput = try container.decodeIfPresent(Int.self, forKey: .maxOutput)
+        isolate = try container.decodeIfPresent(Bool.self, forKey: .isolate) ?? false
+        network = try container.decodeIfPresent(Bool.self, forKey: .network) ?? false
     }
 
     /// Whether input can reach the job while it runs.
@@ -146,18 +156,30 @@ public struct JobLimits: Sendable, Equatable, Codable {
     public var files: Int?
     /// Processes of the job's user (RLIMIT_NPROC).
     public var procs: Int?
+    /// CPU per wall-clock time, in percent of one CPU (a cgroup's CFS quota).
+    public var cpuPercent: Int?
 
-    public static let names = ["cpu", "memory", "files", "procs"]
+    public static let names = ["cpu", "memory", "files", "procs", "cpu_percent"]
 
-    public init(cpu: Int? = nil, memory: Int? = nil, files: Int? = nil, procs: Int? = nil) {
+    /// The limits only a cgroup of the job's own holds as asked (for all of the job together):
+    /// a runner without cgroups refuses a job that asks for them.
+    public static let cgroupNames: Set = ["memory", "procs", "cpu_percent"]
+
+    enum CodingKeys: String, CodingKey {
+        case cpu, memory, files, procs
+        case cpuPercent = "cpu_percent"
+    }
+
+    public init(cpu: Int? = nil, memory: Int? = nil, files: Int? = nil, procs: Int? = nil, cpuPercent: Int? = nil) {
         self.cpu = cpu
         self.memory = memory
         self.files = files
         self.procs = procs
+        self.cpuPercent = cpuPercent
     }
 
     /// Each limit by its field name.
     public var byName: [(name: String, value: Int?)] {
-        [("cpu", cpu), ("memory", memory), ("files", files), ("procs", procs)]
+        [("cpu", cpu), ("memory", memory), ("files", files), ("procs", procs), ("cpu_percent", cpuPercent)]
     }
 }

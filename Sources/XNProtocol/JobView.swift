@@ -38,6 +38,10 @@ public struct JobView: Sendable, Codable, Equatable {
     public var attempts: Int
     public var limits: JobLimits?
     public var maxOutput: Int?
+    /// The job runs in a sandbox (it asked, or its token forces it); absent when not.
+    public var isolate: Bool?
+    /// An isolated job that keeps the network; absent when not.
+    public var network: Bool?
     /// The name of the token that submitted it, on a hub with tokens.
     public var owner: String?
     /// Why a queued job has not started ("waiting for a worker with gpu=1").
@@ -50,7 +54,7 @@ public struct JobView: Sendable, Codable, Equatable {
         case stdoutBytes = "stdout_bytes", stderrBytes = "stderr_bytes"
         case stdoutTruncated = "stdout_truncated", stderrTruncated = "stderr_truncated"
         case callbackStatus = "callback_status", callbackDelivery = "callback_delivery", worker, labels, retries, tty,
-            interactive, attempts, limits
+            interactive, attempts, limits, isolate, network
         case maxOutput = "max_output", owner, waiting, usage
     }
 
@@ -88,6 +92,8 @@ public struct JobView: Sendable, Codable, Equatable {
         attempts = record.attempts
         limits = record.spec.limits
         maxOutput = record.spec.maxOutput
+        isolate = record.spec.isolate ? true : nil
+        network = record.spec.network ? true : nil
         owner = record.owner
         self.waiting = waiting
     }

@@ -55,20 +55,28 @@ public struct TokenView: Sendable, Codable, Equatable {
     public var maxQueued: Int?
     /// For a worker token: the most slots its worker may offer; nil: any.
     public var slots: Int?
+    /// Its jobs always run isolated (see `JobSpec.isolate`).
+    public var isolate: Bool
+    /// Its isolated jobs may keep the network when they ask (`network: true`).
+    public var allowNetwork: Bool
     public var createdAt: String
     public var revokedAt: String?
     /// The secret: only in the answer to the request that created the token.
     public var secret: String?
 
     enum CodingKeys: String, CodingKey {
-        case name, role, allow, labels, slots, secret
+        case name, role, allow, labels, slots, secret, isolate
         case maxQueued = "max_queued", createdAt = "created_at", revokedAt = "revoked_at"
+        case allowNetwork = "allow_network"
     }
 
     public init(
         name: String, role: TokenRole, allow: [String]?, labels: [String: String]?, maxQueued: Int?,
-        slots: Int? = nil, createdAt: String, revokedAt: String? = nil, secret: String? = nil
+        slots: Int? = nil, isolate: Bool = false, allowNetwork: Bool = false, createdAt: String,
+        revokedAt: String? = nil, secret: String? = nil
     ) {
+        self.isolate = isolate
+        self.allowNetwork = allowNetwork
         self.name = name
         self.role = role
         self.allow = allow
@@ -78,6 +86,22 @@ public struct TokenView: Sendable, Codable, Equatable {
         self.createdAt = createdAt
         self.revokedAt = revokedAt
         self.secret = secret
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        name = try container.decode(String.self, forKey: .name)
+        role = try container.decode(TokenRole.self, forKey: .role)
+        allow = try container.decodeIfPresent([String].self, forKey: .allow)
+        labels = try container.decodeIfPresent([String: String].self, forKey: .labels)
+        maxQueued = try container.decodeIfPresent(Int.self, forKey: .maxQueued)
+        slots = try container.decodeIfPresent(Int.self, forKey: .slots)
+        // Hubs before isolation do not send these.
+        isolate = try container.decodeIfPresent(Bool.self, forKey: .isolate) ?? false
+        allowNetwork = try container.decodeIfPresent(Bool.self, forKey: .allowNetwork) ?? false
+        createdAt = try container.decode(String.self, forKey: .createdAt)
+        revokedAt = try container.decodeIfPresent(String.self, forKey: .revokedAt)
+        secret = try container.decodeIfPresent(String.self, forKey: .secret)
     }
 }
 
@@ -99,22 +123,40 @@ public struct TokenRequest: Sendable, Codable, Equatable {
     public var maxQueued: Int?
     /// For a worker token: the most slots its worker may offer.
     public var slots: Int?
+    /// Its jobs always run isolated.
+    public var isolate: Bool
+    /// Its isolated jobs may keep the network when they ask.
+    public var allowNetwork: Bool
 
     enum CodingKeys: String, CodingKey {
-        case name, role, allow, labels, slots
-        case maxQueued = "max_queued"
+        case name, role, allow, labels, slots, isolate
+        case maxQueued = "max_queued", allowNetwork = "allow_network"
     }
 
     public init(
         name: String, role: TokenRole, allow: [String]? = nil, labels: [String: String]? = nil, maxQueued: Int? = nil,
-        slots: Int? = nil
+        slots: Int? = nil, isolate: Bool = false, allowNetwork: Bool = false
     ) {
+        self.isolate = isolate
+        self.allowNetwork = allowNetwork
         self.name = name
         self.role = role
         self.allow = allow
         self.labels = labels
         self.maxQueued = maxQueued
         self.slots = slots
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        name = try container.decode(String.self, forKey: .name)
+        role = try container.decode(TokenRole.self, forKey: .role)
+        allow = try container.decodeIfPresent([String].self, forKey: .allow)
+        labels = try container.decodeIfPresent([String: String].self, forKey: .labels)
+        maxQueued = try container.decodeIfPresent(Int.self, forKey: .maxQueued)
+        slots = try container.decodeIfPresent(Int.self, forKey: .slots)
+        isolate = try container.decodeIfPresent(Bool.self, forKey: .isolate) ?? false
+        allowNetwork = try container.decodeIfPresent(Bool.self, forKey: .allowNetwork) ?? false
     }
 
     /// Why this request cannot make a token, or nil.
@@ -132,6 +174,12 @@ public struct TokenRequest: Sendable, Codable, Equatable {
         if let slots {
             if role != .worker { return ("slots", "slots applies to worker tokens only") }
             if !(0...1024).contains(slots) { return ("slots", "slots must be from 0 to 1024") }
+        }
+        if isolate, role == .read || role == .worker {
+            return ("isolate", "isolate applies to submit and admin tokens only")
+        }
+        if allowNetwork, !isolate {
+            return ("allow_network", "allow_network applies to tokens with isolate (others' jobs keep the network)")
         }
         return nil
     }

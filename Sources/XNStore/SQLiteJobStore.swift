@@ -116,6 +116,10 @@ public final class SQLiteJobStore: JobStore {
                 try db.execute(sql: "ALTER TABLE jobs ADD COLUMN \(column)")
             }
         }
+        migrator.registerMigration("v8: isolating tokens") { db in
+            try db.execute(sql: "ALTER TABLE tokens ADD COLUMN isolate INTEGER NOT NULL DEFAULT 0")
+            try db.execute(sql: "ALTER TABLE tokens ADD COLUMN allow_network INTEGER NOT NULL DEFAULT 0")
+        }
         return migrator
     }
 

@@ -13,14 +13,21 @@ public struct TokenRecord: Sendable, Equatable {
     public var maxQueued: Int?
     /// For a worker token: the most slots its worker may offer.
     public var slots: Int?
+    /// Its jobs always run isolated.
+    public var isolate: Bool
+    /// Its isolated jobs may keep the network when they ask.
+    public var allowNetwork: Bool
     /// Milliseconds since the epoch.
     public var createdAt: Int64
     public var revokedAt: Int64?
 
     public init(
         name: String, role: TokenRole, hash: String, allow: [String]? = nil, labels: [String: String]? = nil,
-        maxQueued: Int? = nil, slots: Int? = nil, createdAt: Int64, revokedAt: Int64? = nil
+        maxQueued: Int? = nil, slots: Int? = nil, isolate: Bool = false, allowNetwork: Bool = false, createdAt: Int64,
+        revokedAt: Int64? = nil
     ) {
+        self.isolate = isolate
+        self.allowNetwork = allowNetwork
         self.name = name
         self.role = role
         self.hash = hash
@@ -35,7 +42,8 @@ public struct TokenRecord: Sendable, Equatable {
     public var view: TokenView {
         TokenView(
             name: name, role: role, allow: allow, labels: labels, maxQueued: maxQueued, slots: slots,
-            createdAt: Timestamp.format(createdAt), revokedAt: revokedAt.map(Timestamp.format))
+            isolate: isolate, allowNetwork: allowNetwork, createdAt: Timestamp.format(createdAt),
+            revokedAt: revokedAt.map(Timestamp.format))
     }
 }
 
@@ -64,12 +72,13 @@ extension SQLiteJobStore: TokenStore {
             }
             try db.execute(
                 sql: """
-                    INSERT INTO tokens (name, role, hash, allow, labels, max_queued, slots, created_at, revoked_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO tokens (name, role, hash, allow, labels, max_queued, slots, isolate, allow_network,
+                        created_at, revoked_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [
                     token.name, token.role.rawValue, token.hash, allow, labels, token.maxQueued, token.slots,
-                    token.createdAt, token.revokedAt,
+                    token.isolate, token.allowNetwork, token.createdAt, token.revokedAt,
                 ])
         }
     }
@@ -103,7 +112,8 @@ extension SQLiteJobStore: TokenStore {
         }
         return TokenRecord(
             name: row["name"], role: role, hash: row["hash"], allow: allow, labels: labels,
-            maxQueued: row["max_queued"], slots: row["slots"], createdAt: row["created_at"],
+            maxQueued: row["max_queued"], slots: row["slots"], isolate: row["isolate"],
+            allowNetwork: row["allow_network"], createdAt: row["created_at"],
             revokedAt: row["revoked_at"])
     }
 }

@@ -9,7 +9,7 @@
 let usage = """
     usage: xn-testtask exit N | sleep SECONDS [MARKER] | bytes COUNT SEED | echo WORDS... |
            stderr WORDS... | cat | spawn-child PIDFILE [MARKER] | ignore-term SECONDS |
-           env NAME | pwd | fds | forks COUNT
+           env NAME | pwd | fds | forks COUNT | spin SECONDS | connect PORT
 
     """
 
@@ -132,6 +132,35 @@ case "forks":
     let made = (0..<count).filter { _ in spawnSelf(["sleep", "301"], &child) == 0 }.count
     writeAll(1, "made \(made)\n")
     sleepSeconds(301)
+case "spin":
+    // Keeps a CPU busy for SECONDS of wall-clock time: a CPU share shows as the CPU time it got.
+    func now() -> Double {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
+    }
+    let until = now() + seconds(2)
+    var counter: UInt64 = 0
+    while now() < until {
+        for step in 0..<100_000 { counter &+= UInt64(step) }
+    }
+    if counter == 42 { writeAll(1, "") }
+    writeAll(1, "spun\n")
+case "connect":
+    // Connects to 127.0.0.1:PORT: "connected", else the reason and exit status 1.
+    guard let port = UInt16(argument(2, "PORT")) else { fail("PORT must be a port number") }
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = port.bigEndian
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let rc = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+        }
+    }
+    if rc != 0 { fail("cannot connect: \(String(cString: strerror(errno)))", code: 1) }
+    writeAll(1, "connected\n")
 case "spawn-child":
     spawnChild(pidFile: argument(2, "PIDFILE"), marker: rest.count > 1 ? rest[1] : "")
 case "ignore-term":

@@ -32,8 +32,23 @@ struct JobUserOptions: ParsableArguments {
             """)
     var limitProcs: Int?
 
+    @Option(
+        help: """
+            CPU a job may use, in percent of one CPU (150: one and a half); it is throttled beyond. Needs a cgroup \
+            per job.
+            """)
+    var limitCpuPercent: Int?
+
     @Flag(help: "Run jobs without a cgroup of their own even where this process could make one.")
     var noCgroups = false
+
+    @Flag(
+        help: """
+            Isolate every job with bubblewrap: the system read-only, its own /tmp, its own PID namespace, no \
+            network unless the job asks (network: true), and not this runner's data folder. Without it, only jobs \
+            that ask (isolate: true) or whose token forces it are.
+            """)
+    var isolate = false
 
     @Option(
         help: ArgumentHelp(
@@ -53,7 +68,7 @@ struct JobUserOptions: ParsableArguments {
         }
         for (name, value) in [
             ("--limit-cpu", limitCpu), ("--limit-memory", limitMemory?.bytes), ("--limit-files", limitFiles),
-            ("--limit-procs", limitProcs),
+            ("--limit-procs", limitProcs), ("--limit-cpu-percent", limitCpuPercent),
         ] {
             if let value, value < 1 { throw ValidationError("\(name) must be at least 1") }
         }
@@ -63,7 +78,8 @@ struct JobUserOptions: ParsableArguments {
 
     var limits: ResourceLimits {
         ResourceLimits(
-            cpuSeconds: limitCpu, addressSpaceBytes: limitMemory?.bytes, openFiles: limitFiles, processes: limitProcs)
+            cpuSeconds: limitCpu, addressSpaceBytes: limitMemory?.bytes, openFiles: limitFiles, processes: limitProcs,
+            cpuPercent: limitCpuPercent)
     }
 
     /// The identity jobs take: `--run-as`, else nobody when xn runs as root without `--allow-root`.
@@ -93,13 +109,47 @@ struct JobUserOptions: ParsableArguments {
         return "jobs run as \(user)"
     }
 
-    /// The executor for jobs, with a control group per job where this process may make them, and
-    /// one line for the start banner saying which.
-    func executor() -> (executor: PipeExecutor, banner: String) {
-        if noCgroups { return (PipeExecutor(), "no cgroups (--no-cgroups): limits are per process") }
-        switch CgroupHost.discover() {
-        case .success(let host): return (PipeExecutor(cgroups: host), host.description)
-        case .failure(let reason): return (PipeExecutor(), "no cgroups (\(reason)): limits are per process")
+    /// The executor for jobs: a control group per job where this process may make them, and
+    /// bubblewrap for isolated jobs where it can make a sandbox as `identity`, hiding `folders`;
+    /// with the start banner's words for both.
+    func executor(
+        identity: ProcessIdentity?, hiding folders: [String]
+    ) async throws -> (
+        executor: PipeExecutor, banner: String
+    ) {
+        var cgroups: CgroupHost?
+        var withoutCgroups = "--no-cgroups"
+        if !noCgroups {
+            switch CgroupHost.discover() {
+            case .success(let host): cgroups = host
+            case .failure(let reason): withoutCgroups = reason.description
+            }
         }
+        if cgroups == nil, limitCpuPercent != nil {
+            throw ValidationError("--limit-cpu-percent needs a cgroup per job, and there is none (\(withoutCgroups))")
+        }
+        var sandbox: Sandbox?
+        var withoutSandbox: String
+        switch Sandbox.discover(hiding: folders) {
+        case .success(let found):
+            let problem = await PipeExecutor(sandbox: found).checkSandbox(as: identity)
+            withoutSandbox = problem?.description ?? ""
+            sandbox = problem == nil ? found : nil
+        case .failure(let reason):
+            withoutSandbox = reason.description
+        }
+        if isolate, sandbox == nil {
+            cgroups?.remove()
+            throw ValidationError("--isolate: \(withoutSandbox)")
+        }
+        var banner = cgroups?.description ?? "no cgroups (\(withoutCgroups)): limits are per process"
+        if sandbox != nil {
+            banner += isolate ? "; every job isolated (bubblewrap)" : "; jobs may ask to be isolated (bubblewrap)"
+        } else {
+            banner += "; no isolation (\(withoutSandbox))"
+        }
+        let executor = PipeExecutor(
+            cgroups: cgroups, withoutCgroups: withoutCgroups, sandbox: sandbox, withoutSandbox: withoutSandbox)
+        return (executor, banner)
     }
 }

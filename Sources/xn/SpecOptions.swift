@@ -39,14 +39,27 @@ struct SpecOptions: ParsableArguments {
     @Option(help: "CPU seconds the job may use (within the runner's own limit).")
     var limitCpu: Int?
 
-    @Option(help: "Address space the job may use: bytes, or with K, M, G (within the runner's own limit).")
+    @Option(
+        help: """
+            Memory the job may use: bytes, or with K, M, G (within the runner's own limit). All of the job together, \
+            on runners that give jobs a cgroup; others refuse the job.
+            """)
     var limitMemory: ByteCount?
 
     @Option(help: "Files the job may have open.")
     var limitFiles: Int?
 
-    @Option(help: "Processes the job's user may have.")
+    @Option(help: "Processes the job may have at once (needs a runner that gives jobs a cgroup).")
     var limitProcs: Int?
+
+    @Option(help: "CPU the job may use, in percent of one CPU (needs a runner that gives jobs a cgroup).")
+    var limitCpuPercent: Int?
+
+    @Flag(help: "Run the job isolated: the system read-only, its own /tmp and PID namespace, no network.")
+    var isolate = false
+
+    @Flag(help: "With --isolate: keep the network (where the token allows).")
+    var network = false
 
     @Option(help: "Bytes kept per output stream: bytes, or with K, M, G (within the hub's --max-output).")
     var maxOutput: ByteCount?
@@ -74,11 +87,14 @@ struct SpecOptions: ParsableArguments {
         var limits: [String: Int] = [:]
         for (name, value) in [
             ("cpu", limitCpu), ("memory", limitMemory?.bytes), ("files", limitFiles), ("procs", limitProcs),
+            ("cpu_percent", limitCpuPercent),
         ] {
             if let value { limits[name] = value }
         }
         if !limits.isEmpty { object["limits"] = limits }
         if let maxOutput { object["max_output"] = maxOutput.bytes }
+        if isolate { object["isolate"] = true }
+        if network { object["network"] = true }
         if tty {
             let size = localTerminalSize() ?? .standard
             object["tty"] = ["rows": size.rows, "cols": size.cols]

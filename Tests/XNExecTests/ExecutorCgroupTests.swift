@@ -86,6 +86,19 @@ struct ExecutorCgroupTests {
         #expect(!usage.outOfMemory)
     }
 
+    @Test("a CPU share throttles the job: 20% of a CPU for 1.5 s of spinning is about 0.3 s of CPU time")
+    func cpuShare() async throws {
+        let executor = try Self.executor()
+        var spinner = TestTask.request("spin", "1.5")
+        spinner.limits = ResourceLimits(cpuPercent: 20)
+        let finished = try await run(executor, spinner)
+        #expect(finished.stdout == "spun\n")
+        let usage = try #require(finished.result.usage)
+        let cpu = usage.userSeconds + usage.systemSeconds
+        // Unthrottled it would be 1.5 s; the quota allows 0.3 s, plus one period's rounding.
+        #expect(cpu > 0.1 && cpu < 0.6, "\(cpu) s of CPU in 1.5 s at 20%")
+    }
+
     @Test("the job's group is gone once it ended")
     func groupRemoved() async throws {
         let executor = try Self.executor()
@@ -96,5 +109,36 @@ struct ExecutorCgroupTests {
         let folders = try #require(executor.cgroups).jobFolders(named: request.tag!)
         #expect(!folders.isEmpty)
         #expect(folders.allSatisfy { !FileManager.default.fileExists(atPath: $0) }, "\(folders)")
+    }
+}
+
+/// A runner without cgroups refuses what only a cgroup holds, rather than run the job without it.
+@Suite("JobExecutor: without cgroups")
+struct ExecutorWithoutCgroupsTests {
+    @Test("a job's own memory limit is refused, with the reason")
+    func jobLimitRefused() async throws {
+        let executor = PipeExecutor(withoutCgroups: "--no-cgroups")
+        var request = ProcessRequest(command: "true")
+        request.limits = ResourceLimits(addressSpaceBytes: 256 << 20)
+        request.limitsNeedingCgroup = ["limits.memory"]
+        #expect(throws: SpawnError.self) { _ = try executor.start(request) }
+        do {
+            _ = try executor.start(request)
+        } catch {
+            #expect(
+                error.description
+                    == "limits.memory needs a cgroup of the job's own, and this runner has none: --no-cgroups")
+        }
+        // The runner's own memory limit still holds per process, as before cgroups.
+        request.limitsNeedingCgroup = []
+        let finished = try await run(executor, request)
+        #expect(finished.result.termination == .exited(0))
+    }
+
+    @Test("a CPU share is refused")
+    func cpuShareRefused() throws {
+        var request = ProcessRequest(command: "true")
+        request.limits = ResourceLimits(cpuPercent: 50)
+        #expect(throws: SpawnError.self) { _ = try PipeExecutor().start(request) }
     }
 }

@@ -247,7 +247,7 @@ struct AuthTests {
     }
 }
 
-extension TestHub {
+extension ReachableHub {
     /// Creates a token through the API and returns its secret.
     func createToken(_ json: String, as token: String?) async throws -> String {
         let result = try await request(

@@ -68,6 +68,23 @@ struct JobCgroupTests {
         #expect(cpu >= 0.5, "\(usage)")
         // Without a cgroup the kernel's peak would count the hub's own memory (shared until exec).
         #expect(usage["peak_memory_bytes"] == nil)
+        // What only a cgroup holds is refused, with the reason, and the hub goes on.
+        let bomb = try await hub.submit(#"{"command":"true","limits":{"procs":40}}"#)
+        let refused = try await hub.ended(bomb)
+        #expect(refused["state"] as? String == "failed")
+        #expect(
+            refused["err"] as? String
+                == "limits.procs needs a cgroup of the job's own, and this runner has none: --no-cgroups", "\(refused)")
+        let next = try await hub.submit(#"{"command":"echo","args":["on"]}"#)
+        #expect(try await hub.ended(next)["stdout"] as? String == "on\n")
+    }
+
+    @Test func aCPUShareWithoutCgroupsStopsTheHubFromStarting() async throws {
+        let data = try temporaryFolder()
+        let hub = try ChildProcess(
+            Binaries.xn, ["hub", "-p", "0", "--data", data, "--no-cgroups", "--limit-cpu-percent", "50"])
+        #expect(try await hub.exitStatus() == 64)
+        #expect(hub.stderrText.contains("--limit-cpu-percent needs a cgroup per job, and there is none (--no-cgroups)"))
     }
 
     @Test func aJobThatClearedItsEnvironmentAndLeftItsSessionDiesWithItsCancel() async throws {

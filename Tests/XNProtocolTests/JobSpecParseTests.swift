@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import XNProtocol
 
@@ -135,6 +136,26 @@ struct JobSpecParseTests {
             (#""limits":{"memory":1.5}"#, "limits.memory"), (#""limits":{"files":true}"#, "limits.files"),
             (#""limits":{"procs":"9"}"#, "limits.procs"), (#""limits":[1]"#, "limits"),
             (#""max_output":-1"#, "max_output"), (#""max_output":"1M""#, "max_output"),
+        ]
+        for (field, expected) in cases {
+            #expect(refusal(#"{"command":"x","# + field + "}", strict: true)?.field == expected, "\(field)")
+        }
+    }
+
+    @Test("a CPU share, isolation and network are a job's to ask for, and survive the store's encoding")
+    func isolationAndCPUShare() throws {
+        let spec = try parse(
+            #"{"command":"x","limits":{"cpu_percent":150},"isolate":true,"network":true}"#, strict: true)
+        #expect(spec.limits == JobLimits(cpuPercent: 150))
+        #expect(spec.isolate && spec.network)
+        let stored = try JSONDecoder().decode(JobSpec.self, from: JSONEncoder().encode(spec))
+        #expect(stored == spec)
+        let plain = try parse(#"{"command":"x","isolate":null}"#, strict: true)
+        #expect(!plain.isolate && !plain.network)
+        let cases: [(String, String)] = [
+            (#""isolate":"yes""#, "isolate"), (#""network":1"#, "network"),
+            (#""limits":{"cpu_percent":0}"#, "limits.cpu_percent"),
+            (#""limits":{"cpu_percent":12.5}"#, "limits.cpu_percent"),
         ]
         for (field, expected) in cases {
             #expect(refusal(#"{"command":"x","# + field + "}", strict: true)?.field == expected, "\(field)")

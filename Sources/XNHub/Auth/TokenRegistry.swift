@@ -68,7 +68,8 @@ public final class TokenRegistry: Sendable {
             name: request.name, role: request.role, hash: Self.hash(secret),
             allow: request.allow.flatMap { $0.isEmpty ? nil : $0 },
             labels: request.labels.flatMap { $0.isEmpty ? nil : $0 }, maxQueued: request.maxQueued,
-            slots: request.slots, createdAt: Timestamp.now())
+            slots: request.slots, isolate: request.isolate, allowNetwork: request.allowNetwork,
+            createdAt: Timestamp.now())
         try await store.insertToken(token)
         state.withLock { state in
             state.enabled = true

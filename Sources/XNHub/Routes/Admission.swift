@@ -38,6 +38,16 @@ extension HubConfiguration {
             }
             spec.labels[name] = value
         }
+        if let token = caller.token, token.isolate {
+            spec.isolate = true
+            if spec.network && !token.allowNetwork {
+                return .failure(
+                    AdmissionRefusal(
+                        status: .forbidden, code: "network_not_allowed",
+                        message: "this token's jobs run isolated without network (its token lacks allow_network)",
+                        field: "network"))
+            }
+        }
         if let refusal = refusalOfLimits(&spec) { return .failure(refusal) }
         if let callback = spec.callback, let refusal = refusal(ofCallback: callback) {
             return .failure(
@@ -92,7 +102,7 @@ extension HubConfiguration {
         return nil
     }
 
-    private static let flagNames = ["cpu", "memory", "files", "procs"]
+    private static let flagNames = ["cpu", "memory", "files", "procs", "cpu-percent"]
 
     /// Bytes kept per stream of a job with `spec`.
     func outputCap(of spec: JobSpec) -> Int {

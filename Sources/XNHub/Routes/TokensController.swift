@@ -74,7 +74,7 @@ struct TokensController: Sendable {
         guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
             return refuse("body must be a JSON object")
         }
-        let known: Set = ["name", "role", "allow", "labels", "max_queued", "slots"]
+        let known: Set = ["name", "role", "allow", "labels", "max_queued", "slots", "isolate", "allow_network"]
         if let unknown = object.keys.sorted().first(where: { !known.contains($0) }) {
             return refuse("unknown field '\(unknown)'", unknown)
         }
@@ -107,6 +107,13 @@ struct TokensController: Sendable {
         case (.success(let maxQueued), .success(let slots)):
             request.maxQueued = maxQueued
             request.slots = slots
+        }
+        for field in ["isolate", "allow_network"] {
+            guard let raw = object[field], !(raw is NSNull) else { continue }
+            guard let flag = raw as? NSNumber, String(cString: flag.objCType) == "c" else {
+                return refuse("\(field) must be true or false", field)
+            }
+            if field == "isolate" { request.isolate = flag.boolValue } else { request.allowNetwork = flag.boolValue }
         }
         if let problem = request.problem { return refuse(problem.message, problem.field) }
         return .success(request)

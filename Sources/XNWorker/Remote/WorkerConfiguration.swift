@@ -26,6 +26,8 @@ public struct WorkerConfiguration: Sendable {
     public var jobIdentity: ProcessIdentity?
     /// Resource limits of every job.
     public var jobLimits = ResourceLimits()
+    /// Run every job in a sandbox (`--isolate`).
+    public var isolatesJobs = false
     /// Variables of the worker's environment passed to jobs (`--pass-env`).
     public var passEnvironment: [String] = []
 
@@ -42,6 +44,7 @@ public struct WorkerConfiguration: Sendable {
         runner.killGrace = killGrace
         runner.jobIdentity = jobIdentity
         runner.jobLimits = jobLimits
+        runner.isolatesJobs = isolatesJobs
         runner.passEnvironment = passEnvironment
         return runner
     }

@@ -202,6 +202,9 @@ actor JobRunner {
         request.identity = configuration.jobIdentity
         request.baseEnvironment = jobEnvironment
         request.limits = configuration.jobLimits.tightened(by: assignment.spec.limits)
+        if assignment.spec.isolate || configuration.isolatesJobs {
+            request.isolation = Isolation(network: assignment.spec.network)
+        }
         request.tag = assignment.job.rawValue
         let process: any RunningProcess
         do {

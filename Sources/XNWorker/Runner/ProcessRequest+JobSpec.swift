@@ -11,6 +11,9 @@ extension ProcessRequest {
                 TerminalSize(rows: UInt16(clamping: $0.rows), columns: UInt16(clamping: $0.cols))
             },
             keepsInputOpen: spec.keepsInputOpen)
+        limitsNeedingCgroup = (spec.limits?.byName ?? []).filter {
+            $0.value != nil && JobLimits.cgroupNames.contains($0.name)
+        }.map { "limits." + $0.name }
     }
 }
 
@@ -24,11 +27,13 @@ extension ResourceLimits {
         }
         return ResourceLimits(
             cpuSeconds: lower(cpuSeconds, job.cpu), addressSpaceBytes: lower(addressSpaceBytes, job.memory),
-            openFiles: lower(openFiles, job.files), processes: lower(processes, job.procs))
+            openFiles: lower(openFiles, job.files), processes: lower(processes, job.procs),
+            cpuPercent: lower(cpuPercent, job.cpuPercent))
     }
 
-    /// The same limits by the spec's names (cpu, memory, files, procs).
+    /// The same limits by the spec's names (cpu, memory, files, procs, cpu_percent).
     public var asJobLimits: JobLimits {
-        JobLimits(cpu: cpuSeconds, memory: addressSpaceBytes, files: openFiles, procs: processes)
+        JobLimits(
+            cpu: cpuSeconds, memory: addressSpaceBytes, files: openFiles, procs: processes, cpuPercent: cpuPercent)
     }
 }

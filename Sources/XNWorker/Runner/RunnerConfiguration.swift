@@ -15,6 +15,8 @@ public struct RunnerConfiguration: Sendable {
     public var jobIdentity: ProcessIdentity?
     /// Resource limits of every job; a job may ask for less.
     public var jobLimits = ResourceLimits()
+    /// Run every job in a sandbox (`--isolate`), not only those that ask.
+    public var isolatesJobs = false
     /// Variables of the runner's environment passed to jobs beyond `JobEnvironment`'s set
     /// (`--pass-env`); its `XN_*` variables never are.
     public var passEnvironment: [String] = []

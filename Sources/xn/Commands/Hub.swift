@@ -199,7 +199,7 @@ struct Hub: AsyncParsableCommand {
         // The name it listens on is one clients use.
         if HubConfiguration.ipAddress(interface) == nil { configuration.publicNames.append(interface.lowercased()) }
         let logger = makeLogger(label: "xn.hub", level: logLevel, format: logFormat)
-        let (executor, cgroups) = jobs.executor()
+        let (executor, cgroups) = try await jobs.executor(identity: identity, hiding: [data])
         defer { executor.cgroups?.remove() }
         let banner =
             "(data \(data), \(noLocal ? 0 : slots) local slot(s); \(jobs.describe(identity))"
@@ -227,6 +227,7 @@ struct Hub: AsyncParsableCommand {
         runner.killGrace = .milliseconds(Int64(killGrace * 1000))
         runner.jobIdentity = identity
         runner.jobLimits = jobs.limits
+        runner.isolatesJobs = jobs.isolate
         runner.passEnvironment = jobs.passedEnvironment
         return LocalWorker(configuration: runner, slots: slots, executor: executor, logger: logger)
     }

@@ -71,6 +71,16 @@ struct Token: AsyncParsableCommand {
         @Option(help: "Its jobs that may wait queued at once (default: the hub's --max-queued-per-token).")
         var maxQueued: Int?
 
+        @Flag(
+            help: """
+                Its jobs always run isolated (bubblewrap: the system read-only, their own /tmp and PID namespace, no \
+                network); runners that cannot isolate refuse them.
+                """)
+        var isolate = false
+
+        @Flag(help: "With --isolate: its jobs may keep the network when they ask (network: true).")
+        var allowNetwork = false
+
         @OptionGroup var target: Target
 
         func run() async throws {
@@ -82,7 +92,11 @@ struct Token: AsyncParsableCommand {
             }
             request.maxQueued = maxQueued
             request.slots = slots
-            if let problem = request.problem { throw ValidationError("--\(problem.field): \(problem.message)") }
+            request.isolate = isolate
+            request.allowNetwork = allowNetwork
+            if let problem = request.problem {
+                throw ValidationError("--\(problem.field.replacingOccurrences(of: "_", with: "-")): \(problem.message)")
+            }
             let created: TokenView
             if let registry = try target.registry() {
                 do {
@@ -135,6 +149,7 @@ struct Token: AsyncParsableCommand {
                 }
                 if let cap = token.maxQueued { limits.append("max-queued \(cap)") }
                 if let slots = token.slots { limits.append("slots \(slots)") }
+                if token.isolate { limits.append(token.allowNetwork ? "isolated (network allowed)" : "isolated") }
                 let state = token.revokedAt == nil ? "active" : "revoked"
                 say(
                     token.name.padding(toLength: 20, withPad: " ", startingAt: 0) + " "

@@ -75,7 +75,9 @@ struct WorkerCommand: AsyncParsableCommand {
         configuration.token = try credentials.resolved()
         configuration.caFile = credentials.caFile
         let logger = makeLogger(label: "xn.worker", level: logLevel, format: logFormat)
-        let (executor, cgroups) = jobs.executor()
+        configuration.isolatesJobs = jobs.isolate
+        let (executor, cgroups) = try await jobs.executor(
+            identity: configuration.jobIdentity, hiding: [configuration.spoolDirectory])
         say("xn worker \(name) for \(url): \(slots) slot(s); \(jobs.describe(configuration.jobIdentity)); \(cgroups)")
         defer { executor.cgroups?.remove() }
         do {

@@ -1,0 +1,105 @@
+import Foundation
+import Glibc
+
+/// Why a runner cannot isolate jobs; it then refuses the jobs that ask to be, never running them
+/// without.
+public struct SandboxUnavailable: Error, Sendable, CustomStringConvertible {
+    public let description: String
+}
+
+/// Isolation by bubblewrap (`bwrap`, Debian's `bubblewrap`): an isolated job sees the machine's
+/// files read-only, gets a /tmp, /var/tmp, /dev/shm and /run of its own that go with it, a PID
+/// namespace where it sees only its own processes, no network but a loopback of its own (unless
+/// it asks), and not the runner's data folders. bwrap drops every capability and sets
+/// no_new_privs, so a set-user-ID program cannot undo any of it.
+public struct Sandbox: Sendable {
+    /// bwrap's path.
+    public let program: String
+    /// Folders an isolated job must not see (the hub's data folder, the worker's spool): each is
+    /// covered by an empty tmpfs.
+    public let hidden: [String]
+
+    /// Folders each isolated job gets fresh and empty (tmpfs), and loses at its end.
+    static let fresh = ["/tmp", "/var/tmp", "/dev/shm", "/run"]
+
+    init(program: String, hidden: [String]) {
+        self.program = program
+        self.hidden = hidden
+    }
+
+    /// One line for the start banner.
+    public var description: String {
+        "isolated jobs run in bubblewrap (\(program))"
+    }
+
+    /// bwrap from `PATH` (or /usr/bin), hiding `hidden` from the jobs; whether it can make a
+    /// sandbox as the jobs' user is for `PipeExecutor.checkSandbox` to find out.
+    public static func discover(
+        hiding hidden: [String], path: String? = ProcessInfo.processInfo.environment["PATH"]
+    ) -> Result<Sandbox, SandboxUnavailable> {
+        let folders = (path ?? "").split(separator: ":").map(String.init) + ["/usr/bin", "/usr/local/bin"]
+        guard let program = folders.lazy.map({ $0 + "/bwrap" }).first(where: { access($0, X_OK) == 0 }) else {
+            return .failure(SandboxUnavailable(description: "bwrap not found (install bubblewrap)"))
+        }
+        let own = FileManager.default.currentDirectoryPath
+        let real = hidden.map { path in
+            realpath(path, nil).map { resolved in
+                defer { free(resolved) }
+                return String(cString: resolved)
+            } ?? URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: own, isDirectory: true)).standardized.path
+        }
+        return .success(Sandbox(program: program, hidden: real))
+    }
+
+    /// Whether `path` is inside one of `folders` (or is one).
+    static func isInside(_ path: String, _ folders: [String]) -> Bool {
+        folders.contains { path == $0 || path.hasPrefix($0.hasSuffix("/") ? $0 : $0 + "/") }
+    }
+
+    /// Why an isolated job could not start in `workingDirectory`, or nil.
+    func problem(withWorkingDirectory workingDirectory: String) -> String? {
+        if Self.isInside(workingDirectory, Self.fresh) {
+            return "cwd \(workingDirectory): an isolated job has its own empty "
+                + (Self.fresh.first { Self.isInside(workingDirectory, [$0]) } ?? "/tmp")
+        }
+        if Self.isInside(workingDirectory, hidden) {
+            return "cwd \(workingDirectory): an isolated job cannot see the runner's data folder"
+        }
+        return nil
+    }
+
+    /// bwrap's command line running `program` (a path) with `arguments` in a sandbox.
+    func commandLine(
+        running program: String, arguments: [String], workingDirectory: String?, isolation: Isolation
+    ) -> [String] {
+        var line = [self.program, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+        for folder in Self.fresh { line += ["--tmpfs", folder] }
+        if isolation.network {
+            // Where resolv.conf points on systemd machines: name lookups need it.
+            line += ["--ro-bind-try", "/run/systemd/resolve", "/run/systemd/resolve"]
+        }
+        // One that does not exist yet (a spool made later) has nothing to hide, and bwrap could
+        // not make its mount point in the read-only tree.
+        for folder in hidden where !Self.isInside(folder, Self.fresh) && access(folder, F_OK) == 0 {
+            line += ["--tmpfs", folder]
+        }
+        line += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--die-with-parent"]
+        if !isolation.network { line.append("--unshare-net") }
+        line += ["--chdir", workingDirectory ?? "/"]
+        return line + ["--", program] + arguments
+    }
+
+    /// The file a bare command name runs, searched in `searchPath` as execvp would; nil when
+    /// there is none. Used before bwrap, so a missing program fails like it does outside.
+    static func locate(_ command: String, in searchPath: String?) -> String? {
+        guard !command.contains("/") else { return command }
+        for folder in (searchPath ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":") {
+            let candidate = folder + "/" + command
+            var info = stat()
+            if stat(candidate, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, access(candidate, X_OK) == 0 {
+                return candidate
+            }
+        }
+        return nil
+    }
+}
