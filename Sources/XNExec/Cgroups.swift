@@ -45,55 +45,149 @@ public struct CgroupUnavailable: Error, Sendable, CustomStringConvertible {
     public let description: String
 }
 
-/// The cgroup v1 hierarchies (memory, pids, freezer, and cpuacct for CPU time where it is mounted)
-/// in which a runner makes one group per job, under a folder of its own inside its own group (`…/<runner's group>/xn-<pid>/<job>`).
+/// Which cgroup interface a runner uses.
+public enum CgroupVersion: Sendable, Equatable {
+    /// One hierarchy per controller (memory, pids, freezer, cpuacct, cpu).
+    case v1
+    /// The unified hierarchy, in the runner's own (delegated) group.
+    case v2
+}
+
+/// Where a runner makes one control group per job, under a folder of its own inside its own
+/// group (`…/<runner's group>/xn-<pid>/<job>`): cgroup v2 where the runner's group is delegated
+/// to it with the memory and pids controllers, else the v1 hierarchies, else v2 without limits
+/// (killing and CPU time only).
 public final class CgroupHost: Sendable {
-    static let required = ["memory", "pids", "freezer"]
-    static let optional = ["cpuacct", "cpu"]
+    static let requiredV1 = ["memory", "pids", "freezer"]
+    static let optionalV1 = ["cpuacct", "cpu"]
+    /// The v2 controllers a runner enables for its jobs where its group has them.
+    static let wantedV2 = ["memory", "pids", "cpu"]
 
-    /// Per controller, the folder the jobs' groups go in.
+    let version: CgroupVersion
+    /// v1: per controller, the folder the jobs' groups go in. v2: one entry, "" → the folder.
     let bases: [String: String]
+    /// v2: the controllers enabled for the jobs' groups.
+    let controllers: Set<String>
 
-    init(bases: [String: String]) {
+    init(version: CgroupVersion, bases: [String: String], controllers: Set<String> = []) {
+        self.version = version
         self.bases = bases
+        self.controllers = controllers
     }
 
     /// One line for the start banner.
     public var description: String {
-        "jobs run in cgroups (v1: " + bases.keys.sorted().joined(separator: ", ") + ")"
+        switch version {
+        case .v1:
+            return "jobs run in cgroups (v1: " + bases.keys.sorted().joined(separator: ", ") + ")"
+        case .v2:
+            let enabled = controllers.sorted().joined(separator: ", ")
+            return "jobs run in cgroups (v2: " + (enabled.isEmpty ? "no controllers, so no limits" : enabled) + ")"
+        }
     }
 
-    /// The hierarchies this process may make groups in, or why it may not.
-    public static func discover() -> Result<CgroupHost, CgroupUnavailable> {
+    /// The cgroups this process may make groups in, or why it may not; `version` forces one.
+    public static func discover(version: CgroupVersion? = nil) -> Result<CgroupHost, CgroupUnavailable> {
         guard let mounts = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8),
             let own = try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8)
         else { return .failure(CgroupUnavailable(description: "cannot read /proc/self/mountinfo")) }
-        var folders: [String: String] = [:]
-        for controller in required + optional {
-            guard let mount = v1Mount(of: controller, in: mounts) else { continue }
-            guard let path = ownPath(of: controller, in: own) else { continue }
-            let relative = path.hasPrefix(mount.root) ? String(path.dropFirst(mount.root.count)) : path
-            folders[controller] = mount.point + (relative.hasPrefix("/") || relative.isEmpty ? "" : "/") + relative
+        switch version {
+        case .v1: return discoverV1(mounts: mounts, own: own)
+        case .v2: return discoverV2(mounts: mounts, own: own, needsLimits: false)
+        case nil:
+            let full = discoverV2(mounts: mounts, own: own, needsLimits: true)
+            if case .success = full { return full }
+            let v1 = discoverV1(mounts: mounts, own: own)
+            if case .success = v1 { return v1 }
+            if case .success(let bare) = discoverV2(mounts: mounts, own: own, needsLimits: false) {
+                return .success(bare)
+            }
+            guard case .failure(let whyNotV1) = v1, case .failure(let whyNotV2) = full else { return v1 }
+            return .failure(CgroupUnavailable(description: "\(whyNotV2); \(whyNotV1)"))
         }
-        let missing = required.filter { folders[$0] == nil }
+    }
+
+    private static func discoverV1(mounts: String, own: String) -> Result<CgroupHost, CgroupUnavailable> {
+        var folders: [String: String] = [:]
+        for controller in requiredV1 + optionalV1 {
+            guard let mount = mount(ofType: "cgroup", controller: controller, in: mounts) else { continue }
+            guard let path = ownPath(of: controller, in: own) else { continue }
+            folders[controller] = join(mount, path)
+        }
+        let missing = requiredV1.filter { folders[$0] == nil }
         guard missing.isEmpty else {
             return .failure(
-                CgroupUnavailable(
-                    description: "no cgroup v1 hierarchy for " + missing.joined(separator: ", ")
-                        + " (cgroup v2 is not supported yet)"))
+                CgroupUnavailable(description: "no cgroup v1 hierarchy for " + missing.joined(separator: ", ")))
         }
         var bases: [String: String] = [:]
         for (controller, folder) in folders {
-            removeStale(in: folder)
-            let base = folder + "/xn-\(getpid())"
-            if mkdir(base, 0o755) != 0 && errno != EEXIST {
-                let reason = String(cString: strerror(errno))
+            switch makeBase(in: folder) {
+            case .success(let base): bases[controller] = base
+            case .failure(let reason):
                 for made in bases.values { rmdir(made) }
-                return .failure(CgroupUnavailable(description: "cannot create \(base): \(reason)"))
+                return .failure(reason)
             }
-            bases[controller] = base
         }
-        return .success(CgroupHost(bases: bases))
+        return .success(CgroupHost(version: .v1, bases: bases))
+    }
+
+    /// The runner's v2 group, with `xn-<pid>` in it for the jobs. Where controllers are to be
+    /// enabled below a group that is not the root, the runner first moves itself into a leaf
+    /// (`xn-<pid>/xn-runner`): v2 lets only leaves hold processes.
+    private static func discoverV2(
+        mounts: String, own: String, needsLimits: Bool
+    ) -> Result<CgroupHost, CgroupUnavailable> {
+        guard let mount = mount(ofType: "cgroup2", controller: nil, in: mounts), let path = ownPath(of: "", in: own)
+        else { return .failure(CgroupUnavailable(description: "no cgroup v2 hierarchy")) }
+        let group = join(mount, path)
+        guard access(group + "/cgroup.procs", W_OK) == 0 else {
+            return .failure(CgroupUnavailable(description: "cgroup v2 group \(group) is not delegated to this user"))
+        }
+        let offered = Set(
+            ((try? String(contentsOfFile: group + "/cgroup.controllers", encoding: .utf8)) ?? "")
+                .split(whereSeparator: \.isWhitespace).map(String.init))
+        let wanted = Set(wantedV2).intersection(offered)
+        if needsLimits, !wanted.isSuperset(of: ["memory", "pids"]) {
+            return .failure(
+                CgroupUnavailable(
+                    description: "cgroup v2 group \(group) does not offer the memory and pids controllers"))
+        }
+        let base: String
+        switch makeBase(in: group) {
+        case .success(let made): base = made
+        case .failure(let reason): return .failure(reason)
+        }
+        var enabled: Set<String> = []
+        if !wanted.isEmpty {
+            let isRoot = path == "/"
+            let leaf = base + "/xn-runner"
+            let movedOut =
+                isRoot
+                || ((mkdir(leaf, 0o755) == 0 || errno == EEXIST)
+                    && (try? JobCgroup.write(String(getpid()), to: leaf + "/cgroup.procs")) != nil)
+            let line = wanted.sorted().map { "+" + $0 }.joined(separator: " ")
+            if movedOut, (try? JobCgroup.write(line, to: group + "/cgroup.subtree_control")) != nil,
+                (try? JobCgroup.write(line, to: base + "/cgroup.subtree_control")) != nil
+            {
+                enabled = wanted
+            }
+        }
+        if needsLimits, !enabled.isSuperset(of: ["memory", "pids"]) {
+            return .failure(
+                CgroupUnavailable(description: "cannot enable the memory and pids controllers below \(group)"))
+        }
+        return .success(CgroupHost(version: .v2, bases: ["": base], controllers: enabled))
+    }
+
+    /// `xn-<pid>` in `folder`, after removing what dead runners left there.
+    private static func makeBase(in folder: String) -> Result<String, CgroupUnavailable> {
+        removeStale(in: folder)
+        let base = folder + "/xn-\(getpid())"
+        if mkdir(base, 0o755) != 0 && errno != EEXIST {
+            return .failure(
+                CgroupUnavailable(description: "cannot create \(base): \(String(cString: strerror(errno)))"))
+        }
+        return .success(base)
     }
 
     /// A group for one job, with `limits` set, ready for a process to join.
@@ -101,12 +195,14 @@ public final class CgroupHost: Sendable {
         var folders: [String: String] = [:]
         do throws(SpawnError) {
             for (controller, base) in bases {
+                // A folder in the cpu hierarchy costs one more join per job: only for a CPU share.
+                if version == .v1, controller == "cpu", limits.cpuPercent == nil { continue }
                 let folder = base + "/" + name
                 if mkdir(folder, 0o755) != 0 && errno != EEXIST { throw Self.failure("create \(folder)", errno) }
                 folders[controller] = folder
             }
-            let group = JobCgroup(folders: folders)
-            try group.apply(limits)
+            let group = JobCgroup(version: version, folders: folders)
+            try group.apply(limits, controllers: controllers)
             return group
         } catch {
             for folder in folders.values { rmdir(folder) }
@@ -116,10 +212,11 @@ public final class CgroupHost: Sendable {
 
     /// Where the group of a job named `name` is (or was), one folder per hierarchy.
     public func jobFolders(named name: String) -> [String] {
-        bases.values.sorted().map { $0 + "/" + name }
+        Set(bases.values).sorted().map { $0 + "/" + name }
     }
 
-    /// Removes the runner's folders once it has no jobs (at shutdown).
+    /// Removes the runner's folders once it has no jobs (at shutdown). A v2 runner that moved
+    /// itself into `xn-runner` is still in it: the next runner removes that folder.
     public func remove() {
         for base in bases.values { rmdir(base) }
     }
@@ -141,13 +238,22 @@ public final class CgroupHost: Sendable {
         }
     }
 
-    private static func v1Mount(of controller: String, in mountinfo: String) -> (point: String, root: String)? {
+    private static func join(_ mount: (point: String, root: String), _ path: String) -> String {
+        let relative = path.hasPrefix(mount.root) ? String(path.dropFirst(mount.root.count)) : path
+        let trimmed = relative == "/" ? "" : relative
+        return mount.point + (trimmed.hasPrefix("/") || trimmed.isEmpty ? "" : "/") + trimmed
+    }
+
+    /// The mount of a cgroup (v1, with `controller`) or cgroup2 file system.
+    private static func mount(
+        ofType type: String, controller: String?, in mountinfo: String
+    ) -> (point: String, root: String)? {
         for line in mountinfo.split(separator: "\n") {
             let halves = line.components(separatedBy: " - ")
             guard halves.count == 2 else { continue }
             let after = halves[1].split(separator: " ")
-            guard after.count >= 3, after[0] == "cgroup" else { continue }
-            guard after[2].split(separator: ",").contains(Substring(controller)) else { continue }
+            guard after.count >= 3, after[0] == type else { continue }
+            if let controller, !after[2].split(separator: ",").contains(Substring(controller)) { continue }
             let before = halves[0].split(separator: " ")
             guard before.count >= 5 else { continue }
             return (unescape(String(before[4])), unescape(String(before[3])))
@@ -155,11 +261,17 @@ public final class CgroupHost: Sendable {
         return nil
     }
 
+    /// The process's group in the hierarchy of `controller` ("" for v2's `0::` line).
     private static func ownPath(of controller: String, in cgroups: String) -> String? {
         for line in cgroups.split(separator: "\n") {
             let fields = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
-            guard fields.count == 3, fields[1].split(separator: ",").contains(Substring(controller)) else { continue }
-            return String(fields[2])
+            guard fields.count == 3 else { continue }
+            if controller.isEmpty
+                ? (fields[0] == "0" && fields[1].isEmpty)
+                : fields[1].split(separator: ",").contains(Substring(controller))
+            {
+                return String(fields[2])
+            }
         }
         return nil
     }
@@ -180,132 +292,5 @@ public final class CgroupHost: Sendable {
             }
         }
         return String(decoding: bytes, as: UTF8.self)
-    }
-}
-
-/// One job's control group, in each hierarchy of its runner's `CgroupHost`.
-final class JobCgroup: Sendable {
-    /// Per controller, the job's folder.
-    let folders: [String: String]
-
-    init(folders: [String: String]) {
-        self.folders = folders
-    }
-
-    func apply(_ limits: CgroupLimits) throws(SpawnError) {
-        if let bytes = limits.memoryBytes, let memory = folders["memory"] {
-            try write(String(bytes), to: memory + "/memory.limit_in_bytes")
-            // With swap accounted, the same limit for memory and swap together.
-            if FileManager.default.fileExists(atPath: memory + "/memory.memsw.limit_in_bytes") {
-                try write(String(bytes), to: memory + "/memory.memsw.limit_in_bytes")
-            }
-        }
-        if let processes = limits.processes, let pids = folders["pids"] {
-            try write(String(processes), to: pids + "/pids.max")
-        }
-        if let percent = limits.cpuPercent {
-            guard let cpu = folders["cpu"] else {
-                throw SpawnError(
-                    code: ENOTSUP,
-                    description: "limits.cpu_percent needs the cpu cgroup controller, which this runner's cgroups lack")
-            }
-            // A quota per 100 ms period: percent × 1 ms.
-            try write("100000", to: cpu + "/cpu.cfs_period_us")
-            try write(String(max(1, percent) * 1000), to: cpu + "/cpu.cfs_quota_us")
-        }
-    }
-
-    /// `cgroup.procs` of each hierarchy, open for the child to write itself into (close-on-exec).
-    func joinDescriptors() throws(SpawnError) -> [Int32] {
-        var fds: [Int32] = []
-        for folder in Set(folders.values).sorted() {
-            let fd = open(folder + "/cgroup.procs", O_WRONLY | O_CLOEXEC)
-            if fd < 0 {
-                let code = errno
-                for opened in fds { close(opened) }
-                throw CgroupHost.failure("open \(folder)/cgroup.procs", code)
-            }
-            fds.append(fd)
-        }
-        return fds
-    }
-
-    /// The processes in the group now.
-    var members: [Int32] {
-        guard let folder = folders["pids"] ?? folders.values.first,
-            let text = try? String(contentsOfFile: folder + "/cgroup.procs", encoding: .utf8)
-        else { return [] }
-        return text.split(separator: "\n").compactMap { Int32($0) }
-    }
-
-    /// Sends `signal` to every process in the group. SIGKILL freezes the group first, so nothing
-    /// in it can fork a process the kill would miss.
-    func signal(_ signal: Int32) {
-        guard signal == SIGKILL, let freezer = folders["freezer"] else {
-            for pid in members { kill(pid, signal) }
-            return
-        }
-        guard (try? write("FROZEN", to: freezer + "/freezer.state")) != nil else {
-            for pid in members { kill(pid, signal) }
-            return
-        }
-        // Freezing takes effect task by task: wait for it (briefly), kill, then thaw so the
-        // killed processes can run to their end.
-        for _ in 0..<1000 {
-            let state = (try? String(contentsOfFile: freezer + "/freezer.state", encoding: .utf8)) ?? ""
-            if state.hasPrefix("FROZEN") { break }
-            usleep(1000)
-        }
-        for pid in members { kill(pid, SIGKILL) }
-        _ = try? write("THAWED", to: freezer + "/freezer.state")
-    }
-
-    /// What the group used, read before it is removed.
-    func usage() -> ResourceUsage? {
-        guard let cpuacct = folders["cpuacct"],
-            let user = Self.number(cpuacct + "/cpuacct.usage_user"),
-            let system = Self.number(cpuacct + "/cpuacct.usage_sys")
-        else { return nil }
-        let memory = folders["memory"]
-        let peak = memory.flatMap { Self.number($0 + "/memory.max_usage_in_bytes") }
-        let oom =
-            memory.flatMap { try? String(contentsOfFile: $0 + "/memory.oom_control", encoding: .utf8) }?
-            .split(separator: "\n").first { $0.hasPrefix("oom_kill ") }
-            .flatMap { Int($0.split(separator: " ").last ?? "") } ?? 0
-        return ResourceUsage(
-            userSeconds: Double(user) / 1e9, systemSeconds: Double(system) / 1e9, peakMemoryBytes: peak,
-            outOfMemory: oom > 0)
-    }
-
-    /// Kills what is left and removes the group's folders (waiting, briefly, for the killed to
-    /// leave it: a folder with processes cannot go).
-    func remove() {
-        if !members.isEmpty { signal(SIGKILL) }
-        for _ in 0..<2000 {
-            if members.isEmpty { break }
-            usleep(1000)
-        }
-        for folder in Set(folders.values) {
-            for _ in 0..<100 {
-                if rmdir(folder) == 0 || errno == ENOENT { break }
-                usleep(1000)
-            }
-        }
-    }
-
-    private func write(_ text: String, to path: String) throws(SpawnError) {
-        let fd = open(path, O_WRONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw CgroupHost.failure("open \(path)", errno) }
-        defer { close(fd) }
-        let bytes = Array(text.utf8)
-        guard Glibc.write(fd, bytes, bytes.count) == bytes.count else {
-            throw CgroupHost.failure("write \(text) to \(path)", errno)
-        }
-    }
-
-    private static func number(_ path: String) -> Int? {
-        (try? String(contentsOfFile: path, encoding: .utf8)).flatMap {
-            Int($0.trimmingCharacters(in: .whitespacesAndNewlines))
-        }
     }
 }

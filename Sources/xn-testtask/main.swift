@@ -9,7 +9,7 @@
 let usage = """
     usage: xn-testtask exit N | sleep SECONDS [MARKER] | bytes COUNT SEED | echo WORDS... |
            stderr WORDS... | cat | spawn-child PIDFILE [MARKER] | ignore-term SECONDS |
-           env NAME | pwd | fds | forks COUNT | spin SECONDS | connect PORT
+           env NAME | pwd | fds | forks COUNT | spin SECONDS | burn SECONDS | connect PORT
 
     """
 
@@ -132,11 +132,13 @@ case "forks":
     let made = (0..<count).filter { _ in spawnSelf(["sleep", "301"], &child) == 0 }.count
     writeAll(1, "made \(made)\n")
     sleepSeconds(301)
-case "spin":
-    // Keeps a CPU busy for SECONDS of wall-clock time: a CPU share shows as the CPU time it got.
+case "spin", "burn":
+    // spin: keeps a CPU busy for SECONDS of wall-clock time (a CPU share shows as the CPU time it
+    // got); burn: until it has used SECONDS of CPU time, however long that takes.
+    let clock = verb == "spin" ? CLOCK_MONOTONIC : CLOCK_PROCESS_CPUTIME_ID
     func now() -> Double {
         var time = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &time)
+        clock_gettime(clock, &time)
         return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
     }
     let until = now() + seconds(2)

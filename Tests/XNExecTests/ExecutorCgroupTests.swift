@@ -142,3 +142,62 @@ struct ExecutorWithoutCgroupsTests {
         #expect(throws: SpawnError.self) { _ = try PipeExecutor().start(request) }
     }
 }
+
+/// The unified hierarchy (cgroup v2), forced where the machine mounts one: killing through
+/// `cgroup.kill` and CPU time from `cpu.stat` hold with or without controllers; limits hold where
+/// the runner's group offers them and are refused with the reason where it does not.
+@Suite(
+    "JobExecutor: cgroup v2", .timeLimit(.minutes(1)), .serialized,
+    .enabled(if: geteuid() == 0 && (try? CgroupHost.discover(version: .v2).get()) != nil))
+struct ExecutorCgroupV2Tests {
+    static let host = try! CgroupHost.discover(version: .v2).get()
+
+    @Test("a process that left the job's group and session and cleared its environment dies with the job")
+    func escapedProcessDies() async throws {
+        let executor = PipeExecutor(cgroups: Self.host)
+        let script = "setsid env -i sleep 300.6 & echo started; wait"
+        let process = try executor.start(ProcessRequest(command: "sh", arguments: ["-c", script]))
+        let output = OutputCollector(process)
+        #expect(await eventually { !ProcessTable.members(running: ["sleep", "300.6"]).isEmpty })
+        _ = await process.terminate(grace: .milliseconds(200))
+        #expect(await eventually { ProcessTable.members(running: ["sleep", "300.6"]).isEmpty }, "cgroup.kill took it")
+        #expect(output.text(.stdout) == "started\n")
+    }
+
+    @Test("CPU time comes from the group's cpu.stat, and the group is gone after")
+    func cpuTime() async throws {
+        let executor = PipeExecutor(cgroups: Self.host)
+        var request = TestTask.request("burn", "0.5")
+        request.tag = "xn-test-\(UInt32.random(in: .min ... .max))"
+        let finished = try await run(executor, request)
+        #expect(finished.stdout == "spun\n")
+        let usage = try #require(finished.result.usage)
+        #expect(usage.userSeconds + usage.systemSeconds >= 0.5, "\(usage)")
+        let folders = Self.host.jobFolders(named: request.tag!)
+        #expect(folders.count == 1 && folders[0].contains("/xn-\(getpid())/"), "\(folders)")
+        #expect(!FileManager.default.fileExists(atPath: folders[0]))
+    }
+
+    @Test("a memory limit holds where the group has the memory controller, else it is refused")
+    func memoryLimit() async throws {
+        let executor = PipeExecutor(cgroups: Self.host)
+        var hog = ProcessRequest(command: "python3", arguments: ["-c", "x = bytes(range(256)) * (4 * 1024 * 1024)"])
+        hog.limits = ResourceLimits(addressSpaceBytes: 256 << 20)
+        guard Self.host.description.contains("memory") else {
+            #expect(Self.host.description == "jobs run in cgroups (v2: no controllers, so no limits)")
+            do {
+                _ = try executor.start(hog)
+                Issue.record("a memory limit ran without the memory controller")
+            } catch {
+                #expect(
+                    error.description
+                        == "limits.memory needs the memory cgroup controller, which this runner's cgroup (v2) was not given"
+                )
+            }
+            return
+        }
+        let finished = try await run(executor, hog)
+        #expect(finished.result.termination == .signaled(SIGKILL))
+        #expect(finished.result.usage?.outOfMemory == true)
+    }
+}
