@@ -40,12 +40,12 @@ final class BenchHub: Sendable {
         configuration.maxOutputBytes = maxOutput
         let logger = Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() }
         let (ports, sink) = AsyncStream.makeStream(of: Int.self)
+        var runner = RunnerConfiguration(name: WireProtocol.inProcessWorkerName, description: "hub")
+        runner.isolatesJobs = benchIsolates
         let localWorker =
             slots == 0
             ? nil
-            : LocalWorker(
-                configuration: RunnerConfiguration(name: WireProtocol.inProcessWorkerName, description: "hub"),
-                slots: slots, executor: benchExecutor, logger: logger)
+            : LocalWorker(configuration: runner, slots: slots, executor: benchExecutor, logger: logger)
         let app = try buildApplication(configuration: configuration, localWorker: localWorker, logger: logger) {
             sink.yield($0)
         }
@@ -214,11 +214,27 @@ final class Counter: Sendable {
     func take() -> Int { value.add(1, ordering: .relaxed).newValue }
 }
 
-/// The executor for the hub's slots and the worker: with a cgroup per job under `--cgroups`.
+/// `--isolate`: the hub's slots and the worker run every job in a sandbox, as with `xn hub --isolate`.
+let benchIsolates = CommandLine.arguments.contains("--isolate")
+
+/// The executor for the hub's slots and the worker: with a cgroup per job under `--cgroups`, and
+/// bubblewrap under `--isolate`.
 let (benchExecutor, benchCgroupsBanner): (PipeExecutor, String) = {
-    guard CommandLine.arguments.contains("--cgroups") else { return (PipeExecutor(), "no cgroups") }
+    var sandbox: Sandbox?
+    if benchIsolates {
+        switch Sandbox.discover(hiding: []) {
+        case .success(let found): sandbox = found
+        case .failure(let reason):
+            print("--isolate: \(reason)")
+            exit(1)
+        }
+    }
+    let isolation = benchIsolates ? "; every job isolated (bubblewrap)" : ""
+    guard CommandLine.arguments.contains("--cgroups") else {
+        return (PipeExecutor(sandbox: sandbox), "no cgroups" + isolation)
+    }
     switch CgroupHost.discover() {
-    case .success(let host): return (PipeExecutor(cgroups: host), host.description)
+    case .success(let host): return (PipeExecutor(cgroups: host, sandbox: sandbox), host.description + isolation)
     case .failure(let reason):
         print("--cgroups: \(reason)")
         exit(1)

@@ -14,6 +14,7 @@ final class BenchWorker: Sendable {
             hub: hub, name: "bench-worker",
             spoolDirectory: NSTemporaryDirectory() + "xn-bench-spool-\(UUID().uuidString)")
         configuration.slots = slots
+        configuration.isolatesJobs = benchIsolates
         let logger = Logger(label: "bench.worker") { _ in SwiftLogNoOpLogHandler() }
         let worker = Worker(configuration: configuration, executor: benchExecutor, logger: logger)
         self.worker = worker

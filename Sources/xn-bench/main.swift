@@ -5,7 +5,8 @@ import Foundation
 /// Usage: `swift run -c release xn-bench [--quick] [--profile sequential|concurrent N]`. `--quick`
 /// shrinks every loop (smoke run); `--profile` runs one scenario alone, N jobs, under a profiler;
 /// `--startup N` times N whole client processes only (`XN_BENCH_XN` picks the `xn` to time);
-/// `--cgroups` gives every job of the hub's slots and the worker a cgroup, as `xn hub` does as root.
+/// `--cgroups` gives every job of the hub's slots and the worker a cgroup, as `xn hub` does as root;
+/// `--isolate` runs every job of theirs in a bubblewrap sandbox, as `xn hub --isolate` does.
 let quick = CommandLine.arguments.contains("--quick")
 if let flag = CommandLine.arguments.firstIndex(of: "--startup") {
     let runs = CommandLine.arguments.dropFirst(flag + 1).first.flatMap { Int($0) } ?? 20

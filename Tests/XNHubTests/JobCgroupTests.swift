@@ -32,6 +32,8 @@ struct JobCgroupTests {
         #expect(try await hub.ended(next)["stdout"] as? String == "still here\n")
         let shown = try await runXN(["show", hog], hub: hub.url)
         #expect(shown.stdout.contains("err:") && shown.stdout.contains("killed: out of memory (limit 256 MiB)"))
+        let limits = shown.stdout.split(separator: "\n").first { $0.hasPrefix("limits:") }
+        #expect(limits?.hasSuffix(" memory 256 MiB") == true, "\(shown.stdout)")
     }
 
     @Test func peakMemoryAndCPUTimeAreMeasuredOnTheHubAndOnAWorker() async throws {

@@ -71,6 +71,9 @@ struct JobIsolationTests {
         #expect(ended["stdout"] as? String == "no data\nno hub\n\(name)\n", "\(ended)")
         #expect(ended["isolate"] as? Bool == true, "the view says the job ran isolated")
         #expect(!FileManager.default.fileExists(atPath: "/tmp/\(name)"))
+        let shown = try await runXN(["show", forced], hub: hub.url, environment: ["XN_TOKEN": admin])
+        let line = shown.stdout.split(separator: "\n").first { $0.hasPrefix("isolated:") }
+        #expect(line?.hasSuffix(" yes, no network") == true, "\(shown.stdout)")
 
         let asked = #"{"command":"\#(Binaries.testtask)","args":["connect","\#(port)"],"network":true}"#
         let refused = try await request(

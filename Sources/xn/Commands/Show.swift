@@ -41,6 +41,15 @@ struct Show: AsyncParsableCommand {
         if job.attempts > 1 { lines.append(("attempts", String(job.attempts))) }
         if let cwd = job.cwd { lines.append(("cwd", cwd)) }
         if let timeout = job.timeout { lines.append(("timeout", "\(timeout)s")) }
+        if let limits = job.limits {
+            let asked = limits.byName.compactMap { name, value in
+                value.map { name == "memory" ? "memory \(formatBytes($0))" : "\(name) \($0)" }
+            }
+            lines.append(("limits", asked.joined(separator: ", ")))
+        }
+        if job.isolate == true {
+            lines.append(("isolated", job.network == true ? "yes, with network" : "yes, no network"))
+        }
         lines.append(("created", job.createdAt))
         if let started = job.startedAt { lines.append(("started", started)) }
         if let finished = job.finishedAt { lines.append(("finished", finished)) }
