@@ -971,9 +971,9 @@ def run_open_sockets(hub: Hub, c: Contract) -> None:
     """The WebSocket routes of a hub without tokens: 426 without an upgrade, 101 with one."""
     r = c.call(hub, "GET", "/v1/worker", "no upgrade", expect=426)
     c.error_is(r, "GET /v1/worker [no upgrade]", "upgrade_required")
-    r = c.call_upgrade(hub, "/v1/worker", "xn.v2 offered", protocol="xn.v2", expect=101)
-    c.check(r is not None and r.headers.get("Sec-WebSocket-Protocol") == "xn.v2",
-            "GET /v1/worker [upgrade: xn.v2 offered]: Sec-WebSocket-Protocol xn.v2")
+    r = c.call_upgrade(hub, "/v1/worker", "xn.v3 offered", protocol="xn.v3", expect=101)
+    c.check(r is not None and r.headers.get("Sec-WebSocket-Protocol") == "xn.v3",
+            "GET /v1/worker [upgrade: xn.v3 offered]: Sec-WebSocket-Protocol xn.v3")
     r = c.call_upgrade(hub, "/v1/worker", "no subprotocol offered", expect=101)
     c.check(r is not None and r.headers.get("Sec-WebSocket-Protocol") is None,
             "GET /v1/worker [upgrade: no subprotocol offered]: no Sec-WebSocket-Protocol")
@@ -1373,15 +1373,15 @@ def run_tokens(hub: Hub, c: Contract) -> None:
         c.error_is(r, f"GET /v1/worker [{label}]", "upgrade_required")
 
     # Upgrades: 101 when allowed; refused ones get the same answer as without the upgrade.
-    r = c.call_upgrade(hub, "/v1/worker", "worker token", token=worker, protocol="xn.v2", expect=101)
-    c.check(r is not None and r.headers.get("Sec-WebSocket-Protocol") == "xn.v2",
-            "GET /v1/worker [upgrade: worker token]: Sec-WebSocket-Protocol xn.v2")
+    r = c.call_upgrade(hub, "/v1/worker", "worker token", token=worker, protocol="xn.v3", expect=101)
+    c.check(r is not None and r.headers.get("Sec-WebSocket-Protocol") == "xn.v3",
+            "GET /v1/worker [upgrade: worker token]: Sec-WebSocket-Protocol xn.v3")
     c.call_upgrade(hub, "/v1/jobs/{id}/attach", "read token, mode=read-only", id=job, query={"mode": "read-only"},
                    token=reader, expect=101)
     c.call_upgrade(hub, "/v1/jobs/{id}/attach", "alice types into her job", id=job, token=alice, expect=101)
-    r = c.call_upgrade(hub, "/v1/worker", "no token", protocol="xn.v2", expect=401)
+    r = c.call_upgrade(hub, "/v1/worker", "no token", protocol="xn.v3", expect=401)
     c.error_is(r, "GET /v1/worker [upgrade: no token]", "unauthorized")
-    r = c.call_upgrade(hub, "/v1/worker", "read token", token=reader, protocol="xn.v2", expect=403)
+    r = c.call_upgrade(hub, "/v1/worker", "read token", token=reader, protocol="xn.v3", expect=403)
     c.error_is(r, "GET /v1/worker [upgrade: read token]", "forbidden")
     r = c.call_upgrade(hub, "/v1/jobs/{id}/attach", "read token asks to type", id=job, token=reader, expect=403)
     c.error_is(r, "GET /v1/jobs/{id}/attach [upgrade: read token asks to type]", "forbidden")

@@ -18,8 +18,9 @@
 /// and tells the worker to kill them, so a late worker cannot overwrite a result.
 public enum WireProtocol {
     /// The WebSocket subprotocol; a different one is refused with a reason. v2: typed messages
-    /// per direction, one stop reason in an attempt's end.
-    public static let subprotocol = "xn.v2"
+    /// per direction, one stop reason in an attempt's end. v3: a spec may ask for isolation and
+    /// for limits only a cgroup holds, which a v2 worker would silently run without.
+    public static let subprotocol = "xn.v3"
     /// The hub's route for workers.
     public static let workerPath = "/v1/worker"
     /// Largest frame either side accepts.

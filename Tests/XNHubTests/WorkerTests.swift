@@ -103,12 +103,12 @@ struct WorkerTests {
 
     @Test func aWorkerSpeakingAnotherProtocolIsToldWhy() async throws {
         try await withHub { hub in
-            let reply = try await firstMessage(from: hub, subprotocol: "xn.v1", send: nil)
+            let reply = try await firstMessage(from: hub, subprotocol: "xn.v2", send: nil)
             #expect(reply?.refusal?.contains("protocol mismatch") == true)
-            #expect(reply?.refusal?.contains("this hub speaks xn.v2, the worker offered xn.v1") == true)
+            #expect(reply?.refusal?.contains("this hub speaks xn.v3, the worker offered xn.v2") == true)
             // The name of the hub's own slots is not for a remote worker.
             let local = try await firstMessage(
-                from: hub, subprotocol: "xn.v2", send: [.hello(WorkerHello(name: "local", slots: 1, version: "t"))])
+                from: hub, subprotocol: "xn.v3", send: [.hello(WorkerHello(name: "local", slots: 1, version: "t"))])
             #expect(local?.refusal?.contains("reserved for the hub's own slots") == true)
         }
     }
@@ -119,17 +119,17 @@ struct WorkerTests {
             try await hub.waitForWorkers(["good"])
             let long = try await hub.submit(#"{"command":"sh","args":["-c","sleep 1; echo fine"]}"#)
             let hello = WorkerMessage.hello(WorkerHello(name: "bad", slots: 1, version: "t"))
-            let garbage = try await firstMessage(from: hub, subprotocol: "xn.v2", send: [hello], then: .text("{nope"))
+            let garbage = try await firstMessage(from: hub, subprotocol: "xn.v3", send: [hello], then: .text("{nope"))
             #expect(garbage?.refusal == "malformed message: {nope")
             let shortFrame = try await firstMessage(
-                from: hub, subprotocol: "xn.v2", send: [hello], then: .binary(ByteBuffer(bytes: [1, 2, 3])))
+                from: hub, subprotocol: "xn.v3", send: [hello], then: .binary(ByteBuffer(bytes: [1, 2, 3])))
             #expect(shortFrame?.refusal == "malformed output frame")
             let before = try await firstMessage(
-                from: hub, subprotocol: "xn.v2", send: nil, then: .text(#"{"type":"heartbeat"}"#))
+                from: hub, subprotocol: "xn.v3", send: nil, then: .text(#"{"type":"heartbeat"}"#))
             #expect(before?.refusal == "expected hello first")
             // A frame over the 1 MiB limit closes the connection without an answer.
             let huge = try await firstMessage(
-                from: hub, subprotocol: "xn.v2", send: [hello],
+                from: hub, subprotocol: "xn.v3", send: [hello],
                 then: .binary(ByteBuffer(bytes: [UInt8](repeating: 1, count: 2 << 20))))
             #expect(huge == nil)
             let job = try await hub.ended(long)
