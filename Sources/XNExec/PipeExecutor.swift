@@ -68,11 +68,19 @@ public struct PipeExecutor: JobExecutor {
         } catch {
             return SandboxUnavailable(description: error.description)
         }
-        var said: [UInt8] = []
-        for await chunk in process.output where chunk.stream == .stderr { said += chunk.bytes }
-        let result = await process.result()
+        let output = process.output
+        async let said: [UInt8] = {
+            var bytes: [UInt8] = []
+            for await chunk in output where chunk.stream == .stderr { bytes += chunk.bytes }
+            return bytes
+        }()
+        guard let result = await process.result(timeout: .seconds(10)) else {
+            _ = await process.terminate(grace: .zero)
+            _ = await said
+            return SandboxUnavailable(description: "bwrap did not finish a trial run within 10 s")
+        }
         guard result.termination != .exited(0) else { return nil }
-        let reason = String(decoding: said, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let reason = String(decoding: await said, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         return SandboxUnavailable(
             description: "bwrap cannot make a sandbox here: " + (reason.isEmpty ? "\(result.termination)" : reason))
     }
@@ -88,6 +96,9 @@ public struct PipeExecutor: JobExecutor {
             request.environment["PATH"] ?? (request.baseEnvironment ?? ProcessInfo.processInfo.environment)["PATH"]
         guard let program = Sandbox.locate(request.command, in: searchPath) else {
             throw Self.spawnFailure(request, ENOENT)
+        }
+        if let hidden = sandbox.why(hidden: program) {
+            throw SpawnError(code: ENOENT, description: "spawn \(request.command): \(hidden)")
         }
         var workingDirectory = request.workingDirectory
         if let cwd = workingDirectory, let problem = sandbox.problem(withWorkingDirectory: cwd) {

@@ -15,8 +15,8 @@ public struct SandboxUnavailable: Error, Sendable, CustomStringConvertible {
 public struct Sandbox: Sendable {
     /// bwrap's path.
     public let program: String
-    /// Folders an isolated job must not see (the hub's data folder, the worker's spool): each is
-    /// covered by an empty tmpfs.
+    /// What an isolated job must not see (the hub's data folder and key files, the worker's spool
+    /// and token file): a folder is covered by an empty tmpfs, a file by /dev/null.
     public let hidden: [String]
 
     /// Folders each isolated job gets fresh and empty (tmpfs), and loses at its end.
@@ -56,16 +56,24 @@ public struct Sandbox: Sendable {
         folders.contains { path == $0 || path.hasPrefix($0.hasSuffix("/") ? $0 : $0 + "/") }
     }
 
+    /// Whether an isolated job sees `path` as the runner does (it is not inside a folder the
+    /// sandbox makes fresh, like /tmp, nor hidden).
+    public func shows(_ path: String) -> Bool {
+        why(hidden: path) == nil
+    }
+
+    /// Why an isolated job does not see `path`, or nil.
+    func why(hidden path: String) -> String? {
+        if let folder = Self.fresh.first(where: { Self.isInside(path, [$0]) }) {
+            return "an isolated job has its own empty \(folder)"
+        }
+        if Self.isInside(path, hidden) { return "an isolated job cannot see the runner's data folder" }
+        return nil
+    }
+
     /// Why an isolated job could not start in `workingDirectory`, or nil.
     func problem(withWorkingDirectory workingDirectory: String) -> String? {
-        if Self.isInside(workingDirectory, Self.fresh) {
-            return "cwd \(workingDirectory): an isolated job has its own empty "
-                + (Self.fresh.first { Self.isInside(workingDirectory, [$0]) } ?? "/tmp")
-        }
-        if Self.isInside(workingDirectory, hidden) {
-            return "cwd \(workingDirectory): an isolated job cannot see the runner's data folder"
-        }
-        return nil
+        why(hidden: workingDirectory).map { "cwd \(workingDirectory): \($0)" }
     }
 
     /// bwrap's command line running `program` (a path) with `arguments` in a sandbox.
@@ -80,8 +88,10 @@ public struct Sandbox: Sendable {
         }
         // One that does not exist yet (a spool made later) has nothing to hide, and bwrap could
         // not make its mount point in the read-only tree.
-        for folder in hidden where !Self.isInside(folder, Self.fresh) && access(folder, F_OK) == 0 {
-            line += ["--tmpfs", folder]
+        for path in hidden where !Self.isInside(path, Self.fresh) {
+            var info = stat()
+            guard stat(path, &info) == 0 else { continue }
+            line += (info.st_mode & S_IFMT) == S_IFDIR ? ["--tmpfs", path] : ["--ro-bind", "/dev/null", path]
         }
         line += ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--die-with-parent"]
         if !isolation.network { line.append("--unshare-net") }

@@ -45,6 +45,11 @@ struct TokenOptions: ParsableArguments {
 
     var caFile: String? { ca ?? ProcessInfo.processInfo.environment["XN_CA"].flatMap { $0.isEmpty ? nil : $0 } }
 
+    /// The file the token comes from, if any: isolated jobs must not see it.
+    var tokenFilePath: String? {
+        tokenFile ?? ProcessInfo.processInfo.environment["XN_TOKEN_FILE"].flatMap { $0.isEmpty ? nil : $0 }
+    }
+
     /// The token, or nil when none is given; a file that cannot be read is an error.
     func resolved() throws -> String? {
         let environment = ProcessInfo.processInfo.environment

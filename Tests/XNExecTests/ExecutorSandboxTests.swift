@@ -11,12 +11,15 @@ import XNProtocol
     "JobExecutor: isolation", .timeLimit(.minutes(1)),
     .enabled(if: (try? Sandbox.discover(hiding: []).get()) != nil, "needs bubblewrap"))
 struct ExecutorSandboxTests {
-    /// A folder the runner hides, outside /tmp (which isolated jobs never see anyway), with a
-    /// file in it.
+    /// A folder the runner hides, with a file in it: in the build folder, or the home folder when
+    /// the checkout is in /tmp (which an isolated job never sees anyway: the test would prove nothing).
     static func dataFolder() throws -> String {
         let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
-        let folder = repo.appendingPathComponent(".build/sandbox-tests/\(UUID().uuidString)").path
+            .deletingLastPathComponent().path
+        let sandbox = try Sandbox.discover(hiding: []).get()
+        let base = sandbox.shows(repo) ? repo + "/.build" : NSHomeDirectory() + "/.cache"
+        let folder = base + "/xn-sandbox-tests/\(UUID().uuidString)"
+        try #require(sandbox.shows(folder), "\(folder) must be one an isolated job would see if not hidden")
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         try Data("secret\n".utf8).write(to: URL(fileURLWithPath: folder + "/xn.sqlite"))
         return folder
@@ -54,17 +57,22 @@ struct ExecutorSandboxTests {
         #expect(next.stdout == "", "the next job's /tmp is empty")
     }
 
-    @Test("the runner's data folder is hidden from an isolated job, not from others")
+    @Test("the runner's data folder and key files are hidden from an isolated job, not from others")
     func dataFolderHidden() async throws {
         let folder = try Self.dataFolder()
-        defer { try? FileManager.default.removeItem(atPath: folder) }
-        let executor = try Self.executor(hiding: [folder])
-        let script = "ls -A \(folder); cat \(folder)/xn.sqlite || echo unreadable"
+        let key = folder + "-key.pem"
+        try Data("key\n".utf8).write(to: URL(fileURLWithPath: key))
+        defer {
+            try? FileManager.default.removeItem(atPath: folder)
+            try? FileManager.default.removeItem(atPath: key)
+        }
+        let executor = try Self.executor(hiding: [folder, key])
+        let script = "ls -A \(folder); cat \(folder)/xn.sqlite || echo unreadable; cat \(key); echo end"
         let hidden = try await run(executor, Self.isolated("sh", "-c", script))
-        #expect(hidden.stdout == "unreadable\n", "\(hidden.stdout)")
-        // The same job without isolation reads it: the test would see a leak.
+        #expect(hidden.stdout == "unreadable\nend\n", "\(hidden.stdout)")
+        // The same job without isolation reads them: the test would see a leak.
         let open = try await run(executor, ProcessRequest(command: "sh", arguments: ["-c", script]))
-        #expect(open.stdout == "xn.sqlite\nsecret\n")
+        #expect(open.stdout == "xn.sqlite\nsecret\nkey\nend\n")
     }
 
     @Test("no network but a loopback of its own, unless it asks")
@@ -72,10 +80,12 @@ struct ExecutorSandboxTests {
         let listener = try Listener()
         defer { listener.close() }
         let executor = try Self.executor()
-        let cut = try await run(executor, Self.isolated(TestTask.path, "connect", "\(listener.port)"))
+        // bash's /dev/tcp: a program from /usr, which every sandbox shows.
+        let connect = "echo > /dev/tcp/127.0.0.1/\(listener.port) && echo connected"
+        let cut = try await run(executor, Self.isolated("bash", "-c", connect))
         #expect(cut.result.termination == .exited(1))
-        #expect(String(decoding: cut.bytes(.stderr), as: UTF8.self).contains("Connection refused"))
-        let kept = try await run(executor, Self.isolated(TestTask.path, "connect", "\(listener.port)", network: true))
+        #expect(String(decoding: cut.bytes(.stderr), as: UTF8.self).contains("Connection refused"), "\(cut.chunks)")
+        let kept = try await run(executor, Self.isolated("bash", "-c", connect, network: true))
         #expect(kept.stdout == "connected\n")
     }
 
@@ -95,6 +105,12 @@ struct ExecutorSandboxTests {
             Issue.record("a cwd in /tmp started")
         } catch {
             #expect(error.description == "cwd /tmp: an isolated job has its own empty /tmp")
+        }
+        do {
+            _ = try executor.start(Self.isolated("/tmp/xn-some-tool"))
+            Issue.record("a program in /tmp started")
+        } catch {
+            #expect(error.description == "spawn /tmp/xn-some-tool: an isolated job has its own empty /tmp")
         }
     }
 

@@ -10,13 +10,24 @@ import XNExec
     .timeLimit(.minutes(2)), .enabled(if: geteuid() == 0, "jobs as root"),
     .enabled(if: (try? Sandbox.discover(hiding: []).get()) != nil, "needs bubblewrap"))
 struct JobIsolationTests {
-    /// A folder outside /tmp: inside /tmp the sandbox's own /tmp would hide it anyway.
+    /// A folder outside /tmp (inside it the sandbox's own /tmp would hide it anyway, and the test
+    /// would prove nothing): in the build folder, or the home folder when the checkout is in /tmp.
     static func folderOutsideTmp() throws -> String {
         let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
-        let folder = repo.appendingPathComponent(".build/isolation-tests/\(UUID().uuidString)").path
+            .deletingLastPathComponent().path
+        let sandbox = try Sandbox.discover(hiding: []).get()
+        let base = sandbox.shows(repo) ? repo + "/.build" : NSHomeDirectory() + "/.cache"
+        let folder = base + "/xn-isolation-tests/\(UUID().uuidString)"
+        try #require(sandbox.shows(folder))
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         return folder
+    }
+
+    /// A job that says "connected" when it reaches 127.0.0.1:`port` (bash's /dev/tcp: bash is in
+    /// /usr, which every sandbox shows).
+    static func connect(_ port: String, network: Bool) -> String {
+        #"{"command":"bash","args":["-c","echo > /dev/tcp/127.0.0.1/\#(port) && echo connected"]"#
+            + (network ? #","network":true}"# : "}")
     }
 
     static func port(of hub: HubProcess) -> String {
@@ -27,7 +38,8 @@ struct JobIsolationTests {
     static func probe(data: String, port: String, name: String) -> String {
         let script = """
             ls -A \(data); cat \(data)/xn.sqlite > /dev/null 2>&1 && echo read the data || echo no data; \
-            \(Binaries.testtask) connect \(port) 2> /dev/null || echo no hub; echo left > /tmp/\(name) && ls /tmp
+            bash -c 'echo > /dev/tcp/127.0.0.1/\(port)' 2>&1 | grep -m1 -o 'Connection refused' || echo reached the hub; \
+            echo left > /tmp/\(name) && ls /tmp
             """
         let quoted = script.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
         return #"{"command":"sh","args":["-c",""# + quoted + #""]"#
@@ -43,11 +55,10 @@ struct JobIsolationTests {
         let name = "xn-isolated-\(UUID().uuidString)"
         let job = try await hub.submit(Self.probe(data: data, port: Self.port(of: hub), name: name) + "}")
         let ended = try await hub.ended(job)
-        #expect(ended["stdout"] as? String == "no data\nno hub\n\(name)\n", "\(ended)")
+        #expect(ended["stdout"] as? String == "no data\nConnection refused\n\(name)\n", "\(ended)")
         #expect(!FileManager.default.fileExists(atPath: "/tmp/\(name)"))
         // A job that asks for the network keeps it (no token here to forbid it).
-        let online = try await hub.submit(
-            #"{"command":"\#(Binaries.testtask)","args":["connect","\#(Self.port(of: hub))"],"network":true}"#)
+        let online = try await hub.submit(Self.connect(Self.port(of: hub), network: true))
         #expect(try await hub.ended(online)["stdout"] as? String == "connected\n")
     }
 
@@ -68,14 +79,14 @@ struct JobIsolationTests {
 
         let forced = try await hub.submit(Self.probe(data: data, port: port, name: name) + "}", token: boxed)
         let ended = try await Self.ended(forced, on: hub, token: admin)
-        #expect(ended["stdout"] as? String == "no data\nno hub\n\(name)\n", "\(ended)")
+        #expect(ended["stdout"] as? String == "no data\nConnection refused\n\(name)\n", "\(ended)")
         #expect(ended["isolate"] as? Bool == true, "the view says the job ran isolated")
         #expect(!FileManager.default.fileExists(atPath: "/tmp/\(name)"))
         let shown = try await runXN(["show", forced], hub: hub.url, environment: ["XN_TOKEN": admin])
         let line = shown.stdout.split(separator: "\n").first { $0.hasPrefix("isolated:") }
         #expect(line?.hasSuffix(" yes, no network") == true, "\(shown.stdout)")
 
-        let asked = #"{"command":"\#(Binaries.testtask)","args":["connect","\#(port)"],"network":true}"#
+        let asked = Self.connect(port, network: true)
         let refused = try await request(
             .POST, hub.url + "/v1/jobs", body: asked, headers: [("Authorization", "Bearer \(boxed)")])
         #expect(refused.status == 403)
@@ -111,7 +122,7 @@ struct JobIsolationTests {
         let probe = Self.probe(data: spool, port: Self.port(of: hub), name: name)
         let job = try await hub.submit(probe + #","labels":{"boxed":"1"}}"#)
         let ended = try await hub.ended(job, timeout: .seconds(30))
-        #expect(ended["stdout"] as? String == "no data\nno hub\n\(name)\n", "\(ended)")
+        #expect(ended["stdout"] as? String == "no data\nConnection refused\n\(name)\n", "\(ended)")
         #expect(ended["worker"] as? String == "boxed")
     }
 

@@ -199,7 +199,8 @@ struct Hub: AsyncParsableCommand {
         // The name it listens on is one clients use.
         if HubConfiguration.ipAddress(interface) == nil { configuration.publicNames.append(interface.lowercased()) }
         let logger = makeLogger(label: "xn.hub", level: logLevel, format: logFormat)
-        let (executor, cgroups) = try await jobs.executor(identity: identity, hiding: [data])
+        let (executor, cgroups) = try await jobs.executor(
+            identity: identity, hiding: [data] + [tlsKey, callbackSecretFile].compactMap { $0 })
         defer { executor.cgroups?.remove() }
         let banner =
             "(data \(data), \(noLocal ? 0 : slots) local slot(s); \(jobs.describe(identity))"

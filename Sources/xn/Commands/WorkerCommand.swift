@@ -77,7 +77,8 @@ struct WorkerCommand: AsyncParsableCommand {
         let logger = makeLogger(label: "xn.worker", level: logLevel, format: logFormat)
         configuration.isolatesJobs = jobs.isolate
         let (executor, cgroups) = try await jobs.executor(
-            identity: configuration.jobIdentity, hiding: [configuration.spoolDirectory])
+            identity: configuration.jobIdentity,
+            hiding: [configuration.spoolDirectory] + [credentials.tokenFilePath].compactMap { $0 })
         say("xn worker \(name) for \(url): \(slots) slot(s); \(jobs.describe(configuration.jobIdentity)); \(cgroups)")
         defer { executor.cgroups?.remove() }
         do {
