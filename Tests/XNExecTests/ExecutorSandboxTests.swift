@@ -18,7 +18,7 @@ struct ExecutorSandboxTests {
             .deletingLastPathComponent().path
         let sandbox = try Sandbox.discover(hiding: []).get()
         let base = sandbox.shows(repo) ? repo + "/.build" : NSHomeDirectory() + "/.cache"
-        let folder = base + "/xn-sandbox-tests/\(UUID().uuidString)"
+        let folder = base + "/xn-sandbox-test-\(UUID().uuidString)"
         try #require(sandbox.shows(folder), "\(folder) must be one an isolated job would see if not hidden")
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         try Data("secret\n".utf8).write(to: URL(fileURLWithPath: folder + "/xn.sqlite"))

@@ -17,7 +17,7 @@ struct JobIsolationTests {
             .deletingLastPathComponent().path
         let sandbox = try Sandbox.discover(hiding: []).get()
         let base = sandbox.shows(repo) ? repo + "/.build" : NSHomeDirectory() + "/.cache"
-        let folder = base + "/xn-isolation-tests/\(UUID().uuidString)"
+        let folder = base + "/xn-isolation-test-\(UUID().uuidString)"
         try #require(sandbox.shows(folder))
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         return folder
