@@ -1,7 +1,6 @@
 import CXNSystem
 import Foundation
 import Glibc
-import XNProtocol
 
 /// Runs processes with stdin, stdout and stderr on pipes, each in its own process group; or, when
 /// the request asks for a terminal, on a pseudo-terminal in a session of their own.
@@ -29,19 +28,7 @@ public struct PipeExecutor: JobExecutor {
 
     public func start(_ request: ProcessRequest) throws(SpawnError) -> any RunningProcess {
         var request = request
-        if cgroups == nil {
-            if let limit = request.limitsNeedingCgroup.first {
-                throw SpawnError(
-                    code: ENOTSUP,
-                    description: "\(limit) needs a cgroup of the job's own, and this runner has none: \(withoutCgroups)"
-                )
-            }
-            if request.limits.cpuPercent != nil {
-                throw SpawnError(
-                    code: ENOTSUP,
-                    description: "a CPU share needs a cgroup, and this runner has none: \(withoutCgroups)")
-            }
-        }
+        if cgroups == nil { try refuseWithoutCgroup(request) }
         if let isolation = request.isolation { request = try isolated(request, isolation) }
         // One tag names both the marker and the cgroup.
         if request.tag == nil { request.tag = "run-" + String(UInt64.random(in: .min ... .max), radix: 16) }
@@ -54,67 +41,17 @@ public struct PipeExecutor: JobExecutor {
         }
     }
 
-    /// Whether isolated jobs can start here as `identity` (bwrap needs user namespaces when it
-    /// is not root): runs `true` in a sandbox and says why not when it fails.
-    public func checkSandbox(as identity: ProcessIdentity?) async -> SandboxUnavailable? {
-        guard sandbox != nil else { return SandboxUnavailable(description: withoutSandbox) }
-        var request = ProcessRequest(command: "true", outputLimit: 4096)
-        request.identity = identity
-        request.isolation = Isolation()
-        request.baseEnvironment = ["PATH": "/usr/local/bin:/usr/bin:/bin"]
-        let process: any RunningProcess
-        do {
-            process = try start(request)
-        } catch {
-            return SandboxUnavailable(description: error.description)
+    /// A job asking for a limit only a cgroup holds is refused rather than run with less.
+    private func refuseWithoutCgroup(_ request: ProcessRequest) throws(SpawnError) {
+        if let limit = request.limitsNeedingCgroup.first {
+            throw SpawnError(
+                code: ENOTSUP,
+                description: "\(limit) needs a cgroup of the job's own, and this runner has none: \(withoutCgroups)")
         }
-        let output = process.output
-        async let said: [UInt8] = {
-            var bytes: [UInt8] = []
-            for await chunk in output where chunk.stream == .stderr { bytes += chunk.bytes }
-            return bytes
-        }()
-        guard let result = await process.result(timeout: .seconds(10)) else {
-            _ = await process.terminate(grace: .zero)
-            _ = await said
-            return SandboxUnavailable(description: "bwrap did not finish a trial run within 10 s")
+        if request.limits.cpuPercent != nil {
+            throw SpawnError(
+                code: ENOTSUP, description: "a CPU share needs a cgroup, and this runner has none: \(withoutCgroups)")
         }
-        guard result.termination != .exited(0) else { return nil }
-        let reason = String(decoding: await said, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        return SandboxUnavailable(
-            description: "bwrap cannot make a sandbox here: " + (reason.isEmpty ? "\(result.termination)" : reason))
-    }
-
-    /// The request run by bwrap in a sandbox. The program is looked up first, so a missing one
-    /// fails as it does outside (`spawn foo ENOENT`), not as bwrap's exit status 1.
-    private func isolated(_ request: ProcessRequest, _ isolation: Isolation) throws(SpawnError) -> ProcessRequest {
-        guard let sandbox else {
-            throw SpawnError(code: ENOTSUP, description: "this runner cannot isolate jobs: \(withoutSandbox)")
-        }
-        var wrapped = request
-        let searchPath =
-            request.environment["PATH"] ?? (request.baseEnvironment ?? ProcessInfo.processInfo.environment)["PATH"]
-        guard let program = Sandbox.locate(request.command, in: searchPath) else {
-            throw Self.spawnFailure(request, ENOENT)
-        }
-        if let hidden = sandbox.why(hidden: program) {
-            throw SpawnError(code: ENOENT, description: "spawn \(request.command): \(hidden)")
-        }
-        var workingDirectory = request.workingDirectory
-        if let cwd = workingDirectory, let problem = sandbox.problem(withWorkingDirectory: cwd) {
-            throw SpawnError(code: ENOENT, description: problem)
-        }
-        if workingDirectory == nil {
-            // The runner's own, as for other jobs, where the sandbox shows it.
-            let own = FileManager.default.currentDirectoryPath
-            workingDirectory = sandbox.problem(withWorkingDirectory: own) == nil ? own : "/"
-        }
-        let line = sandbox.commandLine(
-            running: program, arguments: request.arguments, workingDirectory: workingDirectory, isolation: isolation)
-        wrapped.command = line[0]
-        wrapped.arguments = Array(line.dropFirst())
-        wrapped.isolation = nil
-        return wrapped
     }
 
     /// The request's control group, with memory and processes limited there (for the whole job,
@@ -237,7 +174,7 @@ public struct PipeExecutor: JobExecutor {
 
     /// Why the spawn failed, Node-style (`spawn python3 EACCES: Permission denied`), naming the user
     /// the job was to run as when it is not the runner's own: who may run a file depends on it.
-    private static func spawnFailure(_ request: ProcessRequest, _ rc: Int32) -> SpawnError {
+    static func spawnFailure(_ request: ProcessRequest, _ rc: Int32) -> SpawnError {
         var description = "spawn \(request.command) \(errnoName(rc)): \(String(cString: strerror(rc)))"
         if let identity = request.identity { description += " (as user \(identity.name))" }
         return SpawnError(code: rc, description: description)

@@ -74,6 +74,15 @@ struct JobIsolationTests {
         let online = try await hub.createToken(
             #"{"name":"boxed-online","role":"submit","isolate":true,"allow_network":true}"#, as: admin)
         let plain = try await hub.createToken(#"{"name":"plain","role":"submit"}"#, as: admin)
+        for (body, field) in [
+            (#"{"name":"r","role":"read","isolate":true}"#, "isolate"),
+            (#"{"name":"s","role":"submit","allow_network":true}"#, "allow_network"),
+            (#"{"name":"t","role":"submit","isolate":"yes"}"#, "isolate"),
+        ] {
+            let refused = try await request(
+                .POST, hub.url + "/v1/tokens", body: body, headers: [("Authorization", "Bearer \(admin)")])
+            #expect(refused.status == 400 && refused.text.contains(#""field":"\#(field)""#), "\(body): \(refused.text)")
+        }
         let port = Self.port(of: hub)
         let name = "xn-forced-\(UUID().uuidString)"
 
