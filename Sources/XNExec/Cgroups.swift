@@ -120,9 +120,13 @@ public final class CgroupHost: Sendable {
                 CgroupUnavailable(description: "no cgroup v1 hierarchy for " + missing.joined(separator: ", ")))
         }
         var bases: [String: String] = [:]
-        for (controller, folder) in folders {
+        // The required ones first, so a refusal names one of them; an optional one this process
+        // may not use is left out (no CPU time, or no CPU share).
+        for controller in requiredV1 + optionalV1 {
+            guard let folder = folders[controller] else { continue }
             switch makeBase(in: folder) {
             case .success(let base): bases[controller] = base
+            case .failure where optionalV1.contains(controller): continue
             case .failure(let reason):
                 for made in bases.values { rmdir(made) }
                 return .failure(reason)
