@@ -27,11 +27,6 @@ public struct Sandbox: Sendable {
         self.hidden = hidden
     }
 
-    /// One line for the start banner.
-    public var description: String {
-        "isolated jobs run in bubblewrap (\(program))"
-    }
-
     /// bwrap from `PATH` (or /usr/bin), hiding `hidden` from the jobs; whether it can make a
     /// sandbox as the jobs' user is for `PipeExecutor.checkSandbox` to find out.
     public static func discover(
@@ -43,12 +38,19 @@ public struct Sandbox: Sendable {
         }
         let own = FileManager.default.currentDirectoryPath
         let real = hidden.map { path in
-            realpath(path, nil).map { resolved in
-                defer { free(resolved) }
-                return String(cString: resolved)
-            } ?? URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: own, isDirectory: true)).standardized.path
+            resolved(path)
+                ?? URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: own, isDirectory: true)).standardized
+                .path
         }
         return .success(Sandbox(program: program, hidden: real))
+    }
+
+    /// `path` with symbolic links and `..` resolved, when it exists.
+    static func resolved(_ path: String) -> String? {
+        realpath(path, nil).map { resolved in
+            defer { free(resolved) }
+            return String(cString: resolved)
+        }
     }
 
     /// Whether `path` is inside one of `folders` (or is one).
@@ -62,8 +64,10 @@ public struct Sandbox: Sendable {
         why(hidden: path) == nil
     }
 
-    /// Why an isolated job does not see `path`, or nil.
-    func why(hidden path: String) -> String? {
+    /// Why an isolated job does not see `path` (resolved where it exists: `/var/../tmp` is /tmp),
+    /// or nil.
+    func why(hidden given: String) -> String? {
+        let path = Self.resolved(given) ?? given
         if let folder = Self.fresh.first(where: { Self.isInside(path, [$0]) }) {
             return "an isolated job has its own empty \(folder)"
         }
