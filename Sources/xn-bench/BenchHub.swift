@@ -157,7 +157,7 @@ final class BenchHub: Sendable {
     }
 
     /// Writes `count` finished jobs straight into a new store, in batches.
-    private static func preload(_ count: Int, into path: String) async throws -> [String] {
+    static func preload(_ count: Int, into path: String) async throws -> [String] {
         guard count > 0 else { return [] }
         let store = try SQLiteJobStore(path: path)
         var ids: [String] = []

@@ -6,8 +6,18 @@ import Foundation
 /// shrinks every loop (smoke run); `--profile` runs one scenario alone, N jobs, under a profiler;
 /// `--startup N` times N whole client processes only (`XN_BENCH_XN` picks the `xn` to time);
 /// `--cgroups` gives every job of the hub's slots and the worker a cgroup, as `xn hub` does as root;
-/// `--isolate` runs every job of theirs in a bubblewrap sandbox, as `xn hub --isolate` does.
+/// `--isolate` runs every job of theirs in a bubblewrap sandbox, as `xn hub --isolate` does;
+/// `--wrk N [SECONDS]` seeds N finished jobs, starts `xn hub` on them and loads it with wrk.
 let quick = CommandLine.arguments.contains("--quick")
+if let flag = CommandLine.arguments.firstIndex(of: "--wrk") {
+    let rest = CommandLine.arguments.dropFirst(flag + 1)
+    guard let jobs = rest.first.flatMap({ Int($0) }), jobs > 0 else {
+        print("usage: xn-bench --wrk JOBS [SECONDS]")
+        exit(2)
+    }
+    try await WrkBench.run(jobs: jobs, seconds: rest.dropFirst().first.flatMap { Int($0) } ?? 10)
+    exit(0)
+}
 if let flag = CommandLine.arguments.firstIndex(of: "--startup") {
     let runs = CommandLine.arguments.dropFirst(flag + 1).first.flatMap { Int($0) } ?? 20
     let hub = try await BenchHub.start(slots: ProcessInfo.processInfo.activeProcessorCount)

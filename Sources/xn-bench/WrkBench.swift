@@ -1,0 +1,108 @@
+import Foundation
+import Glibc
+
+/// Lookups as a user's load would arrive: N finished jobs seeded through the store API, a real
+/// `xn hub` process on them, and wrk (another process) asking for random ones among them by
+/// `GET /v1/jobs/ID` and `GET /ID`; then the hub's memory. Prints the wrk commands so the load
+/// can be run again by hand while the hub is up.
+enum WrkBench {
+    static func run(jobs: Int, seconds: Int) async throws {
+        let folder = NSTemporaryDirectory() + "xn-bench-wrk-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: folder + "/data", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let seeding = now()
+        let ids = try await BenchHub.preload(jobs, into: folder + "/data/xn.sqlite")
+        print("seeded \(jobs) finished jobs through the store API in \(String(format: "%.1f", now() - seeding)) s")
+        try ids.joined(separator: "\n").appending("\n").write(
+            toFile: folder + "/ids", atomically: true, encoding: .utf8)
+        for (name, prefix) in [("v1.lua", "/v1/jobs/"), ("compat.lua", "/")] {
+            try script(ids: folder + "/ids", prefix: prefix).write(
+                toFile: folder + "/" + name, atomically: true, encoding: .utf8)
+        }
+
+        let hub = Process()
+        hub.executableURL = URL(fileURLWithPath: StartupBench.xn)
+        hub.arguments = ["hub", "-p", "0", "--data", folder + "/data", "--no-local", "--log-level", "error"]
+        let banner = Pipe()
+        hub.standardOutput = banner
+        hub.standardError = FileHandle.nullDevice
+        try hub.run()
+        defer {
+            hub.terminate()
+            hub.waitUntilExit()
+        }
+        guard let url = try readURL(from: banner.fileHandleForReading, within: 60) else {
+            throw BenchError("the hub did not print its address within 60 s")
+        }
+        let commands = [
+            "GET /v1/jobs/ID": "wrk -t2 -c16 -d\(seconds)s -s \(folder)/v1.lua \(url)",
+            "GET /ID": "wrk -t2 -c16 -d\(seconds)s -s \(folder)/compat.lua \(url)",
+        ]
+        print("hub \(url) (pid \(hub.processIdentifier)), RSS after start: \(memory(of: hub.processIdentifier).rss)")
+        for (label, command) in commands.sorted(by: { $0.key > $1.key }) {
+            print("\(label) of random jobs among \(jobs), 16 connections: \(command)")
+            let candidates: [String] = ["/usr/bin/wrk", "/usr/local/bin/wrk"]
+            guard let wrk = candidates.first(where: { access($0, X_OK) == 0 }) else {
+                print("  (wrk not installed: apt-get install wrk)")
+                continue
+            }
+            let output = try capture(wrk, Array(command.split(separator: " ").dropFirst().map(String.init)))
+            for line in output.split(separator: "\n")
+            where line.contains("Requests/sec") || line.contains("Latency") || line.contains("Non-2xx") {
+                print("  " + String(line).trimmingCharacters(in: .whitespaces))
+            }
+        }
+        let used = memory(of: hub.processIdentifier)
+        print("hub memory after the load: RSS \(used.rss), peak RSS \(used.peak)")
+    }
+
+    /// A wrk script asking for `prefix` + a random id from the file `ids`.
+    static func script(ids: String, prefix: String) -> String {
+        """
+        local ids = {}
+        for line in io.lines("\(ids)") do ids[#ids + 1] = line end
+        local threads = 0
+        function setup(thread) threads = threads + 1; thread:set("seed", threads) end
+        function init(args) math.randomseed(os.time() * 100 + seed) end
+        function request() return wrk.format("GET", "\(prefix)" .. ids[math.random(#ids)]) end
+        """
+    }
+
+    /// The hub's address from its banner line.
+    private static func readURL(from handle: FileHandle, within seconds: Double) throws -> String? {
+        let deadline = now() + seconds
+        var text = ""
+        while now() < deadline {
+            let chunk = handle.availableData
+            if chunk.isEmpty { return nil }
+            text += String(decoding: chunk, as: UTF8.self)
+            if let range = text.range(of: "http://127\\.0\\.0\\.1:[0-9]+", options: .regularExpression) {
+                return String(text[range])
+            }
+        }
+        return nil
+    }
+
+    /// VmRSS and VmHWM of `pid`, as /proc says them.
+    private static func memory(of pid: Int32) -> (rss: String, peak: String) {
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        func field(_ name: String) -> String {
+            status.split(separator: "\n").first { $0.hasPrefix(name + ":") }
+                .map { $0.dropFirst(name.count + 1).trimmingCharacters(in: .whitespaces) } ?? "?"
+        }
+        return (field("VmRSS"), field("VmHWM"))
+    }
+
+    /// Runs `program` to its end and returns its standard output.
+    private static func capture(_ program: String, _ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: program)
+        process.arguments = arguments
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self)
+    }
+}
