@@ -100,26 +100,24 @@ final class JobCgroup: Sendable {
         if version == .v2, let folder = folders[""], (try? Self.write("1", to: folder + "/cgroup.kill")) != nil {
             return
         }
-        let (file, frozen, thawed) =
-            version == .v2 ? ("cgroup.freeze", "1", "0") : ("freezer.state", "FROZEN", "THAWED")
-        guard let folder = folder("freezer"), (try? Self.write(frozen, to: folder + "/" + file)) != nil else {
+        // Where to freeze and thaw, and where the kernel says the group is frozen.
+        let (control, frozen, thawed, state, frozenMark) =
+            version == .v2
+            ? ("cgroup.freeze", "1", "0", "cgroup.events", "frozen 1")
+            : ("freezer.state", "FROZEN", "THAWED", "freezer.state", "FROZEN")
+        guard let folder = folder("freezer"), (try? Self.write(frozen, to: folder + "/" + control)) != nil else {
             for pid in members { kill(pid, signal) }
             return
         }
         // Freezing takes effect task by task: wait for it (briefly), kill, then thaw so the
         // killed processes can run to their end.
-        for _ in 0..<1000 where version == .v1 {
-            let state = (try? String(contentsOfFile: folder + "/freezer.state", encoding: .utf8)) ?? ""
-            if state.hasPrefix("FROZEN") { break }
-            usleep(1000)
-        }
-        for _ in 0..<1000 where version == .v2 {
-            let events = (try? String(contentsOfFile: folder + "/cgroup.events", encoding: .utf8)) ?? ""
-            if events.contains("frozen 1") { break }
+        for _ in 0..<1000 {
+            let now = (try? String(contentsOfFile: folder + "/" + state, encoding: .utf8)) ?? ""
+            if now.contains(frozenMark) { break }
             usleep(1000)
         }
         for pid in members { kill(pid, SIGKILL) }
-        _ = try? Self.write(thawed, to: folder + "/" + file)
+        _ = try? Self.write(thawed, to: folder + "/" + control)
     }
 
     /// What the group used, read before it is removed.

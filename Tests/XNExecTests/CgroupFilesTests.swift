@@ -45,14 +45,9 @@ struct CgroupFilesTests {
         #expect(throws: SpawnError.self) {
             try group.apply(CgroupLimits(processes: 40), controllers: ["memory"])
         }
-        do {
-            try group.apply(CgroupLimits(cpuPercent: 50), controllers: ["memory", "pids"])
-        } catch {
-            #expect(
-                error.description
-                    == "limits.cpu_percent needs the cpu cgroup controller, which this runner's cgroup (v2) was not given"
-            )
-        }
+        #expect(
+            refusal { try group.apply(CgroupLimits(cpuPercent: 50), controllers: ["memory", "pids"]) }
+                == "limits.cpu_percent needs the cpu cgroup controller, which this runner's cgroup (v2) was not given")
     }
 
     @Test("usage: cpu.stat in microseconds, memory.peak in bytes, an OOM kill from memory.events")

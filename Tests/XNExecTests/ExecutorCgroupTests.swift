@@ -121,14 +121,9 @@ struct ExecutorWithoutCgroupsTests {
         var request = ProcessRequest(command: "true")
         request.limits = ResourceLimits(addressSpaceBytes: 256 << 20)
         request.limitsNeedingCgroup = ["limits.memory"]
-        #expect(throws: SpawnError.self) { _ = try executor.start(request) }
-        do {
-            _ = try executor.start(request)
-        } catch {
-            #expect(
-                error.description
-                    == "limits.memory needs a cgroup of the job's own, and this runner has none: --no-cgroups")
-        }
+        #expect(
+            refusal { _ = try executor.start(request) }
+                == "limits.memory needs a cgroup of the job's own, and this runner has none: --no-cgroups")
         // The runner's own memory limit still holds per process, as before cgroups.
         request.limitsNeedingCgroup = []
         let finished = try await run(executor, request)
@@ -185,15 +180,10 @@ struct ExecutorCgroupV2Tests {
         hog.limits = ResourceLimits(addressSpaceBytes: 256 << 20)
         guard Self.host.description.contains("memory") else {
             #expect(Self.host.description == "jobs run in cgroups (v2: no controllers, so no limits)")
-            do {
-                _ = try executor.start(hog)
-                Issue.record("a memory limit ran without the memory controller")
-            } catch {
-                #expect(
-                    error.description
-                        == "limits.memory needs the memory cgroup controller, which this runner's cgroup (v2) was not given"
-                )
-            }
+            #expect(
+                refusal { _ = try executor.start(hog) }
+                    == "limits.memory needs the memory cgroup controller, which this runner's cgroup (v2) was not given"
+            )
             return
         }
         let finished = try await run(executor, hog)

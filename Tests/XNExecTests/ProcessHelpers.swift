@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import Testing
 import XNExec
 import XNProtocol
 
@@ -26,6 +27,13 @@ func run(_ executor: any JobExecutor, _ request: ProcessRequest) async throws ->
         chunks.append(chunk)
     }
     return Finished(result: await process.result(), chunks: chunks)
+}
+
+/// What the `SpawnError` thrown by `body` says; records an issue (and gives nil) when it throws none.
+func refusal(
+    sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void
+) -> String? {
+    #expect(throws: SpawnError.self, sourceLocation: sourceLocation) { try body() }?.description
 }
 
 /// Reads a process's output in the background so a test can look at it while the process runs.
