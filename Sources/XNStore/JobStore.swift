@@ -10,8 +10,8 @@ public protocol JobStore: Sendable {
     /// once) and returns it with its submission order set; throws for a terminal state.
     func insert(_ job: JobRecord) async throws -> JobRecord
     func job(_ id: JobID) async throws -> JobRecord?
-    /// Newest first; `states` nil means all; `before` is a `seq` to page back from.
-    func list(states: [JobState]?, before: Int64?, limit: Int) async throws -> [JobRecord]
+    /// Newest first, those `filter` keeps; `before` is a `seq` to page back from.
+    func list(_ filter: JobFilter, before: Int64?, limit: Int) async throws -> [JobRecord]
     /// The oldest queued jobs, oldest first.
     func queued(limit: Int) async throws -> [QueuedJob]
     /// Queued jobs in all and per owner (the queue caps).
@@ -50,5 +50,23 @@ public protocol JobStore: Sendable {
 extension JobStore {
     public func finish(_ id: JobID, _ outcome: JobOutcome) async throws -> JobRecord? {
         try await finish(id, outcome, token: nil)
+    }
+}
+
+/// Which jobs a listing keeps; every field left nil or empty keeps all.
+public struct JobFilter: Sendable, Equatable {
+    public var states: [JobState]?
+    /// The token name that submitted them.
+    public var owner: String?
+    /// Labels they must all carry, with these values.
+    public var labels: [String: String]
+    /// Text their id, command, arguments or owner contain (case-sensitive).
+    public var text: String?
+
+    public init(states: [JobState]? = nil, owner: String? = nil, labels: [String: String] = [:], text: String? = nil) {
+        self.states = states
+        self.owner = owner
+        self.labels = labels
+        self.text = text
     }
 }

@@ -48,8 +48,8 @@ final class FailingStore: JobStore, TranscriptStore, TokenStore {
 
     func insert(_ job: JobRecord) async throws -> JobRecord { try await base.insert(job) }
     func job(_ id: JobID) async throws -> JobRecord? { try await base.job(id) }
-    func list(states: [JobState]?, before: Int64?, limit: Int) async throws -> [JobRecord] {
-        try await base.list(states: states, before: before, limit: limit)
+    func list(_ filter: JobFilter, before: Int64?, limit: Int) async throws -> [JobRecord] {
+        try await base.list(filter, before: before, limit: limit)
     }
     func queued(limit: Int) async throws -> [QueuedJob] { try await base.queued(limit: limit) }
     func queueCounts() async throws -> QueueCounts { try await base.queueCounts() }

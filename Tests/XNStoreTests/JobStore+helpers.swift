@@ -26,7 +26,7 @@ extension JobStore {
     }
 
     func all() async throws -> [JobRecord] {
-        try await list(states: nil, before: nil, limit: 1_000)
+        try await list(JobFilter(), before: nil, limit: 1_000)
     }
 
     func everything(_ id: JobID, _ stream: OutputStreamKind) async throws -> [UInt8] {

@@ -50,15 +50,15 @@ struct JobStoreTests {
             let all = try await store.all()
             #expect(all.map(\.id) == made.reversed().map(\.id))
 
-            let queued = try await store.list(states: [.queued], before: nil, limit: 10)
+            let queued = try await store.list(JobFilter(states: [.queued]), before: nil, limit: 10)
             #expect(queued.map(\.id) == [made[5], made[3], made[0]].map(\.id))
-            let ended = try await store.list(states: [.succeeded, .failed], before: nil, limit: 10)
+            let ended = try await store.list(JobFilter(states: [.succeeded, .failed]), before: nil, limit: 10)
             #expect(ended.map(\.id) == [made[4], made[2]].map(\.id))
 
             var pages: [[JobRecord]] = []
             var before: Int64? = nil
             while pages.count < 10 {
-                let page = try await store.list(states: nil, before: before, limit: 3)
+                let page = try await store.list(JobFilter(), before: before, limit: 3)
                 if page.isEmpty { break }
                 pages.append(page)
                 before = page.last!.seq
@@ -66,8 +66,41 @@ struct JobStoreTests {
             #expect(pages.map(\.count) == [3, 3, 1])
             #expect(pages.flatMap { $0 }.map(\.id) == all.map(\.id))
 
-            let olderQueued = try await store.list(states: [.queued], before: made[5].seq, limit: 1)
+            let olderQueued = try await store.list(JobFilter(states: [.queued]), before: made[5].seq, limit: 1)
             #expect(olderQueued.map(\.id) == [made[3].id])
+        }
+    }
+
+    @Test("list keeps the jobs of an owner, with labels, or containing a text", arguments: StoreKind.allCases)
+    func listFilters(kind: StoreKind) async throws {
+        try await withStore(kind) { store, _ in
+            func make(
+                _ command: String, _ args: [String], labels: [String: String] = [:], owner: String?
+            ) async throws
+                -> JobRecord
+            {
+                var job = JobRecord(
+                    id: .random(), spec: JobSpec(command: command, args: args, labels: labels), createdAt: 1)
+                job.owner = owner
+                return try await store.insert(job)
+            }
+            let render = try await make(
+                "blender", ["scene.blend"], labels: ["gpu": "1", "zone.eu": "a", "say \"hi\"": "x"], owner: "ann")
+            let backup = try await make("rsync", ["-a", "/srv", "backup:/srv"], owner: "bob")
+            let other = try await make("true", [], labels: ["gpu": "2"], owner: nil)
+            func ids(_ filter: JobFilter) async throws -> [JobID] {
+                try await store.list(filter, before: nil, limit: 10).map(\.id)
+            }
+            #expect(try await ids(JobFilter(owner: "bob")) == [backup.id])
+            #expect(try await ids(JobFilter(labels: ["gpu": "1"])) == [render.id])
+            #expect(try await ids(JobFilter(labels: ["zone.eu": "a"])) == [render.id])
+            #expect(try await ids(JobFilter(labels: ["say \"hi\"": "x"])) == [render.id])
+            #expect(try await ids(JobFilter(labels: ["gpu": "1", "zone.eu": "b"])).isEmpty)
+            #expect(try await ids(JobFilter(text: "backup:")) == [backup.id])
+            #expect(try await ids(JobFilter(text: "blend")) == [render.id])
+            #expect(try await ids(JobFilter(text: String(other.id.rawValue.prefix(12)))) == [other.id])
+            #expect(try await ids(JobFilter(text: "an")) == [render.id])  // its owner
+            #expect(try await ids(JobFilter(text: "BLEND")).isEmpty)
         }
     }
 

@@ -133,7 +133,21 @@ struct JobsController: Sendable {
             }
             before = value
         }
-        let jobs = try await store.list(states: states, before: before, limit: limit + 1)
+        var filter = JobFilter(states: states)
+        if let owner = query.get("owner"), !owner.isEmpty { filter.owner = owner }
+        for pair in query.getAll("label") where !pair.isEmpty {
+            guard let equals = pair.firstIndex(of: "="), equals != pair.startIndex else {
+                return Responses.error(.badRequest, "invalid_query", "label must be KEY=VALUE", field: "label")
+            }
+            filter.labels[String(pair[..<equals])] = String(pair[pair.index(after: equals)...])
+        }
+        if let text = query.get("q"), !text.isEmpty {
+            guard text.count <= 200 else {
+                return Responses.error(.badRequest, "invalid_query", "q is at most 200 characters", field: "q")
+            }
+            filter.text = text
+        }
+        let jobs = try await store.list(filter, before: before, limit: limit + 1)
         let page = jobs.prefix(limit)
         let next = jobs.count > limit ? page.last.map { String($0.seq) } : nil
         return Responses.json(.ok, JobPage(jobs: page.map { JobView($0) }, next: next))
