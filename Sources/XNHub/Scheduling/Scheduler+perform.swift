@@ -23,6 +23,7 @@ extension Scheduler {
             do {
                 let record = try await store.claim(id, worker: worker, token: token, state: state, at: Timestamp.now())
                 await event { $0.claimed(token, record) }
+                if let record { feed.publish(record) }
             } catch {
                 logger.error(
                     "cannot start job \(id) on \(worker): \(error); it stays queued",
@@ -47,6 +48,7 @@ extension Scheduler {
                 let requeued = try await store.requeue(id, token: token, reason: reason)
                 if requeued {
                     logger.info("job \(id) queued again: \(reason)", metadata: ["job": .string(id.rawValue)])
+                    await publishChange(of: id)
                 }
                 await event { $0.requeued(token, requeued) }
             } catch {
@@ -72,7 +74,7 @@ extension Scheduler {
     private func markStarted(_ id: JobID, _ token: AttemptToken) async {
         for attempt in 1...3 {
             do {
-                _ = try await store.markStarted(id, token: token)
+                if try await store.markStarted(id, token: token) { await publishChange(of: id) }
                 return
             } catch {
                 logger.error(
@@ -81,6 +83,13 @@ extension Scheduler {
                 try? await Task.sleep(for: .milliseconds(50 * attempt))
             }
         }
+    }
+
+    /// Tells live job lists of a change the store reported without the record: read only when
+    /// someone watches, so the path that starts jobs pays nothing otherwise.
+    private func publishChange(of id: JobID) async {
+        guard feed.isWatched, let job = try? await store.job(id) else { return }
+        feed.publish(job)
     }
 
     /// Appends output, trying again a few times: a write at an offset can be repeated.

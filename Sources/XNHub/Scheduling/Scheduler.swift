@@ -24,6 +24,8 @@ public actor Scheduler: Service {
     let endSignals = EndSignals()
     /// Wakes attach sessions on new output and on the end.
     nonisolated let activity = JobActivity()
+    /// Every stored state change, for live job lists (the web page).
+    nonisolated let feed = JobFeed()
     /// Counts what happens to jobs, for `GET /metrics`.
     nonisolated let metrics: HubMetrics
     /// Ended jobs with a callback, delivered by `run()` off the path that recorded the end: a
@@ -163,6 +165,7 @@ public actor Scheduler: Service {
             }
             await event { $0.queuedStored(QueuedJob(stored)) }
             metrics.jobSubmitted()
+            feed.publish(stored)
             return stored
         case .start(let token, let worker, let state):
             job.state = state
@@ -179,6 +182,7 @@ public actor Scheduler: Service {
             }
             await event { $0.startStored(token, stored) }
             metrics.jobSubmitted()
+            feed.publish(stored)
             return stored
         }
     }
@@ -341,6 +345,7 @@ public actor Scheduler: Service {
     func announce(_ job: JobRecord) {
         endSignals.notify(job)
         activity.notify(job.id)
+        feed.publish(job)
         metrics.jobEnded(job)
         finishedCount += 1
         if job.spec.callback != nil { callbackQueue.yield(job) }
