@@ -57,7 +57,10 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
-            resources: [.embedInCode("openapi.yaml")],
+            resources: [
+                .embedInCode("openapi.yaml"), .embedInCode("UI/Assets/index.html"), .embedInCode("UI/Assets/app.js"),
+                .embedInCode("UI/Assets/app.css"),
+            ],
             swiftSettings: strict
         ),
         .target(

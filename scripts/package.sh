@@ -39,6 +39,10 @@ cp "$(dirname "$pages")"/xn*.1 "$root/share/man/man1/"
 "$root/bin/xn" --generate-completion-script zsh >"$root/share/zsh/site-functions/_xn"
 "$root/bin/xn" --generate-completion-script fish >"$root/share/fish/vendor_completions.d/xn.fish"
 
+# xterm.js for the web page's terminal (Debian's build, checked against scripts/xterm.sha256, with
+# its copyright file): the hub finds it at bin/../share/xn/xterm.
+scripts/fetch-xterm.sh "$root/share/xn/xterm" >&2
+
 cp contrib/xn-hub.service contrib/xn-worker.service "$root/lib/systemd/system/"
 cp contrib/xn.sysusers.conf "$root/lib/sysusers.d/xn.conf"
 cp README.md "$root/"

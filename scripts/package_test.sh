@@ -21,7 +21,7 @@ fail() {
 tar -C "$work" -xzf "$tarball"
 root=$(find "$work" -mindepth 1 -maxdepth 1 -type d -name 'xn-*')
 [ -n "$root" ] || fail "no xn-* folder in $tarball"
-for file in bin/xn share/man/man1/xn.1 share/man/man1/xn.hub.1 share/bash-completion/completions/xn \
+for file in bin/xn share/xn/xterm/xterm.js share/xn/xterm/copyright share/man/man1/xn.1 share/man/man1/xn.hub.1 share/bash-completion/completions/xn \
     share/zsh/site-functions/_xn share/fish/vendor_completions.d/xn.fish lib/systemd/system/xn-hub.service \
     lib/systemd/system/xn-worker.service lib/sysusers.d/xn.conf; do
     [ -s "$root/$file" ] || fail "missing or empty: $file"
@@ -74,6 +74,10 @@ done
 out=$("${clean[@]}" "XN_HUB=$url" "$xn" run -- sh -c 'echo packaged; exit 3') && status=0 || status=$?
 [ "$out" = "packaged" ] || fail "xn run printed '$out'"
 [ "$status" = 3 ] || fail "xn run exited $status, the job exited 3"
+grep -q "web page: $url/ui/ (terminal: xterm.js from" "$work/hub.out" ||
+    fail "the hub did not find the xterm.js the tarball carries: $(cat "$work/hub.out")"
+page=$(curl -s "$url/ui/xterm/xterm.js" | head -c 100000 | grep -c Terminal || true)
+[ "$page" -gt 0 ] || fail "the hub does not serve xterm.js at /ui/xterm/xterm.js"
 echo "hub at $url ran a job: '$out', exit $status"
 kill "$hub_pid"
 wait "$hub_pid" || fail "the hub did not stop cleanly on SIGTERM: $(cat "$work/hub.err")"

@@ -40,6 +40,18 @@ swift test --skip-build --no-parallel
 echo "== API contract (OpenAPI document vs. the running hub)"
 "$XN_PYTHON" scripts/contract_test.py "$(swift build --show-bin-path)/xn"
 
+echo "== web page in a real browser (chromium, chromedriver, python3-selenium)"
+# xterm.js is not in the repository: Debian's build, fetched and checked by its sha256.
+scripts/fetch-xterm.sh
+if command -v chromium >/dev/null && command -v chromedriver >/dev/null && /usr/bin/python3 -c 'import selenium' 2>/dev/null; then
+    timeout 600 /usr/bin/python3 scripts/browser_test.py "$(swift build --show-bin-path)/xn" --xterm-dir .build/share/xn/xterm
+elif [ "${CI:-}" = true ]; then
+    echo "browser tests need chromium, chromium-driver and python3-selenium (.ci/run installs them)" >&2
+    exit 1
+else
+    echo "SKIPPED: apt-get install chromium chromium-driver python3-selenium to run them" >&2
+fi
+
 echo "== API fuzzing (schemathesis against the OpenAPI document, bounded in time)"
 scripts/fuzz_api.sh "$(swift build --show-bin-path)/xn" "${XN_FUZZ_SECONDS:-60}"
 

@@ -165,10 +165,11 @@ struct HTTPResult: Sendable {
     }
 }
 
-/// Sends one request; `body` as raw bytes or a string.
+/// Sends one request; `body` as raw bytes or a string. `headOnly`: a successful answer's body is
+/// not read (an endless stream); a refusal's is.
 func request(
     _ method: HTTPMethod, _ url: String, body: String? = nil, bytes: [UInt8]? = nil,
-    headers: [(String, String)] = []
+    headers: [(String, String)] = [], headOnly: Bool = false
 ) async throws -> HTTPResult {
     var request = HTTPClientRequest(url: url)
     request.method = method
@@ -176,6 +177,9 @@ func request(
     if let body { request.body = .bytes(ByteBuffer(string: body)) }
     if let bytes { request.body = .bytes(ByteBuffer(bytes: bytes)) }
     let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+    if headOnly, response.status.code < 300 {
+        return HTTPResult(status: Int(response.status.code), headers: response.headers, body: [])
+    }
     let buffer = try await response.body.collect(upTo: 64 << 20)
     return HTTPResult(
         status: Int(response.status.code), headers: response.headers, body: Array(buffer.readableBytesView))

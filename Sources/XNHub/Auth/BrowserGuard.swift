@@ -81,15 +81,17 @@ struct BrowserGuard: Sendable {
 }
 
 /// Refuses what `BrowserGuard` refuses, before any route or token check, with the JSON reason the
-/// route's family uses. Routes open to anyone (the health checks) are left alone: they reveal
-/// nothing, and load balancers send whatever `Host` they were configured with.
+/// route's family uses. Reading a route open to anyone (the health checks, the web page's files)
+/// is left alone: it reveals nothing, and load balancers send whatever `Host` they were
+/// configured with. Signing in and out are open to anyone too, but change something: guarded.
 struct BrowserGuardMiddleware<Context: RequestContext>: RouterMiddleware {
     let guardian: BrowserGuard
 
     func handle(
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
     ) async throws -> Response {
-        if let reason = guardian.refusal(request), RoutePolicy.permission(for: request) != .anyone {
+        let harmless = RoutePolicy.permission(for: request) == .anyone && request.method == .get
+        if let reason = guardian.refusal(request), !harmless {
             return AuthMiddleware<HubRequestContext>.response(.forbidden(reason), path: request.uri.path)
         }
         return try await next(request, context)

@@ -31,6 +31,14 @@ enum RoutePolicy {
         "DELETE /v1/tokens/{name}": .admin,
         "GET /v1/jobs/{id}/transcripts": .admin,
         "GET /v1/jobs/{id}/transcripts/{session}": .admin,
+        // The web page: its files reveal nothing; signing in and out check the token themselves.
+        "GET /ui": .anyone,
+        "GET /ui/{file}": .anyone,
+        "GET /ui/xterm/{file}": .anyone,
+        "GET /ui/session": .authenticated,
+        "POST /ui/session": .anyone,
+        "DELETE /ui/session": .anyone,
+        "GET /ui/events": .read,
     ]
 
     static let attachRoute = "GET /v1/jobs/{id}/attach"
@@ -86,13 +94,19 @@ struct AuthMiddleware<Context: CallerContext>: RouterMiddleware {
         var context = context
         // Health checks answer whoever asks, whatever header they carry.
         if RoutePolicy.permission(for: request) == .anyone { return try await next(request, context) }
-        switch tokens.caller(authorization: request.headers[.authorization]) {
+        let (authorization, viaCookie) = BrowserSession.credential(of: request)
+        switch tokens.caller(authorization: authorization) {
         case .failure(let refusal):
             return Self.response(refusal, path: request.uri.path)
         case .success(let caller) where caller.token == nil:
             // No tokens on this hub: nothing to check.
             return try await next(request, context)
         case .success(let caller):
+            if viaCookie, let authorization,
+                let reason = BrowserSession.csrfRefusal(request, authorization: authorization)
+            {
+                return Self.response(.forbidden(reason), path: request.uri.path)
+            }
             let needed = RoutePolicy.permission(for: request)
             guard caller.may(needed) else {
                 let role = caller.token?.role.rawValue ?? "?"
@@ -115,7 +129,7 @@ struct AuthMiddleware<Context: CallerContext>: RouterMiddleware {
             case .forbidden(let message): (.forbidden, "forbidden", message)
             }
         var response =
-            path.hasPrefix("/v1") || path == "/openapi.yaml" || path == "/metrics"
+            path.hasPrefix("/v1") || path.hasPrefix("/ui") || path == "/openapi.yaml" || path == "/metrics"
             ? Responses.error(status, code, message)
             : Responses.json(
                 status, ["message": status == .unauthorized ? "Unauthorized" : "Forbidden", "error": message])

@@ -127,10 +127,12 @@ func buildRouter(
     router.middlewares.add(RequestMetricsMiddleware(metrics: scheduler.metrics))
     router.middlewares.add(BrowserGuardMiddleware(guardian: BrowserGuard(publicNames: configuration.publicNames)))
     router.middlewares.add(UnknownRouteMiddleware())
+    router.middlewares.add(WebPageRedirect())
     router.middlewares.add(AuthMiddleware<HubRequestContext>(tokens: tokens))
     JobsController(scheduler: scheduler, store: store, configuration: configuration, audit: audit).register(on: router)
     TokensController(tokens: tokens, audit: audit).register(on: router)
     TranscriptsController(transcripts: store).register(on: router)
+    WebPageController(scheduler: scheduler, tokens: tokens, configuration: configuration).register(on: router)
     // The WebSocket routes reached without an upgrade, or with one that was refused: the
     // refusal that applies, else a pointer to the upgrade.
     router.get(RouterPath(WireProtocol.workerPath)) { _, _ in

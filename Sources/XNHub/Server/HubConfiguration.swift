@@ -31,6 +31,8 @@ public struct HubConfiguration: Sendable {
     /// Names the hub answers to besides loopback names and IP addresses (`--public-name`): a
     /// request with another `Host` is refused, which defeats DNS rebinding.
     public var publicNames: [String] = []
+    /// xterm.js for the web page's terminal; nil: the terminal runs in line mode.
+    public var xterm: XtermAssets?
 
     /// 127.0.0.0/8, ::1 and localhost: only this machine can connect. Addresses are parsed, so
     /// `127.evil.example` is a name like any other, not loopback.

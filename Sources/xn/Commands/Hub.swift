@@ -57,6 +57,12 @@ struct Hub: AsyncParsableCommand {
     @Flag(help: "Run no jobs on the hub itself: only workers run them.")
     var noLocal = false
 
+    @Option(
+        help: ArgumentHelp(
+            "Folder holding xterm.js for the web page's terminal (default: ../share/xn/xterm beside this program, "
+                + "where scripts/fetch-xterm.sh puts it, then /usr/share/javascript/xterm).", valueName: "dir"))
+    var xtermDir: String?
+
     @Option(help: "Seconds after which a silent or disconnected worker's jobs are lost (or retried).")
     var heartbeatTimeout = 5.0
 
@@ -199,6 +205,7 @@ struct Hub: AsyncParsableCommand {
         // The name it listens on is one clients use.
         if HubConfiguration.ipAddress(interface) == nil { configuration.publicNames.append(interface.lowercased()) }
         let logger = makeLogger(label: "xn.hub", level: logLevel, format: logFormat)
+        configuration.xterm = try xterm()
         let (executor, cgroups) = try await jobs.executor(
             identity: identity, hiding: [data] + [tlsKey, callbackSecretFile].compactMap { $0 })
         defer { executor.cgroups?.remove() }
@@ -207,10 +214,15 @@ struct Hub: AsyncParsableCommand {
             + (noLocal ? ")" : "; \(cgroups))")
         let host = interface
         let scheme = tlsCert == nil ? "http" : "https"
+        let terminal =
+            configuration.xterm.map { "terminal: xterm.js from \($0.folder)" }
+            ?? "terminal in line mode: no xterm.js found; scripts/fetch-xterm.sh installs it"
         do {
             let localWorker = noLocal ? nil : localSlots(identity: identity, executor: executor, logger: logger)
             try await runHub(configuration: configuration, localWorker: localWorker, logger: logger) { port in
                 say("xn hub listening on \(scheme)://\(host):\(port) \(banner)")
+                let page = "\(scheme)://\(host.contains(":") ? "[\(host)]" : host):\(port)/ui/"
+                say("web page: \(page) (\(terminal))")
             }
         } catch let error as HubError {
             printError(error.description)
@@ -219,6 +231,31 @@ struct Hub: AsyncParsableCommand {
             printError("hub stopped: \(describeStartError(error))")
             throw ExitCode(1)
         }
+    }
+
+    /// xterm.js from `--xterm-dir` (which must hold it) or the first place that does.
+    private func xterm() throws -> XtermAssets? {
+        if let xtermDir {
+            do {
+                return try XtermAssets.load(folder: xtermDir)
+            } catch {
+                printError("--xterm-dir \(xtermDir): \(error)")
+                throw ExitCode(64)
+            }
+        }
+        return XtermAssets.load(from: XtermAssets.candidates(executable: Self.executablePath()))
+    }
+
+    /// This program's path as it was started (symlinks kept, so `.build/release/xn` finds
+    /// `.build/share`), looked up in PATH when started by name.
+    static func executablePath() -> String {
+        let invoked = CommandLine.arguments.first ?? "xn"
+        if invoked.contains("/") { return invoked }
+        for folder in (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":") {
+            let candidate = "\(folder)/\(invoked)"
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        return invoked
     }
 
     /// The hub's own slots: an in-process worker that runs jobs as the hub's user (or `--user`).
