@@ -334,6 +334,13 @@ def main():
         driver.set_window_size(1280, 900)
         type_into_terminal(driver, "for i in 1 2 3; do echo count-$i; done\n")
         wait_for(driver, "count-3", lambda d: re.search(r"^count-3 *$", terminal_text(d) or "", re.M))
+        type_into_terminal(driver, "sleep 300; echo slept\n")
+        wait_for(driver, "the sleep to start", lambda d: "sleep 300" in (terminal_text(d) or ""))
+        before_interrupt = len(re.findall(r"[#$] *$", terminal_text(driver), re.M))
+        type_into_terminal(driver, Keys.CONTROL + "c")
+        wait_for(driver, "Ctrl-C to interrupt the sleep and give back the prompt",
+                 lambda d: "^C" in terminal_text(d) and len(re.findall(r"[#$] *$", terminal_text(d), re.M)) > before_interrupt)
+        check("slept" not in terminal_text(driver).replace("echo slept", ""), "the interrupted command did not go on")
         if shots:
             type_into_terminal(driver, "printf '\\e[1;32mxn\\e[0m in the browser: '; uname -s; ls --color=always /usr\n")
             wait_for(driver, "ls output", lambda d: "in the browser:" in (terminal_text(d) or ""))
@@ -357,6 +364,37 @@ def main():
         check(len(re.findall(r"^count-\d *$", buffer, re.M)) == 3, "nothing was lost or repeated")
         status, stdout = call(hub, "GET", f"/v1/jobs/{term_job}/stdout", admin)
         check(b"after-42-restart" in stdout, "the job itself received the typing")
+
+        print("== workers, tokens, a recorded attach session, cancel")
+        driver.get(hub.url + "/ui/#/workers")
+        wait_for(driver, "the worker's row", lambda d: d.find_elements(By.CSS_SELECTOR, "tr[data-worker='web-worker']"))
+        row = driver.find_element(By.CSS_SELECTOR, "tr[data-worker='web-worker']").text
+        check(" / 4" in row, "the workers page shows slots in use out of 4", row)
+        driver.get(hub.url + "/ui/#/tokens")
+        name = wait_for(driver, "the token form", lambda d: d.find_elements(By.ID, "token-name"))[0]
+        name.send_keys("made-in-browser")
+        driver.find_element(By.CSS_SELECTOR, "#token-form button").click()
+        secret = wait_for(driver, "the new token's secret, shown once",
+                          lambda d: re.search(r"xn_[A-Za-z0-9_-]{43}", text_of(d, "#created-token")))
+        check(call(hub, "GET", "/v1/jobs", secret.group(0))[0] == 200, "the token made in the browser works")
+        wait_for(driver, "its row", lambda d: d.find_elements(By.CSS_SELECTOR, "tr[data-token='made-in-browser'] button"))
+        driver.find_element(By.CSS_SELECTOR, "tr[data-token='made-in-browser'] button").click()
+        WebDriverWait(driver, WAIT).until(lambda d: d.switch_to.alert).accept()
+        wait_for(driver, "the revoked token's row", lambda d: not d.find_elements(
+            By.CSS_SELECTOR, "tr[data-token='made-in-browser'] button"))
+        check(call(hub, "GET", "/v1/jobs", secret.group(0))[0] == 401, "the token revoked in the browser is refused")
+        driver.get(f"{hub.url}/ui/#/jobs/{term_job}")
+        link = wait_for(driver, "the recorded attach sessions", lambda d: d.find_elements(By.CSS_SELECTOR, "#transcripts a"))
+        link[0].click()
+        wait_for(driver, "the replay to finish", lambda d: text_of(d, "#replay-status").startswith("done"))
+        check(re.search(r"^42 *$", terminal_text(driver), re.M), "the replay shows what the session saw")
+        status, sleeper = call(hub, "POST", "/v1/jobs", admin, {"command": "sleep", "args": ["300"]})
+        driver.get(f"{hub.url}/ui/#/jobs/{sleeper['id']}")
+        wait_for(driver, "the job to run", lambda d: d.execute_script(
+            "const s = document.querySelector('#facts [data-state]'); return s && s.getAttribute('data-state')") == "running")
+        driver.find_element(By.ID, "cancel").click()
+        wait_for(driver, "the job page to say canceled", lambda d: d.execute_script(
+            "const s = document.querySelector('#facts [data-state]'); return s && s.getAttribute('data-state')") == "canceled")
 
         print("== line mode (no xterm.js)")
         driver.get(f"{hub.url}/ui/#/jobs/{term_job}/terminal?mode=line")

@@ -27,7 +27,7 @@ for _ in $(seq 100); do
     kill -0 "$hub_pid" 2>/dev/null || { cat "$work/hub.err" >&2; exit 1; }
     sleep 0.1
 done
-url=$(grep -o 'http://127.0.0.1:[0-9]*' "$work/hub.out")
+url=$(grep -o 'http://127.0.0.1:[0-9]*' "$work/hub.out" | head -n 1)
 # Methods an operation does not declare get http-runner's 501 (`unexpected-methods` off).
 printf '[phases.coverage]\nunexpected-methods = []\n' >"$work/schemathesis.toml"
 

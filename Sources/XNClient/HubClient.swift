@@ -58,13 +58,19 @@ public struct HubClient: Sendable {
     }
 
     public func list(
-        states: [JobState] = [], limit: Int? = nil, before: String? = nil
+        states: [JobState] = [], limit: Int? = nil, before: String? = nil, owner: String? = nil,
+        labels: [String: String] = [:], text: String? = nil
     ) async throws(ClientError) -> JobPage {
         let parameters = [
             "state": states.isEmpty ? nil : states.map(\.rawValue).joined(separator: ","),
-            "limit": limit.map(String.init), "before": before,
+            "limit": limit.map(String.init), "before": before, "owner": owner, "q": text,
         ]
-        return try await call(.GET, "/v1/jobs" + query(parameters))
+        var path = "/v1/jobs" + query(parameters)
+        // `label` repeats, one KEY=VALUE each.
+        for (key, value) in labels.sorted(by: { $0.key < $1.key }) {
+            path += (path.contains("?") ? "&" : "?") + "label=" + escape("\(key)=\(value)")
+        }
+        return try await call(.GET, path)
     }
 
     public func workers() async throws(ClientError) -> WorkerList {

@@ -19,6 +19,7 @@ enum WrkBench {
             try script(ids: folder + "/ids", prefix: prefix).write(
                 toFile: folder + "/" + name, atomically: true, encoding: .utf8)
         }
+        try pagesScript(jobs: jobs).write(toFile: folder + "/pages.lua", atomically: true, encoding: .utf8)
 
         let hub = Process()
         hub.executableURL = URL(fileURLWithPath: StartupBench.xn)
@@ -37,6 +38,9 @@ enum WrkBench {
         let commands = [
             "GET /v1/jobs/ID": "wrk -t2 -c16 -d\(seconds)s -s \(folder)/v1.lua \(url)",
             "GET /ID": "wrk -t2 -c16 -d\(seconds)s -s \(folder)/compat.lua \(url)",
+            "GET /v1/jobs?limit=50 (the newest page)": "wrk -t2 -c16 -d\(seconds)s \(url)/v1/jobs?limit=50",
+            "GET /v1/jobs?limit=50&before=SEQ (a random older page)":
+                "wrk -t2 -c16 -d\(seconds)s -s \(folder)/pages.lua \(url)",
         ]
         print("hub \(url) (pid \(hub.processIdentifier)), RSS after start: \(memory(of: hub.processIdentifier).rss)")
         for (label, command) in commands.sorted(by: { $0.key > $1.key }) {
@@ -52,6 +56,15 @@ enum WrkBench {
                 print("  " + String(line).trimmingCharacters(in: .whitespaces))
             }
         }
+        // Filters that match nothing read every job: the slowest answer a search can give.
+        for query in ["state=running", "owner=nobody-has-this", "label=gpu%3D1", "q=no-such-text", "q=echo"] {
+            let path = "/v1/jobs?limit=50&" + query
+            let times = try (0..<3).map { _ in
+                Double(try capture("/usr/bin/curl", ["-s", "-o", "/dev/null", "-w", "%{time_total}", url + path]))
+                    ?? .nan
+            }.sorted()
+            print("GET \(path) among \(jobs): \(String(format: "%.0f", times[1] * 1000)) ms (median of 3, curl)")
+        }
         let used = memory(of: hub.processIdentifier)
         print("hub memory after the load: RSS \(used.rss), peak RSS \(used.peak)")
     }
@@ -65,6 +78,16 @@ enum WrkBench {
         function setup(thread) threads = threads + 1; thread:set("seed", threads) end
         function init(args) math.randomseed(os.time() * 100 + seed) end
         function request() return wrk.format("GET", "\(prefix)" .. ids[math.random(#ids)]) end
+        """
+    }
+
+    /// A wrk script paging back from a random job: `before` is a `seq`, 1 to `jobs` here.
+    static func pagesScript(jobs: Int) -> String {
+        """
+        local threads = 0
+        function setup(thread) threads = threads + 1; thread:set("seed", threads) end
+        function init(args) math.randomseed(os.time() * 100 + seed) end
+        function request() return wrk.format("GET", "/v1/jobs?limit=50&before=" .. math.random(2, \(max(2, jobs)))) end
         """
     }
 

@@ -86,6 +86,25 @@ struct CLITests {
         }
     }
 
+    @Test func listFindsJobsByLabelAndText() async throws {
+        try await withHub { hub in
+            let gpu = try await hub.submit(#"{"command":"echo","args":["frame 7"],"labels":{"gpu":"1","zone":"eu"}}"#)
+            let other = try await hub.submit(#"{"command":"echo","args":["nightly backup"],"labels":{"zone":"eu"}}"#)
+            func ids(_ arguments: [String]) async throws -> [String] {
+                let result = try await runXN(["list", "--json"] + arguments, hub: hub.url)
+                #expect(result.status == 0, "\(arguments): \(result.stderr)")
+                let jobs = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]]
+                return (jobs ?? []).compactMap { $0["id"] as? String }
+            }
+            #expect(try await ids(["--label", "zone=eu", "--label", "gpu=1"]) == [gpu])
+            #expect(try await ids(["--label", "zone=eu"]) == [other, gpu])
+            #expect(try await ids(["--text", "nightly"]) == [other])
+            #expect(try await ids(["--owner", "nobody-has-this-name"]).isEmpty)
+            let bad = try await runXN(["list", "--label", "zone"], hub: hub.url)
+            #expect(bad.status == 64 && bad.stderr.contains("expected key=value"))
+        }
+    }
+
     @Test func ctrlCOnRunCancelsTheJob() async throws {
         try await withHub { hub in
             let child = try ChildProcess(Binaries.xn, ["run", "--", "sleep", "30"], environment: ["XN_HUB": hub.url])

@@ -13,6 +13,15 @@ struct List: AsyncParsableCommand {
     @Option(help: "How many jobs to show.")
     var limit = 50
 
+    @Option(help: "Only jobs submitted with the token of this name.")
+    var owner: String?
+
+    @Option(help: ArgumentHelp("Only jobs with this label (repeat for several).", valueName: "key=value"))
+    var label: [String] = []
+
+    @Option(help: "Only jobs whose id, command, arguments or owner contain this text.")
+    var text: String?
+
     @Flag(help: "Print JSON for scripts.")
     var json = false
 
@@ -28,11 +37,31 @@ struct List: AsyncParsableCommand {
             states.append(parsed)
         }
         guard (1...1000).contains(limit) else { throw ValidationError("--limit must be from 1 to 1000") }
-        try await Self.show(client: client, states: states, limit: limit, json: json)
+        var labels: [String: String] = [:]
+        for pair in label {
+            guard let equals = pair.firstIndex(of: "="), equals != pair.startIndex else {
+                throw ValidationError("--label \(pair): expected key=value")
+            }
+            labels[String(pair[..<equals])] = String(pair[pair.index(after: equals)...])
+        }
+        let filter = Filter(owner: owner, labels: labels, text: text)
+        try await Self.show(client: client, states: states, limit: limit, filter: filter, json: json)
     }
 
-    static func show(client: ClientOptions, states: [JobState], limit: Int, json: Bool) async throws {
-        let page = try await reportingErrors { try await client.makeClient().list(states: states, limit: limit) }
+    /// What `--owner`, `--label` and `--text` ask for.
+    struct Filter {
+        var owner: String?
+        var labels: [String: String] = [:]
+        var text: String?
+    }
+
+    static func show(
+        client: ClientOptions, states: [JobState], limit: Int, filter: Filter = Filter(), json: Bool
+    ) async throws {
+        let page = try await reportingErrors {
+            try await client.makeClient().list(
+                states: states, limit: limit, owner: filter.owner, labels: filter.labels, text: filter.text)
+        }
         if json {
             printJSON(page.jobs)
             return

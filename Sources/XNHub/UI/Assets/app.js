@@ -174,6 +174,8 @@ function followEvents() {
   source.addEventListener("error", () => {
     if (source.readyState === EventSource.CLOSED) setTimeout(() => { if (app.session) checkSession(); }, 2000);
   });
+  // Changes before the stream opened (the page's first load races it) or while it was down are
+  // not sent: the page shown loads again whenever it opens.
   source.addEventListener("open", () => { if (app.view && app.view.onReconnect) app.view.onReconnect(); });
   app.events = source;
 }
@@ -597,6 +599,12 @@ function jobView(id) {
   })();
   return {
     onJob(changed) { if (changed.id === id && job) render(Object.assign({}, job, changed)); },
+    async onReconnect() {
+      try {
+        const current = await api("GET", `/v1/jobs/${id}`);
+        if (!stopped && job) render(current);
+      } catch (error) { /* shown by the next change */ }
+    },
     stop() { stopped = true; if (session) session.stop(); },
   };
 }
