@@ -451,14 +451,20 @@ function attach(id, { readOnly, offsets, onOutput, onExit, onError, onStatus }) 
   let retry = 500;
   let timer = null;
   let onOpen = null;
+  let connectedOnce = false;
   function connect() {
     const query = new URLSearchParams({ stdout: String(next[1]), stderr: String(next[2]) });
     if (readOnly) query.set("mode", "read-only");
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     socket = new WebSocket(`${scheme}//${location.host}/v1/jobs/${id}/attach?${query}`);
     socket.binaryType = "arraybuffer";
-    onStatus && onStatus(next[1] || next[2] ? "reconnecting…" : "connecting…");
-    socket.addEventListener("open", () => { retry = 500; onStatus && onStatus("attached"); onOpen && onOpen(); });
+    onStatus && onStatus(connectedOnce ? "reconnecting…" : "connecting…");
+    socket.addEventListener("open", () => {
+      retry = 500;
+      connectedOnce = true;
+      onStatus && onStatus("attached");
+      onOpen && onOpen();
+    });
     socket.addEventListener("message", (event) => {
       if (typeof event.data === "string") {
         const notice = JSON.parse(event.data);
