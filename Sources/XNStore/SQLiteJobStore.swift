@@ -185,46 +185,6 @@ public final class SQLiteJobStore: JobStore {
         }
     }
 
-    public func list(_ filter: JobFilter, before: Int64?, limit: Int) async throws -> [JobRecord] {
-        var clauses: [String] = []
-        var arguments: StatementArguments = []
-        if let states = filter.states, !states.isEmpty {
-            clauses.append("state IN (\(states.map { _ in "?" }.joined(separator: ",")))")
-            for state in states { arguments += [state.rawValue] }
-        }
-        if let owner = filter.owner {
-            clauses.append("owner = ?")
-            arguments += [owner]
-        }
-        // The spec is JSON stored as a blob: read as text for the JSON functions and the search.
-        for (key, value) in filter.labels.sorted(by: { $0.key < $1.key }) {
-            // json_each rather than a JSON path: a label's name may hold any character.
-            clauses.append(
-                "EXISTS (SELECT 1 FROM json_each(CAST(jobs.spec AS TEXT), '$.labels') WHERE key = ? AND value = ?)")
-            arguments += [key, value]
-        }
-        if let text = filter.text, !text.isEmpty {
-            clauses.append(
-                """
-                (instr(id, ?) > 0 OR instr(json_extract(CAST(spec AS TEXT), '$.command'), ?) > 0
-                 OR instr(COALESCE(json_extract(CAST(spec AS TEXT), '$.args'), ''), ?) > 0
-                 OR instr(COALESCE(owner, ''), ?) > 0)
-                """)
-            arguments += [text, text, text, text]
-        }
-        if let before {
-            clauses.append("seq < ?")
-            arguments += [before]
-        }
-        let whereClause = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
-        arguments += [limit]
-        let sql = "SELECT \(Self.columns) FROM jobs \(whereClause) ORDER BY seq DESC LIMIT ?"
-        let bound = arguments
-        return try await db.read { db in
-            try Row.fetchAll(db, sql: sql, arguments: bound).map(Self.record)
-        }
-    }
-
     public func queued(limit: Int) async throws -> [QueuedJob] {
         try await db.read { db in
             try Row.fetchAll(

@@ -88,8 +88,15 @@ extension Scheduler {
     /// Tells live job lists of a change the store reported without the record: read only when
     /// someone watches, so the path that starts jobs pays nothing otherwise.
     private func publishChange(of id: JobID) async {
-        guard feed.isWatched, let job = try? await store.job(id) else { return }
-        feed.publish(job)
+        guard feed.isWatched else { return }
+        do {
+            if let job = try await store.job(id) { feed.publish(job) }
+        } catch {
+            // The change is stored; only the live lists miss it, and they reload when they reconnect.
+            logger.warning(
+                "cannot read job \(id) to show its change on live job lists: \(error)",
+                metadata: ["job": .string(id.rawValue)])
+        }
     }
 
     /// Appends output, trying again a few times: a write at an offset can be repeated.
