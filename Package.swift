@@ -122,7 +122,10 @@ let package = Package(
         .testTarget(
             name: "XNProtocolTests", dependencies: ["XNProtocol"], exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(name: "XNExecTests", dependencies: ["XNExec", "XNProtocol"], swiftSettings: strict),
-        .testTarget(name: "XNStoreTests", dependencies: ["XNStore", "XNProtocol"], swiftSettings: strict),
+        .testTarget(
+            name: "XNStoreTests",
+            dependencies: ["XNStore", "XNProtocol", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strict),
         .testTarget(
             name: "XNHubTests",
             dependencies: [

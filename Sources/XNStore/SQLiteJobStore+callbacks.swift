@@ -4,7 +4,7 @@ public import XNProtocol
 /// Callback deliveries: kept with their job from submission until delivered or given up.
 extension SQLiteJobStore {
     public func recordCallback(_ id: JobID, _ delivery: CallbackDelivery, status: String?) async throws {
-        try await db.write { db in
+        try await commits.write { db in
             try db.cachedStatement(
                 sql: """
                     UPDATE jobs SET callback_status = ?, callback_state = ?, callback_attempts = ?, callback_result = ?,

@@ -5,6 +5,8 @@ public import XNProtocol
 /// The default store: SQLite in WAL mode through GRDB, one file under the data folder.
 public final class SQLiteJobStore: JobStore {
     let db: any DatabaseWriter
+    /// Every write of jobs and their output goes through it, sharing transactions under load.
+    let commits: GroupCommit
 
     /// Opens (creating and migrating as needed) `path`; `nil` gives a private in-memory database.
     public init(path: String?) throws {
@@ -20,6 +22,7 @@ public final class SQLiteJobStore: JobStore {
             db = try DatabaseQueue(configuration: config)
         }
         try Self.migrator.migrate(db)
+        commits = GroupCommit(db)
     }
 
     /// The database holds every job's output and the attach transcripts: only its owner may
@@ -134,7 +137,7 @@ public final class SQLiteJobStore: JobStore {
     public func insert(_ job: JobRecord) async throws -> JobRecord {
         guard job.state.isInitial else { throw StoreError("a new job cannot be stored as \(job.state.rawValue)") }
         let spec = try JSONEncoder().encode(job.spec)
-        return try await db.write { db in
+        return try await commits.write { db in
             try db.cachedStatement(
                 sql: """
                     INSERT INTO jobs (id, spec, state, created_at, started_at, worker, attempts, attempt_token, owner,
@@ -157,7 +160,7 @@ public final class SQLiteJobStore: JobStore {
     public func insertBatch(_ jobs: [JobRecord]) async throws -> [JobRecord] {
         let encoder = JSONEncoder()
         let specs = try jobs.map { try encoder.encode($0.spec) }
-        return try await db.write { db in
+        return try await commits.write { db in
             let statement = try db.makeStatement(
                 sql: """
                     INSERT INTO jobs (id, spec, state, created_at, started_at, finished_at, exit_code, signal, err, worker)
@@ -223,7 +226,7 @@ public final class SQLiteJobStore: JobStore {
         guard JobState.queued.canMove(to: state), !state.isTerminal else {
             throw StoreError("a claim moves a job to assigned or running, not \(state.rawValue)")
         }
-        return try await db.write { db in
+        let row = try await commits.write { db -> [String: DatabaseValue]? in
             try db.cachedStatement(
                 sql: """
                     UPDATE jobs SET state = ?, started_at = ?, worker = ?, attempts = attempts + 1, attempt_token = ?
@@ -231,12 +234,13 @@ public final class SQLiteJobStore: JobStore {
                     """
             ).execute(arguments: [state.rawValue, time, worker, token.description, id.rawValue])
             guard db.changesCount == 1 else { return nil }
-            return try Self.fetch(id, in: db)
+            return try Self.fetchRow(id, in: db)
         }
+        return try row.map { try Self.record(Row($0)) }
     }
 
     public func markStarted(_ id: JobID, token: AttemptToken) async throws -> Bool {
-        try await db.write { db in
+        try await commits.write { db in
             try db.cachedStatement(
                 sql: "UPDATE jobs SET state = 'running' WHERE id = ? AND attempt_token = ? AND state = 'assigned'"
             ).execute(arguments: [id.rawValue, token.description])
@@ -245,7 +249,7 @@ public final class SQLiteJobStore: JobStore {
     }
 
     public func requeue(_ id: JobID, token: AttemptToken, reason: String) async throws -> Bool {
-        try await db.write { db in
+        try await commits.write { db in
             try db.cachedStatement(
                 sql: """
                     UPDATE jobs SET state = 'queued', err = ?, worker = NULL, started_at = NULL, attempt_token = NULL,
@@ -272,7 +276,7 @@ public final class SQLiteJobStore: JobStore {
 
     public func appendOutput(_ id: JobID, stream: OutputStreamKind, offset: Int, data: Data) async throws {
         let column = stream == .stdout ? "stdout_bytes" : "stderr_bytes"
-        try await db.write { db in
+        try await commits.write { db in
             guard
                 let seq = try Int64.fetchOne(
                     db.cachedStatement(sql: "SELECT seq FROM jobs WHERE id = ?"), arguments: [id.rawValue])
@@ -289,7 +293,7 @@ public final class SQLiteJobStore: JobStore {
     public func finish(_ id: JobID, _ outcome: JobOutcome, token: AttemptToken?) async throws -> JobRecord? {
         let fence = token?.description
         let sources = Self.sqlList(outcome.state.sources)
-        return try await db.write { db in
+        let row = try await commits.write { db -> [String: DatabaseValue]? in
             try db.cachedStatement(
                 sql: """
                     UPDATE jobs SET state = ?, exit_code = ?, signal = ?, err = ?, finished_at = ?,
@@ -303,14 +307,17 @@ public final class SQLiteJobStore: JobStore {
                 outcome.usage?.cpuSystemSeconds, outcome.usage?.peakMemoryBytes, id.rawValue, fence, fence,
             ])
             guard db.changesCount == 1 else { return nil }
-            return try Self.fetch(id, in: db)
+            return try Self.fetchRow(id, in: db)
         }
+        return try row.map { try Self.record(Row($0)) }
     }
 
-    private static func fetch(_ id: JobID, in db: Database) throws -> JobRecord? {
+    /// The job's columns, read inside a write and decoded (its spec is JSON) by the caller after
+    /// the commit, off the one writer every write waits for.
+    private static func fetchRow(_ id: JobID, in db: Database) throws -> [String: DatabaseValue]? {
         try Row.fetchOne(
             db.cachedStatement(sql: "SELECT \(columns) FROM jobs WHERE id = ?"), arguments: [id.rawValue]
-        ).map(record)
+        ).map { Dictionary(uniqueKeysWithValues: zip($0.columnNames, $0.databaseValues)) }
     }
 
     /// States as a SQL list of literals (they are fixed identifiers, never user input).
@@ -342,7 +349,7 @@ public final class SQLiteJobStore: JobStore {
     }
 
     public func purgeFinished(keeping: Int) async throws -> Int {
-        try await db.write { db in
+        try await commits.write { db in
             let finished = "state NOT IN ('queued', 'assigned', 'running')"
             let total = try Int.fetchOne(db, sql: "SELECT count(*) FROM jobs WHERE \(finished)") ?? 0
             guard total > keeping else { return 0 }

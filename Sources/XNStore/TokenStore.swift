@@ -66,7 +66,7 @@ extension SQLiteJobStore: TokenStore {
     public func insertToken(_ token: TokenRecord) async throws {
         let allow = try token.allow.map { String(decoding: try JSONEncoder().encode($0), as: UTF8.self) }
         let labels = try token.labels.map { String(decoding: try JSONEncoder().encode($0), as: UTF8.self) }
-        try await db.write { db in
+        try await commits.write { db in
             if try Bool.fetchOne(db, sql: "SELECT 1 FROM tokens WHERE name = ?", arguments: [token.name]) == true {
                 throw TokenNameTaken(name: token.name)
             }
@@ -90,7 +90,7 @@ extension SQLiteJobStore: TokenStore {
     }
 
     public func revokeToken(named name: String, at time: Int64) async throws -> TokenRecord? {
-        try await db.write { db in
+        try await commits.write { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT * FROM tokens WHERE name = ?", arguments: [name]) else {
                 return nil
             }

@@ -104,7 +104,7 @@ extension SQLiteJobStore: TranscriptStore {
     public func startTranscript(
         job: JobID, token: String?, peer: String, at: Int64, rows: Int, cols: Int
     ) async throws -> Int64 {
-        try await db.write { db in
+        try await commits.write { db in
             try db.execute(
                 sql: "INSERT INTO transcripts (job, token, peer, started_at, rows, cols) VALUES (?, ?, ?, ?, ?, ?)",
                 arguments: [job.rawValue, token, peer, at, rows, cols])
@@ -114,7 +114,7 @@ extension SQLiteJobStore: TranscriptStore {
 
     public func appendTranscript(_ session: Int64, _ events: [TranscriptEvent]) async throws {
         guard !events.isEmpty else { return }
-        try await db.write { db in
+        try await commits.write { db in
             let next =
                 try Int64.fetchOne(
                     db, sql: "SELECT coalesce(max(seq), 0) FROM transcript_events WHERE session = ?",
@@ -130,7 +130,7 @@ extension SQLiteJobStore: TranscriptStore {
     }
 
     public func endTranscript(_ session: Int64, at: Int64) async throws {
-        try await db.write { db in
+        try await commits.write { db in
             try db.execute(sql: "UPDATE transcripts SET ended_at = ? WHERE session = ?", arguments: [at, session])
         }
     }

@@ -1,0 +1,122 @@
+import Dispatch
+import Foundation
+import GRDB
+import Testing
+
+@testable import XNStore
+
+/// Group commit: writes that wait share one transaction, and each write's failure stays its own.
+@Suite("GroupCommit")
+struct GroupCommitTests {
+    struct Refused: Error, Equatable {}
+
+    /// An in-memory database with a table `t(x)` and a parent/child pair whose foreign key is
+    /// checked only at commit.
+    func database() throws -> DatabaseQueue {
+        let queue = try DatabaseQueue()
+        try queue.write { db in
+            try db.execute(
+                sql: """
+                    CREATE TABLE t (x INTEGER NOT NULL);
+                    CREATE TABLE parent (id INTEGER PRIMARY KEY);
+                    CREATE TABLE child (parent INTEGER REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED);
+                    """)
+        }
+        return queue
+    }
+
+    /// Keeps GRDB's writer busy until the returned gate is opened, so writes pile up behind it.
+    func holdWriter(_ queue: DatabaseQueue) -> DispatchSemaphore {
+        let gate = DispatchSemaphore(value: 0)
+        queue.asyncWriteWithoutTransaction { _ in gate.wait() }
+        return gate
+    }
+
+    /// Waits (bounded) until `count` writes are waiting for the next transaction.
+    func waitUntilWaiting(_ commits: GroupCommit, _ count: Int) async throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while commits.waiting < count {
+            guard ContinuousClock.now < deadline else {
+                Issue.record("only \(commits.waiting) of \(count) writes ever waited")
+                throw Refused()
+            }
+            try await Task.sleep(for: .milliseconds(1))
+        }
+    }
+
+    func values(_ queue: DatabaseQueue) throws -> [Int] {
+        try queue.read { db in try Int.fetchAll(db, sql: "SELECT x FROM t ORDER BY x") }
+    }
+
+    @Test("fifty writes that wait behind a busy writer are committed in one transaction")
+    func burstSharesOneTransaction() async throws {
+        let queue = try database()
+        let commits = GroupCommit(queue)
+        let gate = holdWriter(queue)
+        try await withThrowingTaskGroup(of: (Int, Int64).self) { group in
+            for x in 1...50 {
+                group.addTask {
+                    let rowID = try await commits.write { db in
+                        try db.execute(sql: "INSERT INTO t (x) VALUES (?)", arguments: [x])
+                        return db.lastInsertedRowID
+                    }
+                    return (x, rowID)
+                }
+            }
+            try await waitUntilWaiting(commits, 50)
+            gate.signal()
+            var rowIDs = Set<Int64>()
+            for try await (_, rowID) in group { rowIDs.insert(rowID) }
+            #expect(rowIDs.count == 50)
+        }
+        #expect(commits.transactions == 1)
+        #expect(try values(queue) == Array(1...50))
+        // A lone write afterwards is its own transaction, committed at once.
+        try await commits.write { db in try db.execute(sql: "INSERT INTO t (x) VALUES (51)") }
+        #expect(commits.transactions == 2)
+        #expect(try values(queue).last == 51)
+    }
+
+    @Test("a write that throws is undone alone and its caller gets its error; the rest of its batch commits")
+    func failingWriteRollsBackAlone() async throws {
+        let queue = try database()
+        let commits = GroupCommit(queue)
+        let gate = holdWriter(queue)
+        let first = Task { try await commits.write { db in try db.execute(sql: "INSERT INTO t (x) VALUES (1)") } }
+        try await waitUntilWaiting(commits, 1)
+        let second = Task {
+            try await commits.write { db in
+                try db.execute(sql: "INSERT INTO t (x) VALUES (2)")
+                throw Refused()
+            }
+        }
+        try await waitUntilWaiting(commits, 2)
+        let third = Task { try await commits.write { db in try db.execute(sql: "INSERT INTO t (x) VALUES (3)") } }
+        try await waitUntilWaiting(commits, 3)
+        gate.signal()
+        try await first.value
+        await #expect(throws: Refused.self) { try await second.value }
+        try await third.value
+        #expect(commits.transactions == 1)
+        #expect(try values(queue) == [1, 3])
+    }
+
+    @Test("a transaction that cannot commit fails every write in it, stores none, and the next write commits")
+    func failedCommitFailsTheBatch() async throws {
+        let queue = try database()
+        let commits = GroupCommit(queue)
+        let gate = holdWriter(queue)
+        let good = Task { try await commits.write { db in try db.execute(sql: "INSERT INTO t (x) VALUES (1)") } }
+        try await waitUntilWaiting(commits, 1)
+        let orphan = Task {
+            try await commits.write { db in try db.execute(sql: "INSERT INTO child (parent) VALUES (7)") }
+        }
+        try await waitUntilWaiting(commits, 2)
+        gate.signal()
+        await #expect(throws: DatabaseError.self) { try await good.value }
+        await #expect(throws: DatabaseError.self) { try await orphan.value }
+        #expect(try values(queue) == [])
+        try await commits.write { db in try db.execute(sql: "INSERT INTO t (x) VALUES (2)") }
+        #expect(try values(queue) == [2])
+    }
+}
