@@ -11,6 +11,10 @@ public struct CompatJob: Sendable, Codable, Equatable {
     public var err: String?
     public var callback: String?
 
+    /// Bytes of each stream this shape carries, at most: what a hub kept by default before
+    /// output moved to files. It is built whole in memory; the raw output endpoints give the rest.
+    public static let inlineOutputBytes = 16 << 20
+
     public init(_ record: JobRecord, stdout: [UInt8], stderr: [UInt8]) {
         id = record.id.rawValue
         command = record.spec.command

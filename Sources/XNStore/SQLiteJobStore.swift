@@ -7,6 +7,8 @@ public final class SQLiteJobStore: JobStore {
     let db: any DatabaseWriter
     /// Every write of jobs and their output goes through it, sharing transactions under load.
     let commits: GroupCommit
+    /// Where output lives: beside the database in `output/`, or a private temporary folder.
+    let outputFiles: OutputFiles
 
     /// Opens (creating and migrating as needed) `path`; `nil` gives a private in-memory database.
     public init(path: String?) throws {
@@ -18,11 +20,17 @@ public final class SQLiteJobStore: JobStore {
         if let path {
             try Self.restrictToOwner(path)
             db = try DatabasePool(path: path, configuration: config)
+            let folder = (path as NSString).deletingLastPathComponent
+            outputFiles = try OutputFiles(folder: folder.isEmpty ? "output" : folder + "/output")
         } else {
             db = try DatabaseQueue(configuration: config)
+            outputFiles = try OutputFiles()
         }
-        try Self.migrator.migrate(db)
+        var migrator = Self.migrator
+        Self.migrateOutputToFiles(&migrator, files: outputFiles)
+        try migrator.migrate(db)
         commits = GroupCommit(db)
+        try trimUnrecordedOutput()
     }
 
     /// The database holds every job's output and the attach transcripts: only its owner may
@@ -249,7 +257,7 @@ public final class SQLiteJobStore: JobStore {
     }
 
     public func requeue(_ id: JobID, token: AttemptToken, reason: String) async throws -> Bool {
-        try await commits.write { db in
+        let requeued = try await commits.write { db in
             try db.cachedStatement(
                 sql: """
                     UPDATE jobs SET state = 'queued', err = ?, worker = NULL, started_at = NULL, attempt_token = NULL,
@@ -257,13 +265,11 @@ public final class SQLiteJobStore: JobStore {
                     WHERE id = ? AND attempt_token = ? AND state IN (\(Self.sqlList(JobState.queued.sources)))
                     """
             ).execute(arguments: [reason, id.rawValue, token.description])
-            guard db.changesCount == 1 else { return false }
-            // The next attempt writes its output from the start.
-            try db.cachedStatement(
-                sql: "DELETE FROM output WHERE job_seq = (SELECT seq FROM jobs WHERE id = ?)"
-            ).execute(arguments: [id.rawValue])
-            return true
+            return db.changesCount == 1
         }
+        // The next attempt writes its output from the start.
+        if requeued { outputFiles.remove(id) }
+        return requeued
     }
 
     public func activeJobs() async throws -> [JobRecord] {
@@ -271,22 +277,6 @@ public final class SQLiteJobStore: JobStore {
             try Row.fetchAll(
                 db, sql: "SELECT \(Self.columns) FROM jobs WHERE state IN ('assigned', 'running') ORDER BY seq"
             ).map(Self.record)
-        }
-    }
-
-    public func appendOutput(_ id: JobID, stream: OutputStreamKind, offset: Int, data: Data) async throws {
-        let column = stream == .stdout ? "stdout_bytes" : "stderr_bytes"
-        try await commits.write { db in
-            guard
-                let seq = try Int64.fetchOne(
-                    db.cachedStatement(sql: "SELECT seq FROM jobs WHERE id = ?"), arguments: [id.rawValue])
-            else { return }
-            try db.execute(
-                sql: "INSERT OR REPLACE INTO output (job_seq, stream, offset, data) VALUES (?, ?, ?, ?)",
-                arguments: [seq, stream.rawValue, offset, data])
-            try db.execute(
-                sql: "UPDATE jobs SET \(column) = max(\(column), ?) WHERE seq = ?",
-                arguments: [offset + data.count, seq])
         }
     }
 
@@ -325,43 +315,22 @@ public final class SQLiteJobStore: JobStore {
         states.isEmpty ? "NULL" : states.map { "'\($0.rawValue)'" }.joined(separator: ", ")
     }
 
-    public func output(_ id: JobID, stream: OutputStreamKind, from offset: Int, limit: Int) async throws -> [UInt8] {
-        let limit = min(max(0, limit), Int.max - offset)
-        return try await db.read { db in
-            let rows = try Row.fetchCursor(
-                db,
-                sql: """
-                    SELECT o.offset, o.data FROM output o JOIN jobs j ON j.seq = o.job_seq
-                    WHERE j.id = ? AND o.stream = ? AND o.offset + length(o.data) > ? AND o.offset < ?
-                    ORDER BY o.offset
-                    """,
-                arguments: [id.rawValue, stream.rawValue, offset, offset + limit])
-            var bytes: [UInt8] = []
-            while let row = try rows.next() {
-                let start: Int = row[0]
-                let data: Data = row[1]
-                let from = max(0, offset - start)
-                let to = min(data.count, offset + limit - start)
-                if from < to { bytes.append(contentsOf: data[data.startIndex + from..<data.startIndex + to]) }
-            }
-            return bytes
-        }
-    }
-
     public func purgeFinished(keeping: Int) async throws -> Int {
-        try await commits.write { db in
+        let purged = try await commits.write { db -> [String] in
             let finished = "state NOT IN ('queued', 'assigned', 'running')"
             let total = try Int.fetchOne(db, sql: "SELECT count(*) FROM jobs WHERE \(finished)") ?? 0
-            guard total > keeping else { return 0 }
-            let victims = try Int64.fetchAll(
-                db.cachedStatement(sql: "SELECT seq FROM jobs WHERE \(finished) ORDER BY seq LIMIT ?"),
+            guard total > keeping else { return [] }
+            let victims = try String.fetchAll(
+                db.cachedStatement(sql: "SELECT id FROM jobs WHERE \(finished) ORDER BY seq LIMIT ?"),
                 arguments: [total - keeping])
-            for seq in victims {
-                try db.cachedStatement(sql: "DELETE FROM output WHERE job_seq = ?").execute(arguments: [seq])
-                try db.cachedStatement(sql: "DELETE FROM jobs WHERE seq = ?").execute(arguments: [seq])
+            for id in victims {
+                try db.cachedStatement(sql: "DELETE FROM jobs WHERE id = ?").execute(arguments: [id])
             }
-            return victims.count
+            return victims
         }
+        // After the commit: a crash in between leaves files of no job, never a job without its files.
+        for id in purged.compactMap(JobID.init) { outputFiles.remove(id) }
+        return purged.count
     }
 
     public func count(state: JobState?) async throws -> Int {

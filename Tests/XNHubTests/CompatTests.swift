@@ -225,6 +225,21 @@ struct CompatTests {
         }
     }
 
+    @Test func theJSONCarriesTheFirst16MiBOfALargeOutputAndTheRawEndpointAllOfIt() async throws {
+        try await withHub { hub in
+            let created = try await hub.post(
+                "/", #"{"command":"sh","args":["-c","head -c 17000000 /dev/zero | tr '\\0' a"]}"#)
+            let id = try #require(try created.object()["id"] as? String)
+            let v1 = try await hub.ended(id)
+            #expect(v1["state"] as? String == "succeeded" && v1["stdout_bytes"] as? Int == 17_000_000, "\(v1)")
+            let compat = try await hub.get("/\(id)").object()
+            let stdout = try #require(compat["stdout"] as? String)
+            #expect(stdout.utf8.count == 16 << 20 && stdout.utf8.allSatisfy { $0 == UInt8(ascii: "a") })
+            let raw = try await hub.get("/v1/jobs/\(id)/stdout")
+            #expect(raw.status == 200 && raw.body.count == 17_000_000)
+        }
+    }
+
     @Test func purgeKeepsTheNewestFinishedJobsAndNeverQueuedOrRunning() async throws {
         try await withHub({
             $0.maxFinishedJobs = 2; $0.slots = 1

@@ -29,11 +29,15 @@ struct DataFolderTests {
         let ran = try await runXN(["run", "-i", "--", "sh", "-c", "read line; echo got $line"], hub: url, stdin: "x\n")
         #expect(ran.stdout.contains("got x"), "\(ran.stderr)")
         #expect(Self.mode(data) == 0o700)
-        let files = try FileManager.default.contentsOfDirectory(atPath: data).sorted()
+        let files = try FileManager.default.subpathsOfDirectory(atPath: data).sorted()
         #expect(files.contains("xn.sqlite") && files.contains("xn.sqlite-wal"), "\(files)")
+        // The job's output: output/<first two characters of its id>/<id>.stdout.
+        #expect(files.contains { $0.hasPrefix("output/") && $0.hasSuffix(".stdout") }, "\(files)")
         for file in files {
-            #expect(
-                Self.mode(data + "/" + file) == 0o600, "\(file) is \(String(Self.mode(data + "/" + file), radix: 8))")
+            var isFolder: ObjCBool = false
+            _ = FileManager.default.fileExists(atPath: data + "/" + file, isDirectory: &isFolder)
+            let mode = Self.mode(data + "/" + file)
+            #expect(mode == (isFolder.boolValue ? 0o700 : 0o600), "\(file) is \(String(mode, radix: 8))")
         }
     }
 

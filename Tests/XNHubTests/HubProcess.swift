@@ -71,13 +71,15 @@ final class HubProcess: Sendable {
 
     /// `asRoot`: jobs run as root when the tests do (most tests write to folders only root may use);
     /// false leaves the hub's default (nobody, when started as root).
+    /// `launcher`: a command line the hub is started through (it ends by running its arguments).
     static func start(
-        data: String, _ extra: [String] = [], asRoot: Bool = true, environment: [String: String] = [:]
+        data: String, _ extra: [String] = [], asRoot: Bool = true, environment: [String: String] = [:],
+        launcher: [String] = []
     ) async throws -> HubProcess {
         let user = asRoot && geteuid() == 0 ? ["--allow-root"] : []
-        let child = try ChildProcess(
-            Binaries.xn, ["hub", "-p", "0", "--data", data, "--log-level", "warning"] + user + extra,
-            environment: environment)
+        let command =
+            launcher + [Binaries.xn, "hub", "-p", "0", "--data", data, "--log-level", "warning"] + user + extra
+        let child = try ChildProcess(command[0], Array(command.dropFirst()), environment: environment)
         let url = try await eventually("hub banner", timeout: .seconds(20)) { () -> String? in
             if !child.process.isRunning {
                 throw TestFailure("hub exited: \(child.stderrText)")

@@ -64,7 +64,7 @@ final class CallbackSender: Sendable {
         else { return }
         let body: [UInt8]
         do {
-            let (stdout, stderr) = try await store.fullOutput(of: current)
+            let (stdout, stderr) = try await store.fullOutput(of: current, limit: CompatJob.inlineOutputBytes)
             body = CompatJob(current, stdout: stdout, stderr: stderr).json()
         } catch {
             delivery.state = .failed

@@ -55,7 +55,7 @@ struct CompatController: Sendable {
         guard let job = try await store.job(id) else {
             return Responses.json(.notFound, ["message": "Not Found"])
         }
-        let (stdout, stderr) = try await store.fullOutput(of: job)
+        let (stdout, stderr) = try await store.fullOutput(of: job, limit: CompatJob.inlineOutputBytes)
         return Responses.compat(.ok, CompatJob(job, stdout: stdout, stderr: stderr))
     }
 }

@@ -28,7 +28,7 @@ struct SchedulerMachine {
         /// Queued jobs held in memory for placement.
         var windowSize = 1024
         /// Bytes kept per output stream of a job, at most (`--max-output`).
-        var maxOutputBytes = 16 << 20
+        var maxOutputBytes = HubConfiguration.defaultMaxOutputBytes
     }
 
     enum Phase {

@@ -16,7 +16,10 @@ public struct HubConfiguration: Sendable {
     /// Finished jobs kept (http-runner's `-n`); nil keeps all. Queued and running jobs are never purged.
     public var maxFinishedJobs: Int?
     /// Bytes kept per output stream of a job; the rest is counted and flagged as truncated.
-    public var maxOutputBytes = 16 << 20
+    public var maxOutputBytes = Self.defaultMaxOutputBytes
+    /// 1 GiB: output lives in files and is read back a piece at a time, so a large cap costs disk
+    /// only, never the hub's memory (the JSON views carry at most `CompatJob.inlineOutputBytes`).
+    public static let defaultMaxOutputBytes = 1 << 30
     /// Seconds a job may run: jobs without a timeout get it, jobs asking for more are refused. nil: no limit.
     public var maxTimeout: Double?
     /// Jobs that may wait queued at once; submissions beyond get 429. nil: no limit.

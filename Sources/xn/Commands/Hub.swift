@@ -69,7 +69,7 @@ struct Hub: AsyncParsableCommand {
     @Option(
         name: .long,
         help: "Bytes kept per output stream of a job (at most; jobs may ask for less): bytes, or with K, M, G.")
-    var maxOutput = ByteCount(bytes: 16 << 20)
+    var maxOutput = ByteCount(bytes: HubConfiguration.defaultMaxOutputBytes)
 
     @Option(help: "Seconds a job may run: jobs without a timeout get it, jobs asking for more are refused.")
     var maxTimeout: Double?

@@ -43,8 +43,9 @@ struct Run: AsyncParsableCommand {
             printError("detached from job \(detached.id); it keeps running (xn attach \(detached.id))")
             return
         }
-        // A plain non-zero exit speaks for itself; anything else (timeout, spawn failure, signal) is explained.
-        if let err = job.err, !(job.state == .failed && job.exitCode != nil && job.signal == nil) {
+        // A plain non-zero exit speaks for itself; anything else (timeout, spawn failure, signal,
+        // output the hub could not store) is explained.
+        if let err = job.err, !(job.state == .failed && (job.exitCode ?? 0) != 0 && job.signal == nil) {
             printError("job \(job.id) \(job.state.rawValue): \(err)")
         }
         throw ExitCode(exitStatus(of: job))
@@ -74,9 +75,10 @@ func follow(_ id: String, on hub: HubClient) async throws -> JobView {
     return job
 }
 
-/// The job's exit code, or a shell-like status for jobs that did not exit on their own.
+/// The job's exit code, or a shell-like status for jobs that did not exit on their own; 1 for a
+/// job that failed although its process exited 0 (the hub could not store its output).
 func exitStatus(of job: JobView) -> Int32 {
-    if let code = job.exitCode, job.signal == nil { return code }
+    if let code = job.exitCode, job.signal == nil { return code == 0 && job.state == .failed ? 1 : code }
     switch job.state {
     case .timedOut: return 124
     case .canceled: return 130
