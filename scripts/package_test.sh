@@ -82,4 +82,6 @@ echo "hub at $url ran a job: '$out', exit $status"
 kill "$hub_pid"
 wait "$hub_pid" || fail "the hub did not stop cleanly on SIGTERM: $(cat "$work/hub.err")"
 hub_pid=""
+# The release build under the worst a hub suffers: killed twice while 1 GiB streams through a worker.
+"$(dirname "$0")/hub_kill_test.sh" "$xn"
 echo "package test passed: $(basename "$tarball")"

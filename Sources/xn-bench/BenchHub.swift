@@ -18,8 +18,13 @@ final class BenchHub: Sendable {
     private let group: ServiceGroup
     private let task: Task<Void, any Error>
     private let client: HTTPClient
+    /// The data folder, deleted when the hub stops (an ingest run leaves a GiB of output in it).
+    private let folder: String
 
-    private init(url: String, preloaded: [String], group: ServiceGroup, task: Task<Void, any Error>) {
+    private init(
+        url: String, preloaded: [String], group: ServiceGroup, task: Task<Void, any Error>, folder: String
+    ) {
+        self.folder = folder
         self.url = url
         self.preloaded = preloaded
         self.group = group
@@ -52,13 +57,14 @@ final class BenchHub: Sendable {
         let group = ServiceGroup(configuration: .init(services: [app], logger: logger))
         let task = Task { try await group.run() }
         guard let port = await ports.first(where: { _ in true }) else { throw BenchError("hub did not start") }
-        return BenchHub(url: "http://127.0.0.1:\(port)", preloaded: preloaded, group: group, task: task)
+        return BenchHub(url: "http://127.0.0.1:\(port)", preloaded: preloaded, group: group, task: task, folder: folder)
     }
 
     func stop() async {
         try? await client.shutdown()
         await group.triggerGracefulShutdown()
         _ = try? await task.value
+        try? FileManager.default.removeItem(atPath: folder)
     }
 
     /// Submit with `?wait=` and time until the finished job comes back, one at a time.

@@ -8,11 +8,10 @@ import XNWorker
 final class BenchWorker: Sendable {
     private let worker: Worker
     private let task: Task<Void, any Error>
+    private let spool = NSTemporaryDirectory() + "xn-bench-spool-\(UUID().uuidString)"
 
     init(hub: String, slots: Int) {
-        var configuration = WorkerConfiguration(
-            hub: hub, name: "bench-worker",
-            spoolDirectory: NSTemporaryDirectory() + "xn-bench-spool-\(UUID().uuidString)")
+        var configuration = WorkerConfiguration(hub: hub, name: "bench-worker", spoolDirectory: spool)
         configuration.slots = slots
         configuration.isolatesJobs = benchIsolates
         let logger = Logger(label: "bench.worker") { _ in SwiftLogNoOpLogHandler() }
@@ -24,6 +23,7 @@ final class BenchWorker: Sendable {
     func stop() async {
         await worker.drain()
         _ = try? await task.value
+        try? FileManager.default.removeItem(atPath: spool)
     }
 }
 
