@@ -117,6 +117,7 @@ let lookupHub = try await BenchHub.start(slots: cores, preloadFinishedJobs: quic
 let lookups = try await lookupHub.lookupRate(concurrency: 16, requests: count(40_000))
 await lookupHub.stop()
 
+// Targets: issue 11 (the fast path), as ratios to the floors measured beside them.
 var table = Table(header: ["measure", "value", "floor (same run)", "ratio", "target"])
 table.add("raw posix_spawn+waitpid /bin/true, 1 loop", "\(us(rawOne.p50)) p50, \(rate(rawOne.rate))", "-", "-", "-")
 table.add("raw spawn, \(cores) loops (1 per core)", rate(rawPerCore), "-", "-", "-")
@@ -129,11 +130,11 @@ table.add(
 table.add("submit→exit /bin/true, sequential p99", us(sequential.p99), us(rawOne.p99), "-", "-")
 table.add(
     "completed jobs/s, 16 submitters", rate(concurrent16.rate), rate(rawPerCore),
-    percent(concurrent16.rate / rawPerCore), "≥ 80%")
+    percent(concurrent16.rate / rawPerCore), "≥ 60%")
 table.add("  latency p50 / p99", "\(us(concurrent16.p50)) / \(us(concurrent16.p99))", "-", "-", "-")
 table.add(
     "completed jobs/s, 32 submitters", rate(concurrent32.rate), rate(rawPerCore),
-    percent(concurrent32.rate / rawPerCore), "≥ 80%")
+    percent(concurrent32.rate / rawPerCore), "≥ 60%")
 table.add("  latency p50 / p99", "\(us(concurrent32.p50)) / \(us(concurrent32.p99))", "-", "-", "-")
 table.add(
     "remote: submit→exit /bin/true, sequential p50", us(remoteSequential.p50), us(rawOne.p50),
@@ -141,20 +142,20 @@ table.add(
 table.add("remote: submit→exit p99", us(remoteSequential.p99), "-", "-", "-")
 table.add(
     "remote: completed jobs/s, 32 submitters", rate(remote32.rate), rate(rawPerCore),
-    percent(remote32.rate / rawPerCore), "≥ 80%")
+    percent(remote32.rate / rawPerCore), "≥ 50%")
 table.add(
     "remote: output ingest, \(ingestBytes >> 20) MiB job", mbps(ingest), mbps(rawPipe) + " (raw pipe)",
-    percent(ingest / rawPipe), "≥ 30%")
+    percent(ingest / rawPipe), "≥ 25%")
 table.add(
     "attach: key echo, hub slot, p50 / p99", "\(us(hubEcho.p50)) / \(us(hubEcho.p99))",
-    "\(us(ptyEcho.p50)) / \(us(ptyEcho.p99)) (local pty)", "+\(us(hubEcho.p50 - ptyEcho.p50))", "≤ 200 µs, p99 ≤ 1 ms")
+    "\(us(ptyEcho.p50)) / \(us(ptyEcho.p99)) (local pty)", "+\(us(hubEcho.p50 - ptyEcho.p50))", "≤ +120 µs, p99 ≤ 1 ms")
 table.add(
     "attach: key echo, via worker, p50 / p99", "\(us(workerEcho.p50)) / \(us(workerEcho.p99))",
     "\(us(ptyEcho.p50)) / \(us(ptyEcho.p99)) (local pty)", "+\(us(workerEcho.p50 - ptyEcho.p50))",
-    "≤ 300 µs, p99 ≤ 1 ms")
+    "≤ +220 µs, p99 ≤ 1 ms")
 table.add(
     "attach: \(attachedBytes >> 20) MiB job to an attached client", mbps(attachedRate), mbps(rawPipe) + " (raw pipe)",
-    percent(attachedRate / rawPipe), "≥ 30%")
+    percent(attachedRate / rawPipe), "≥ 25%")
 table.add("client: xn --version, whole process p50", us(startup.version.p50), "-", "-", "-")
 table.add(
     "client: xn run -- true, whole process p50", us(startup.run.p50),

@@ -1,6 +1,7 @@
 import HummingbirdWebSocket
 import NIOCore
 import NIOWebSocket
+import XNProtocol
 
 /// Unmasks what workers send eight bytes at a time. NIO unmasks a byte per step, which cost a
 /// quarter of the hub's CPU while a worker streamed output; this runs first and hands NIO frames
@@ -29,19 +30,6 @@ struct WordwiseUnmask: WebSocketExtension {
 extension ByteBuffer {
     /// XORs the readable bytes with the repeating 4-byte `key`, as RFC 6455 §5.3 says.
     mutating func unmaskWordwise(_ key: WebSocketMaskingKey) {
-        let keyBytes = [key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3]]
-        let wide = keyBytes.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
-        withUnsafeMutableReadableBytes { bytes in
-            var index = 0
-            while index + 8 <= bytes.count {
-                let word = bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self)
-                bytes.storeBytes(of: word ^ wide, toByteOffset: index, as: UInt64.self)
-                index += 8
-            }
-            while index < bytes.count {
-                bytes[index] ^= keyBytes[index & 3]
-                index += 1
-            }
-        }
+        withUnsafeMutableReadableBytes { WebSocketMask.apply((key[0], key[1], key[2], key[3]), to: $0) }
     }
 }

@@ -1,6 +1,4 @@
 import Foundation
-import HTTPTypes
-import HummingbirdWSClient
 import Logging
 import NIOCore
 import NIOSSL
@@ -22,21 +20,16 @@ extension Worker {
         while !(await link.isStopped) && !Task.isCancelled {
             let began = ContinuousClock.now
             do {
-                var headers = HTTPFields()
-                headers[.secWebSocketProtocol] = WireProtocol.subprotocol
-                if let token = configuration.token { headers[.authorization] = "Bearer \(token)" }
-                let client = WebSocketClient(
-                    url: configuration.endpoint,
-                    configuration: .init(
-                        maxFrameSize: WireProtocol.maxFrameBytes, additionalHeaders: headers,
-                        sniHostname: HubTLS.serverName(for: configuration.endpoint)),
-                    tlsConfiguration: tls, logger: logger
-                ) { inbound, outbound, _ in
-                    await self.session(inbound: inbound, outbound: outbound)
+                var headers = [("Sec-WebSocket-Protocol", WireProtocol.subprotocol)]
+                if let token = configuration.token { headers.append(("Authorization", "Bearer \(token)")) }
+                try await HubWebSocket.connect(
+                    to: configuration.endpoint, headers: headers, tls: tls,
+                    serverName: HubTLS.serverName(for: configuration.endpoint), maxFrameSize: WireProtocol.maxFrameBytes
+                ) { inbound, outbound in
+                    await self.session(inbound: &inbound, outbound: outbound)
                 }
-                try await client.run()
             } catch {
-                if (error as? WebSocketClientError) == .webSocketUpgradeFailed {
+                if error is HubWebSocket.UpgradeRefused {
                     logger.error("the hub at \(configuration.hub) refused this worker (a missing or wrong --token?)")
                 } else if let problem = HubTLS.problem(error) {
                     logger.error("cannot connect to the hub at \(configuration.hub): \(problem)")
@@ -53,13 +46,12 @@ extension Worker {
     }
 
     /// One connection: hello, then a writer, a heartbeat and the reader until it closes.
-    private func session(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async {
+    private func session(inbound messages: inout HubWebSocket.Inbound, outbound: HubWebSocket.Outbound) async {
         do {
-            try await outbound.write(.text(Self.encode(.hello(await link.hello()))))
+            try await outbound.text(Self.encode(.hello(await link.hello())))
         } catch {
             return
         }
-        var messages = inbound.messages(maxSize: WireProtocol.maxFrameBytes).makeAsyncIterator()
         guard case .text(let text)? = try? await messages.next(),
             let first = try? JSONDecoder().decode(HubMessage.self, from: Data(text.utf8))
         else { return }
@@ -101,24 +93,24 @@ extension Worker {
     }
 
     /// Sends what `nextToSend` hands out whenever something new is there.
-    private func write(on id: UInt64, wakes: AsyncStream<Void>, outbound: WebSocketOutboundWriter) async {
+    private func write(on id: UInt64, wakes: AsyncStream<Void>, outbound: HubWebSocket.Outbound) async {
         for await _ in wakes {
             while let next = await link.nextToSend(on: id) {
                 do {
                     switch next {
                     case .control(let message):
-                        try await outbound.write(.text(Self.encode(message)))
+                        try await outbound.text(Self.encode(message))
                     case .output(let token, let stream, let offset, let count, let file):
                         let header = OutputFrame.header(stream: stream, attempt: token, offset: offset)
-                        try await outbound.write(.binary(try await file.read(after: header, at: offset, count: count)))
+                        try await outbound.binary(try await file.read(after: header, at: offset, count: count))
                     }
                 } catch {
-                    try? await outbound.close(.goingAway, reason: nil)
+                    try? await outbound.close(.goingAway)
                     return
                 }
             }
         }
-        try? await outbound.close(.normalClosure, reason: nil)
+        try? await outbound.close(.normalClosure)
     }
 
     static func encode(_ message: WorkerMessage) -> String {

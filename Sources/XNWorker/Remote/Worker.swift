@@ -262,7 +262,7 @@ actor RemoteLink: AttemptReporter {
     }
 
     /// Output bytes per frame: large frames cost less per byte; the hub accepts up to 1 MiB.
-    static let frameBytes = 256 << 10
+    static let frameBytes = WireProtocol.maxFrameBytes - OutputFrame.headerSize
 
     /// Output bytes sent but not yet acknowledged, at most. Without a limit the writer hands
     /// frames to the event loop faster than the socket takes them: memory grows and heartbeats
