@@ -34,10 +34,21 @@ if let flag = CommandLine.arguments.firstIndex(of: "--startup") {
 }
 if let flag = CommandLine.arguments.firstIndex(of: "--profile") {
     let rest = Array(CommandLine.arguments.dropFirst(flag + 1))
-    guard rest.count == 2, let jobs = Int(rest[1]), ["sequential", "concurrent", "ingest", "echo"].contains(rest[0])
+    guard rest.count == 2, let jobs = Int(rest[1]),
+        ["sequential", "concurrent", "ingest", "echo", "echo-worker"].contains(rest[0])
     else {
-        print("usage: xn-bench --profile sequential|concurrent|echo N, or --profile ingest MIB")
+        print("usage: xn-bench --profile sequential|concurrent|echo|echo-worker N, or --profile ingest MIB")
         exit(2)
+    }
+    if rest[0] == "echo-worker" {
+        let hub = try await BenchHub.start(slots: 0)
+        let worker = BenchWorker(hub: hub.url, slots: 1)
+        try await hub.waitForWorkers(1)
+        let sample = try await AttachBench.throughHub(hub, iterations: jobs)
+        await worker.stop()
+        await hub.stop()
+        print("echo through attach and a worker: p50 \(us(sample.p50)), p99 \(us(sample.p99)) over \(jobs) keys")
+        exit(0)
     }
     if rest[0] == "echo" {
         let hub = try await BenchHub.start(slots: 1)
