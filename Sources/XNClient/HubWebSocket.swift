@@ -24,7 +24,8 @@ public enum HubWebSocket {
 
     enum UpgradeResult: Sendable {
         case upgraded(NIOAsyncChannel<WebSocketFrame, WebSocketFrame>)
-        case refused
+        /// The connection stays open after a refusal: it is closed here.
+        case refused(any Channel)
     }
 
     /// Connects to `url` (`ws://` or `wss://`), upgrades with `headers`, runs `body` with the
@@ -74,13 +75,19 @@ public enum HubWebSocket {
                     var configuration = NIOUpgradableHTTPClientPipelineConfiguration(
                         upgradeConfiguration: NIOTypedHTTPClientUpgradeConfiguration(
                             upgradeRequestHead: head, upgraders: [upgrader],
-                            notUpgradingCompletionHandler: { $0.eventLoop.makeSucceededFuture(.refused) }))
+                            notUpgradingCompletionHandler: { $0.eventLoop.makeSucceededFuture(.refused($0)) }))
                     configuration.leftOverBytesStrategy = .forwardBytes
                     return try channel.pipeline.syncOperations.configureUpgradableHTTPClientPipeline(
                         configuration: configuration)
                 }
             }
-        guard case .upgraded(let channel) = try await upgrade.get() else { throw UpgradeRefused() }
+        let channel: NIOAsyncChannel<WebSocketFrame, WebSocketFrame>
+        switch try await upgrade.get() {
+        case .upgraded(let upgraded): channel = upgraded
+        case .refused(let refused):
+            try? await refused.close()
+            throw UpgradeRefused()
+        }
         return try await channel.executeThenClose { frames, writer in
             let outbound = Outbound(writer: writer, allocator: channel.channel.allocator, closing: Closing())
             var inbound = Inbound(frames: frames.makeAsyncIterator(), outbound: outbound)
