@@ -581,11 +581,19 @@ function jobView(id) {
     } catch (error) { /* not shown */ }
   }
 
+  // A change that comes while the first read is on its way is not applied to a job not shown yet,
+  // and that read may predate it (seen: a job page stuck on assigned): read again after it.
+  let changedWhileLoading = false;
   (async () => {
     try {
-      const current = await api("GET", `/v1/jobs/${id}`);
+      let current = await api("GET", `/v1/jobs/${id}`);
       if (stopped) return;
       render(current);
+      if (changedWhileLoading) {
+        current = await api("GET", `/v1/jobs/${id}`);
+        if (stopped) return;
+        render(current);
+      }
       // Only the tail: a job that printed 100 MB must not make the page read it all.
       const offsets = { stdout: Math.max(0, current.stdout_bytes - tailBytes), stderr: Math.max(0, current.stderr_bytes - tailBytes) };
       for (const [stream, offset] of [[1, offsets.stdout], [2, offsets.stderr]]) {
@@ -604,7 +612,10 @@ function jobView(id) {
     }
   })();
   return {
-    onJob(changed) { if (changed.id === id && job) render(Object.assign({}, job, changed)); },
+    onJob(changed) {
+      if (changed.id !== id) return;
+      if (job) render(Object.assign({}, job, changed)); else changedWhileLoading = true;
+    },
     async onReconnect() {
       try {
         const current = await api("GET", `/v1/jobs/${id}`);
