@@ -40,6 +40,17 @@ enum AttachBench {
     }
 
     /// Byte → echo round trips through the hub's attach endpoint (and its worker, if it has one).
+    /// The same echo on a hub that runs nothing itself, through one worker on loopback.
+    static func throughWorker(iterations: Int) async throws -> Sample {
+        let hub = try await BenchHub.start(slots: 0)
+        let worker = BenchWorker(hub: hub.url, slots: 1)
+        try await hub.waitForWorkers(1)
+        let sample = try await throughHub(hub, iterations: iterations)
+        await worker.stop()
+        await hub.stop()
+        return sample
+    }
+
     static func throughHub(_ hub: BenchHub, iterations: Int) async throws -> Sample {
         let id = try await hub.submitJSON(
             #"{"command":"sh","args":["-c","stty raw -echo; echo ready; exec cat"],"tty":true}"#)

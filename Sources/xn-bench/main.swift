@@ -41,12 +41,7 @@ if let flag = CommandLine.arguments.firstIndex(of: "--profile") {
         exit(2)
     }
     if rest[0] == "echo-worker" {
-        let hub = try await BenchHub.start(slots: 0)
-        let worker = BenchWorker(hub: hub.url, slots: 1)
-        try await hub.waitForWorkers(1)
-        let sample = try await AttachBench.throughHub(hub, iterations: jobs)
-        await worker.stop()
-        await hub.stop()
+        let sample = try await AttachBench.throughWorker(iterations: jobs)
         print("echo through attach and a worker: p50 \(us(sample.p50)), p99 \(us(sample.p99)) over \(jobs) keys")
         exit(0)
     }
@@ -113,12 +108,7 @@ let hubEcho = try await AttachBench.throughHub(attachHub, iterations: keys)
 let attachedBytes = quick ? 64 << 20 : 1 << 30
 let attachedRate = try await AttachBench.outputRate(attachHub, bytes: attachedBytes)
 await attachHub.stop()
-let echoHub = try await BenchHub.start(slots: 0)
-let echoWorker = BenchWorker(hub: echoHub.url, slots: 1)
-try await echoHub.waitForWorkers(1)
-let workerEcho = try await AttachBench.throughHub(echoHub, iterations: keys)
-await echoWorker.stop()
-await echoHub.stop()
+let workerEcho = try await AttachBench.throughWorker(iterations: keys)
 
 let startupHub = try await BenchHub.start(slots: cores)
 let startup = try StartupBench.measure(hub: startupHub, runs: 20)

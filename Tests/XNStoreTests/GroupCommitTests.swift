@@ -44,6 +44,17 @@ struct GroupCommitTests {
         }
     }
 
+    /// Starts `work` behind the held writer and returns once it waits there, so writes queue in
+    /// the order they are started.
+    func enqueue(
+        _ commits: GroupCommit, _ work: @escaping @Sendable (Database) throws -> Void
+    ) async throws -> Task<Void, any Error> {
+        let before = commits.waiting
+        let task = Task { try await commits.write(work) }
+        try await waitUntilWaiting(commits, before + 1)
+        return task
+    }
+
     func values(_ queue: DatabaseQueue) throws -> [Int] {
         try queue.read { db in try Int.fetchAll(db, sql: "SELECT x FROM t ORDER BY x") }
     }
@@ -82,17 +93,12 @@ struct GroupCommitTests {
         let queue = try database()
         let commits = GroupCommit(queue)
         let gate = holdWriter(queue)
-        let first = Task { try await commits.write { db in try db.execute(sql: "INSERT INTO t (x) VALUES (1)") } }
-        try await waitUntilWaiting(commits, 1)
-        let second = Task {
-            try await commits.write { db in
-                try db.execute(sql: "INSERT INTO t (x) VALUES (2)")
-                throw Refused()
-            }
+        let first = try await enqueue(commits) { db in try db.execute(sql: "INSERT INTO t (x) VALUES (1)") }
+        let second = try await enqueue(commits) { db in
+            try db.execute(sql: "INSERT INTO t (x) VALUES (2)")
+            throw Refused()
         }
-        try await waitUntilWaiting(commits, 2)
-        let third = Task { try await commits.write { db in try db.execute(sql: "INSERT INTO t (x) VALUES (3)") } }
-        try await waitUntilWaiting(commits, 3)
+        let third = try await enqueue(commits) { db in try db.execute(sql: "INSERT INTO t (x) VALUES (3)") }
         gate.signal()
         try await first.value
         await #expect(throws: Refused.self) { try await second.value }
@@ -106,12 +112,8 @@ struct GroupCommitTests {
         let queue = try database()
         let commits = GroupCommit(queue)
         let gate = holdWriter(queue)
-        let good = Task { try await commits.write { db in try db.execute(sql: "INSERT INTO t (x) VALUES (1)") } }
-        try await waitUntilWaiting(commits, 1)
-        let orphan = Task {
-            try await commits.write { db in try db.execute(sql: "INSERT INTO child (parent) VALUES (7)") }
-        }
-        try await waitUntilWaiting(commits, 2)
+        let good = try await enqueue(commits) { db in try db.execute(sql: "INSERT INTO t (x) VALUES (1)") }
+        let orphan = try await enqueue(commits) { db in try db.execute(sql: "INSERT INTO child (parent) VALUES (7)") }
         gate.signal()
         await #expect(throws: DatabaseError.self) { try await good.value }
         await #expect(throws: DatabaseError.self) { try await orphan.value }
