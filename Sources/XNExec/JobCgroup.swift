@@ -162,6 +162,16 @@ final class JobCgroup: Sendable {
         }
     }
 
+    /// For a group with nothing left in it: its usage into `result`, then its folders removed,
+    /// without waiting; false when one would not go yet (the caller then uses `remove`).
+    func removeIfEmpty(measuring result: inout ProcessResult) -> Bool {
+        result.usage = usage() ?? result.usage
+        for folder in Set(folders.values) where rmdir(folder) != 0 && errno != ENOENT {
+            return false
+        }
+        return true
+    }
+
     static func write(_ text: String, to path: String) throws(SpawnError) {
         let fd = open(path, O_WRONLY | O_CLOEXEC)
         guard fd >= 0 else { throw CgroupHost.failure("open \(path)", errno) }

@@ -69,6 +69,7 @@ public struct PipeExecutor: JobExecutor {
     }
 
     private func start(_ request: ProcessRequest, in group: JobCgroup?) throws(SpawnError) -> any RunningProcess {
+        let reactor = try ProcessReactor.shared.get()
         if let cwd = request.workingDirectory {
             var info = stat()
             if stat(cwd, &info) != 0 {
@@ -78,7 +79,9 @@ public struct PipeExecutor: JobExecutor {
                 throw SpawnError(code: ENOTDIR, description: "cwd \(cwd): not a directory")
             }
         }
-        if let size = request.terminal { return try startOnTerminal(request, size: size, group: group) }
+        if let size = request.terminal {
+            return try startOnTerminal(request, size: size, group: group, reactor: reactor)
+        }
         let stdin = try Pipe.make()
         let stdout: Pipe
         let stderr: Pipe
@@ -107,26 +110,23 @@ public struct PipeExecutor: JobExecutor {
             close(stderr.read)
             throw Self.spawnFailure(request, rc)
         }
-        let input = request.standardInput ?? []
-        let live: InputQueue?
-        do {
-            live = request.keepsInputOpen ? try InputQueue() : nil
-        } catch {
-            // The process runs already: it gets an empty stdin rather than none.
-            live = nil
-        }
-        let keepsStdin = !input.isEmpty || live != nil
-        if !keepsStdin {
+        let initial = request.standardInput ?? []
+        // Without input to give, stdin is closed at once. Live input without an eventfd for it
+        // (the process runs already) degrades to the initial input alone.
+        var input: InputQueue?
+        if initial.isEmpty && !request.keepsInputOpen {
             close(stdin.write)
+        } else {
+            input = InputQueue(fd: stdin.write, initial: initial, live: request.keepsInputOpen, isTerminal: false)
         }
         return PipeProcess(
-            pid: pid, stdout: stdout.read, stderr: stderr.read,
-            stdin: keepsStdin ? stdin.write : nil, input: input, outputLimit: request.outputLimit, live: live,
+            reactor: reactor, pid: pid, stdout: stdout.read, stderr: stderr.read, input: input,
+            outputLimit: request.outputLimit,
             marker: marker, cgroup: group)
     }
 
     private func startOnTerminal(
-        _ request: ProcessRequest, size: TerminalSize, group: JobCgroup?
+        _ request: ProcessRequest, size: TerminalSize, group: JobCgroup?, reactor: ProcessReactor
     ) throws(SpawnError) -> any RunningProcess {
         var master: Int32 = -1
         var name = [CChar](repeating: 0, count: 128)
@@ -137,18 +137,20 @@ public struct PipeExecutor: JobExecutor {
         let path = name.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
         // Held open until the child has its own: a master whose slave nobody holds reads EIO.
         let slave = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC)
-        let input = fcntl(master, F_DUPFD_CLOEXEC, 0)
+        let stdin = fcntl(master, F_DUPFD_CLOEXEC, 0)
         let control = fcntl(master, F_DUPFD_CLOEXEC, 0)
-        let live: InputQueue
-        do throws(SpawnError) {
-            guard slave >= 0, input >= 0, control >= 0 else {
-                throw SpawnError(
-                    code: errno, description: "cannot open terminal \(path): \(String(cString: strerror(errno)))")
-            }
-            live = try InputQueue()
-        } catch {
-            for fd in [slave, input, control, master] where fd >= 0 { close(fd) }
-            throw error
+        guard slave >= 0, stdin >= 0, control >= 0 else {
+            let failure = SpawnError(
+                code: errno, description: "cannot open terminal \(path): \(String(cString: strerror(errno)))")
+            for fd in [slave, stdin, control, master] where fd >= 0 { close(fd) }
+            throw failure
+        }
+        let input = InputQueue(fd: stdin, initial: request.standardInput ?? [], live: true, isTerminal: true)
+        guard input.isLive else {
+            let failure = SpawnError(code: errno, description: "eventfd: \(String(cString: strerror(errno)))")
+            input.markClosed()
+            for fd in [slave, control, master] { close(fd) }
+            throw failure
         }
         let marker = Self.marker(request)
         var environment = mergedEnvironment(request) + [marker]
@@ -163,13 +165,13 @@ public struct PipeExecutor: JobExecutor {
         }
         close(slave)
         if rc != 0 {
-            for fd in [input, control, master] { close(fd) }
-            live.markClosed()
+            for fd in [control, master] { close(fd) }
+            input.markClosed()
             throw Self.spawnFailure(request, rc)
         }
         return PipeProcess(
-            pid: pid, stdout: master, stderr: -1, stdin: input, input: request.standardInput ?? [],
-            outputLimit: request.outputLimit, live: live, terminal: control, marker: marker, cgroup: group)
+            reactor: reactor, pid: pid, stdout: master, stderr: -1, input: input, outputLimit: request.outputLimit,
+            terminal: control, marker: marker, cgroup: group)
     }
 
     /// Why the spawn failed, Node-style (`spawn python3 EACCES: Permission denied`), naming the user

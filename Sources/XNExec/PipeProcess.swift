@@ -4,14 +4,15 @@ import Glibc
 import Synchronization
 import XNProtocol
 
-/// A process started by `PipeExecutor`. One thread per process polls its pipes and its pidfd,
-/// so output is read as soon as it is written and the exit is seen without a SIGCHLD handler.
+/// A process started by `PipeExecutor`. The program's one `ProcessReactor` reads its pipes and
+/// watches its pidfd, so output is read as soon as it is written and the exit is seen without a
+/// SIGCHLD handler or a thread of its own.
 final class PipeProcess: RunningProcess {
     let pid: Int32
     let output: ProcessOutput
     private let state = Mutex(WaitState())
     /// Where `send` queues input; nil when stdin was not kept open.
-    private let live: InputQueue?
+    private let input: InputQueue?
     /// A descriptor of the terminal's master for `resize`; -1 without a terminal or once ended.
     private let terminal: Mutex<Int32>
     private let hasTerminal: Bool
@@ -30,36 +31,58 @@ final class PipeProcess: RunningProcess {
     }
 
     init(
-        pid: Int32, stdout: Int32, stderr: Int32, stdin: Int32?, input: [UInt8], outputLimit: Int,
-        live: InputQueue? = nil, terminal: Int32 = -1, marker: String, cgroup: JobCgroup? = nil
+        reactor: ProcessReactor, pid: Int32, stdout: Int32, stderr: Int32, input: InputQueue?, outputLimit: Int,
+        terminal: Int32 = -1, marker: String, cgroup: JobCgroup? = nil
     ) {
         self.pid = pid
         self.marker = marker
         self.cgroup = cgroup
-        self.live = live
+        self.input = input
         self.terminal = Mutex(terminal)
         self.hasTerminal = terminal >= 0
         let (stream, continuation) = AsyncStream.makeStream(of: OutputChunk.self)
-        let credits = OutputCredits(ProcessOutput.capacity)
+        let id = ProcessWatch.makeID()
+        let credits = OutputCredits(ProcessOutput.capacity) { reactor.post(.resume(id)) }
         continuation.onTermination = { _ in credits.abandon() }
         self.output = ProcessOutput(stream: stream, credits: credits)
-        let pump = OutputPump(
-            pid: pid, stdout: stdout, stderr: stderr, stdin: stdin, input: input, live: live,
-            isTerminal: terminal >= 0, outputLimit: outputLimit,
-            sink: OutputSink(continuation: continuation, credits: credits))
-        let thread = Thread { [self] in
-            var result = pump.run()
+        let watch = ProcessWatch(
+            id: id, pid: pid, stdout: stdout, stderr: stderr, input: input, outputLimit: outputLimit,
+            sink: OutputSink(continuation: continuation, credits: credits)
+        ) { [self] result in
+            self.ended(result, continuation)
+        }
+        reactor.post(.watch(watch))
+    }
+
+    /// On the reactor thread: the process ended and its output was handed over. What is left of
+    /// the job is killed and its cgroup removed here when that is quick (nothing left, an empty
+    /// group), else on a thread of its own, so the reactor never waits for a process to die.
+    private func ended(_ result: ProcessResult, _ output: AsyncStream<OutputChunk>.Continuation) {
+        var result = result
+        let quick: Bool
+        if let cgroup {
+            quick = cgroup.members.isEmpty && cgroup.removeIfEmpty(measuring: &result)
+        } else {
+            quick = !hasTerminal && kill(-pid, 0) != 0
+        }
+        if quick {
+            output.finish()
+            finish(result)
+            return
+        }
+        let thread = Thread { [self, result] in
+            var result = result
             self.killLeftovers()
             if let cgroup = self.cgroup {
                 // All the job's processes counted, not just the main one and what it waited for.
                 result.usage = cgroup.usage() ?? result.usage
                 cgroup.remove()
             }
-            continuation.finish()
+            output.finish()
             self.finish(result)
         }
         thread.stackSize = 256 << 10
-        thread.name = "xn-pump-\(pid)"
+        thread.name = "xn-end-\(pid)"
         thread.start()
     }
 
@@ -115,12 +138,12 @@ final class PipeProcess: RunningProcess {
     }
 
     func send(_ bytes: [UInt8]) throws(InputError) {
-        guard let live else { throw InputError.closed }
-        try live.send(bytes)
+        guard let input else { throw InputError.closed }
+        try input.send(bytes)
     }
 
     func closeInput() {
-        live?.close()
+        input?.close()
     }
 
     func resize(_ size: TerminalSize) throws(InputError) {
@@ -194,213 +217,4 @@ final class PipeProcess: RunningProcess {
             waiter.resume(returning: result)
         }
     }
-}
-
-/// The blocking I/O loop behind a `PipeProcess`: feeds stdin, reads both streams, reaps the child.
-private struct OutputPump: @unchecked Sendable {
-    let pid: Int32
-    var stdout: Int32
-    var stderr: Int32
-    var stdin: Int32?
-    let input: [UInt8]
-    /// Live input, when stdin is kept open; nil: stdin closes once `input` is written.
-    let live: InputQueue?
-    /// stdout is a terminal's master and stdin a second descriptor of it.
-    let isTerminal: Bool
-    let outputLimit: Int
-    let sink: OutputSink
-
-    /// After the child exits, how long to keep reading from pipes a grandchild may still hold.
-    static let drainAfterExit: Double = 0.5
-    static let chunkSize = 64 << 10
-
-    func run() -> ProcessResult {
-        var out = StreamState(fd: stdout, kind: .stdout)
-        var err = StreamState(fd: stderr, kind: .stderr)
-        var inputFD = stdin
-        var pendingInput = input
-        var inputOffset = 0
-        // Without live input, stdin closes as soon as the initial input is written.
-        var inputEnding = live == nil
-        var listening = live != nil && stdin != nil
-        var pidfd = xn_pidfd_open(pid)
-        var termination: ProcessTermination?
-        var usage: ResourceUsage?
-        var exitTime = 0.0
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.chunkSize, alignment: 1)
-        defer { buffer.deallocate() }
-        for fd in [out.fd, err.fd, inputFD ?? -1] where fd >= 0 {
-            _ = xn_set_nonblocking(fd)
-        }
-        func endInput() {
-            if let fd = inputFD { close(fd) }
-            inputFD = nil
-            listening = false
-            live?.markClosed()
-        }
-        var idle = false  // the last poll found nothing ready: pending bytes go out now
-        while true {
-            if termination != nil && out.fd < 0 && err.fd < 0 { break }
-            if pidfd < 0 && termination == nil && out.fd < 0 && err.fd < 0 {
-                (termination, usage) = reap(blocking: true)
-                continue
-            }
-            var fds: [pollfd] = []
-            if out.fd >= 0 { fds.append(pollfd(fd: out.fd, events: Int16(POLLIN), revents: 0)) }
-            if err.fd >= 0 { fds.append(pollfd(fd: err.fd, events: Int16(POLLIN), revents: 0)) }
-            if let fd = inputFD, inputOffset < pendingInput.count {
-                fds.append(pollfd(fd: fd, events: Int16(POLLOUT), revents: 0))
-            }
-            if listening, let live { fds.append(pollfd(fd: live.wakeFD, events: Int16(POLLIN), revents: 0)) }
-            if pidfd >= 0 && termination == nil {
-                fds.append(pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0))
-            }
-            var timeoutMS: Int32 = idle ? -1 : 0
-            if termination != nil {
-                let left = Self.drainAfterExit - (monotonicSeconds() - exitTime)
-                if left <= 0 { break }
-                timeoutMS = idle ? Int32(left * 1000) + 1 : 0
-            }
-            let ready = poll(&fds, nfds_t(fds.count), timeoutMS)
-            if ready < 0 {
-                if errno == EINTR { continue }
-                break
-            }
-            if ready == 0 {
-                out.flush(sink)
-                err.flush(sink)
-                idle = true
-                continue
-            }
-            idle = false
-            for entry in fds where entry.revents != 0 {
-                if entry.fd == out.fd {
-                    out.read(into: buffer, limit: outputLimit, sink: sink)
-                } else if entry.fd == err.fd {
-                    err.read(into: buffer, limit: outputLimit, sink: sink)
-                } else if entry.fd == inputFD {
-                    if !writeInput(entry.fd, pendingInput, &inputOffset) {
-                        endInput()
-                    } else if inputOffset == pendingInput.count {
-                        pendingInput = []
-                        inputOffset = 0
-                        if inputEnding { endInput() }
-                    }
-                } else if listening, let live, entry.fd == live.wakeFD {
-                    let (bytes, close) = live.take()
-                    pendingInput += bytes
-                    if close {
-                        listening = false
-                        // A terminal has no end of input but the EOF character (Ctrl-D).
-                        if isTerminal { pendingInput.append(4) } else { inputEnding = true }
-                    }
-                    if inputEnding && pendingInput.isEmpty { endInput() }
-                } else if entry.fd == pidfd {
-                    (termination, usage) = reap(blocking: true)
-                    exitTime = monotonicSeconds()
-                    close(pidfd)
-                    pidfd = -1
-                }
-            }
-        }
-        out.flush(sink)
-        err.flush(sink)
-        out.closeIfOpen()
-        err.closeIfOpen()
-        endInput()
-        if pidfd >= 0 { close(pidfd) }
-        if termination == nil { (termination, usage) = reap(blocking: true) }
-        return ProcessResult(
-            termination: termination ?? .signaled(0), stdoutBytes: out.total, stderrBytes: err.total, usage: usage)
-    }
-
-    /// Writes what the pipe takes of the remaining input; false when the reader is gone.
-    private func writeInput(_ fd: Int32, _ input: [UInt8], _ offset: inout Int) -> Bool {
-        let written = input.withUnsafeBytes { raw in
-            Glibc.write(fd, raw.baseAddress! + offset, input.count - offset)
-        }
-        if written < 0 { return errno == EAGAIN || errno == EINTR }
-        offset += written
-        return true
-    }
-
-    /// Waits for the process; its end, and the CPU time the kernel counted for it and the children
-    /// it waited for. Not its peak memory: until exec the child shares (vfork) or copies (fork) the
-    /// runner's memory, and the kernel's `ru_maxrss` counts that too; a cgroup measures it instead.
-    private func reap(blocking: Bool) -> (ProcessTermination, ResourceUsage?) {
-        var status: Int32 = 0
-        var counted = rusage()
-        while true {
-            let rc = wait4(pid, &status, blocking ? 0 : WNOHANG, &counted)
-            if rc == pid { break }
-            if rc < 0 && errno == EINTR { continue }
-            // Someone else reaped it (should not happen): report a lost status rather than hang.
-            return (.signaled(0), nil)
-        }
-        let usage = ResourceUsage(
-            userSeconds: Double(counted.ru_utime.tv_sec) + Double(counted.ru_utime.tv_usec) / 1e6,
-            systemSeconds: Double(counted.ru_stime.tv_sec) + Double(counted.ru_stime.tv_usec) / 1e6,
-            peakMemoryBytes: nil)
-        let signal = status & 0x7f
-        if signal == 0 { return (.exited((status >> 8) & 0xff), usage) }
-        return (.signaled(signal), usage)
-    }
-}
-
-/// One output pipe: what is buffered, how much it has written in all.
-private struct StreamState {
-    var fd: Int32
-    let kind: OutputStreamKind
-    var pending: [UInt8] = []
-    var total = 0
-    var kept = 0
-
-    mutating func read(
-        into buffer: UnsafeMutableRawBufferPointer, limit: Int, sink: OutputSink
-    ) {
-        let count = Glibc.read(fd, buffer.baseAddress!, buffer.count)
-        if count < 0 && (errno == EAGAIN || errno == EINTR) { return }
-        if count <= 0 {
-            flush(sink)
-            closeIfOpen()
-            return
-        }
-        total += count
-        let keep = min(count, max(0, limit - kept))
-        if keep > 0 {
-            pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[0..<keep]))
-            kept += keep
-        }
-        if pending.count >= OutputPump.chunkSize { flush(sink) }
-    }
-
-    mutating func flush(_ sink: OutputSink) {
-        guard !pending.isEmpty else { return }
-        sink.hand(OutputChunk(stream: kind, bytes: pending))
-        pending = []
-    }
-
-    mutating func closeIfOpen() {
-        if fd >= 0 {
-            close(fd)
-            fd = -1
-        }
-    }
-}
-
-/// Where the pump hands chunks: waits for a credit first, so at most `capacity` chunks wait.
-struct OutputSink: Sendable {
-    let continuation: AsyncStream<OutputChunk>.Continuation
-    let credits: OutputCredits
-
-    func hand(_ chunk: OutputChunk) {
-        credits.acquire()
-        continuation.yield(chunk)
-    }
-}
-
-func monotonicSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }

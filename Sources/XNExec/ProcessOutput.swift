@@ -1,8 +1,8 @@
-import Foundation
+import Synchronization
 
-/// A process's output as an async sequence with a bounded hand-off: the thread reading the pipes
-/// waits while `capacity` chunks are unread, so a slow consumer slows the process (through its
-/// full pipe) instead of growing memory.
+/// A process's output as an async sequence with a bounded hand-off: the reactor stops reading a
+/// process's pipes while `capacity` chunks are unread, so a slow consumer slows the process
+/// (through its full pipe) instead of growing memory.
 ///
 /// - Important: Read it to the end. A process whose output nobody reads stops once `capacity`
 ///   chunks wait, and its end is not reported until they are read.
@@ -12,7 +12,7 @@ public struct ProcessOutput: AsyncSequence, Sendable {
     private let stream: AsyncStream<OutputChunk>
     private let credits: OutputCredits
 
-    /// Chunks (of up to 64 KiB each) that may wait between the reading thread and the consumer.
+    /// Chunks (of up to 64 KiB each) that may wait between the reactor and the consumer.
     public static let capacity = 16
 
     init(stream: AsyncStream<OutputChunk>, credits: OutputCredits) {
@@ -36,36 +36,54 @@ public struct ProcessOutput: AsyncSequence, Sendable {
     }
 }
 
-/// Counts chunks handed over but not yet read; the reading thread blocks on it.
-final class OutputCredits: @unchecked Sendable {
-    private let condition = NSCondition()
-    private var available: Int
-    private var abandoned = false
-
-    init(_ capacity: Int) {
-        available = capacity
+/// Counts chunks handed over but not yet read. The reactor takes one per chunk; when none is left
+/// it stops reading the process until the consumer gives one back, which calls `onAvailable`.
+final class OutputCredits: Sendable {
+    private struct State {
+        var available: Int
+        var abandoned = false
+        /// A `tryAcquire` failed and nobody has been told of a credit since.
+        var waiting = false
     }
 
-    /// Blocks the calling (non-async) thread until a chunk may be handed over.
-    func acquire() {
-        condition.lock()
-        defer { condition.unlock() }
-        while available == 0 && !abandoned { condition.wait() }
-        if !abandoned { available -= 1 }
+    private let state: Mutex<State>
+    private let onAvailable: @Sendable () -> Void
+
+    init(_ capacity: Int, onAvailable: @escaping @Sendable () -> Void) {
+        state = Mutex(State(available: capacity))
+        self.onAvailable = onAvailable
+    }
+
+    /// Takes a credit if there is one (always, once the consumer is gone); false marks the
+    /// caller as waiting for `onAvailable`.
+    func tryAcquire() -> Bool {
+        state.withLock { state in
+            if state.abandoned { return true }
+            if state.available > 0 {
+                state.available -= 1
+                return true
+            }
+            state.waiting = true
+            return false
+        }
     }
 
     func release() {
-        condition.lock()
-        available += 1
-        condition.signal()
-        condition.unlock()
+        let wake = state.withLock { state in
+            state.available += 1
+            defer { state.waiting = false }
+            return state.waiting
+        }
+        if wake { onAvailable() }
     }
 
-    /// The consumer is gone: never block again.
+    /// The consumer is gone: every later `tryAcquire` succeeds.
     func abandon() {
-        condition.lock()
-        abandoned = true
-        condition.broadcast()
-        condition.unlock()
+        let wake = state.withLock { state in
+            state.abandoned = true
+            defer { state.waiting = false }
+            return state.waiting
+        }
+        if wake { onAvailable() }
     }
 }

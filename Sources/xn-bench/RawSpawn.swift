@@ -32,7 +32,7 @@ enum RawSpawn {
         return Double(threads * iterationsEach) / (now() - start)
     }
 
-    /// The same through xn's own executor (pipes, process group, pidfd, pump thread).
+    /// The same through xn's own executor (pipes, process group, pidfd, the reactor).
     static func executorLoop(iterations: Int) async -> Sample {
         let executor = PipeExecutor()
         var durations: [Double] = []

@@ -58,4 +58,18 @@ int xn_pipe_cloexec(int fds[2]);
 /// Sets O_NONBLOCK on fd; returns 0 or an errno value.
 int xn_set_nonblocking(int fd);
 
+/// epoll_create1 with close-on-exec: -1 with errno on failure.
+int xn_epoll_create(void);
+
+/// Interest in what can happen to a descriptor, as epoll's flags (Swift cannot see glibc's enum).
+static const unsigned int xn_epoll_in = 0x001;
+static const unsigned int xn_epoll_out = 0x004;
+
+/// epoll_ctl: `operation` 0 adds `fd`, 1 changes its interest, 2 removes it; `token` comes back
+/// with its events. Returns 0 or an errno value.
+int xn_epoll_control(int epfd, int operation, int fd, unsigned int events, unsigned long long token);
+
+/// epoll_wait into two plain arrays (at most 256 entries): the count, or -1 with errno.
+int xn_epoll_wait(int epfd, unsigned long long *tokens, unsigned int *events, int capacity, int timeout_ms);
+
 #endif
