@@ -13,6 +13,8 @@
 ///       │◀─ forget (attempt) ────────────────────────────────│  the end is stored
 ///       │◀─ cancel | kill (reason) | signal ─────────────────│
 ///       │◀─ input (base64) | close_input | resize ───────────│
+///       │◀═ input frames (attempt, bytes) ═══════════════════│  instead of input, to a worker
+///                                                               whose hello has inputFrames
 ///
 /// Every attempt of a job has its own token; the hub ignores reports for tokens it moved past
 /// and tells the worker to kill them, so a late worker cannot overwrite a result.
@@ -76,5 +78,32 @@ public enum OutputFrame {
         return OutputPiece(
             attempt: header.attempt, stream: header.stream, offset: header.offset,
             bytes: Array(frame.dropFirst(headerSize)))
+    }
+}
+
+/// A binary frame of input from the hub to a worker: a tag byte, the attempt token (big-endian),
+/// then the bytes for its stdin or terminal. Sent only to a worker whose hello says it takes them
+/// (`WorkerHello.inputFrames`), so a keystroke costs neither base64 nor JSON on either side.
+public enum InputFrame {
+    /// The first byte; distinct from every `OutputStreamKind`, so a frame sent the wrong way is
+    /// refused as malformed rather than taken for output.
+    public static let tag: UInt8 = 0x10
+    public static let headerSize = 9
+
+    public static func encode(attempt: AttemptToken, bytes: [UInt8]) -> [UInt8] {
+        var frame: [UInt8] = [tag]
+        frame.reserveCapacity(headerSize + bytes.count)
+        for shift in stride(from: 56, through: 0, by: -8) {
+            frame.append(UInt8(truncatingIfNeeded: attempt.rawValue >> UInt64(shift)))
+        }
+        return frame + bytes
+    }
+
+    /// The attempt and its bytes; nil when the frame is too short or not an input frame.
+    public static func decode(_ frame: some Collection<UInt8>) -> (attempt: AttemptToken, bytes: [UInt8])? {
+        guard frame.count >= headerSize, frame.first == tag else { return nil }
+        var attempt: UInt64 = 0
+        for byte in frame.dropFirst().prefix(8) { attempt = attempt << 8 | UInt64(byte) }
+        return (AttemptToken(attempt), Array(frame.dropFirst(headerSize)))
     }
 }

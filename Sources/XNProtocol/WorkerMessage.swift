@@ -20,15 +20,20 @@ public struct WorkerHello: Sendable, Equatable, Codable {
     public var version: String
     /// Attempts the worker holds: running, or ended and not yet acknowledged by the hub.
     public var attempts: [HeldAttempt]
+    /// The worker takes a job's input as binary frames (`InputFrame`); absent from older workers,
+    /// which are sent `input` messages with base64 instead.
+    public var inputFrames: Bool?
 
     public init(
-        name: String, labels: [String: String] = [:], slots: Int, version: String, attempts: [HeldAttempt] = []
+        name: String, labels: [String: String] = [:], slots: Int, version: String, attempts: [HeldAttempt] = [],
+        inputFrames: Bool? = nil
     ) {
         self.name = name
         self.labels = labels
         self.slots = slots
         self.version = version
         self.attempts = attempts
+        self.inputFrames = inputFrames
     }
 }
 

@@ -35,6 +35,7 @@ struct WireFormatTests {
                         HeldAttempt(
                             attempt: AttemptToken(0xa2), job: Self.other, end: AttemptEnd(.exited(0), stdoutBytes: 3)),
                     ])),
+            .hello(WorkerHello(name: "w", slots: 1, version: "0.3.0", inputFrames: true)),
             .heartbeat,
             .started(AttemptStarted(attempt: Self.token, pid: 4242)),
             .ended(AttemptEnded(attempt: Self.token, end: AttemptEnd(.exited(2), stdoutBytes: 10, stderrBytes: 5))),
@@ -135,5 +136,19 @@ struct WireFormatTests {
         #expect(OutputFrame.decode(frame) == piece)
         #expect(OutputFrame.decode([3] + frame.dropFirst()) == nil, "no stream 3")
         #expect(OutputFrame.decode(frame.prefix(16)) == nil, "a short header")
+    }
+
+    @Test("input frames: a tag, the attempt big-endian, then the bytes; never taken for output")
+    func inputFrame() throws {
+        let frame: [UInt8] = [0x10, 1, 2, 3, 4, 5, 6, 7, 8, 0x03, 0x1b, 0x5b, 0x41]
+        #expect(InputFrame.encode(attempt: AttemptToken(0x0102030405060708), bytes: [3, 0x1b, 0x5b, 0x41]) == frame)
+        let decoded = try #require(InputFrame.decode(frame))
+        #expect(decoded.attempt == AttemptToken(0x0102030405060708))
+        #expect(decoded.bytes == [3, 0x1b, 0x5b, 0x41])
+        #expect(InputFrame.decode(frame.prefix(9))?.bytes == [], "an empty input is a header alone")
+        #expect(InputFrame.decode(frame.prefix(8)) == nil, "a short header")
+        #expect(OutputFrame.decode(frame) == nil, "an input frame is no output frame")
+        let output = OutputFrame.encode(OutputPiece(attempt: AttemptToken(1), stream: .stdout, offset: 0, bytes: [1]))
+        #expect(InputFrame.decode(output) == nil, "an output frame is no input frame")
     }
 }

@@ -44,7 +44,7 @@ struct WorkerSocket: Sendable {
         } _: {
             await withDiscardingTaskGroup { group in
                 // The writer ends once the outbox does, after what is queued (a refusal) is out.
-                group.addTask { await write(outgoing, to: outbound) }
+                group.addTask { await write(outgoing, to: outbound, state: state) }
                 await withDiscardingTaskGroup { reading in
                     reading.addTask { await watch(state, session: session, outbound: outbound) }
                     await read(inbound, session: session, outbox: outbox, state: state)
@@ -58,11 +58,17 @@ struct WorkerSocket: Sendable {
         }
     }
 
-    /// Writes the scheduler's messages in order; a close is sent as `refused` with its reason.
-    private func write(_ outgoing: AsyncStream<SocketOutbox.Item>, to outbound: WebSocketOutboundWriter) async {
+    /// Writes the scheduler's messages in order; a close is sent as `refused` with its reason,
+    /// input as a binary `InputFrame` to a worker that takes them.
+    private func write(
+        _ outgoing: AsyncStream<SocketOutbox.Item>, to outbound: WebSocketOutboundWriter, state: SocketState
+    ) async {
         for await item in outgoing {
             do {
                 switch item {
+                case .message(.input(let token, let bytes)) where state.inputFrames.withLock({ $0 }):
+                    try await outbound.write(
+                        .binary(ByteBuffer(bytes: InputFrame.encode(attempt: token, bytes: bytes))))
                 case .message(let message):
                     try await outbound.write(.text(Self.encode(message)))
                 case .close(let reason):
@@ -108,7 +114,10 @@ struct WorkerSocket: Sendable {
                 switch frame {
                 case .text(let text):
                     if let message = try? JSONDecoder().decode(WorkerMessage.self, from: Data(text.utf8)) {
-                        if case .hello = message { state.greeted.withLock { $0 = true } }
+                        if case .hello(let hello) = message {
+                            state.greeted.withLock { $0 = true }
+                            state.inputFrames.withLock { $0 = hello.inputFrames == true }
+                        }
                         problem = await scheduler.receive(message, from: session)
                     } else {
                         problem = "malformed message: \(text.prefix(200))"
@@ -165,4 +174,6 @@ final class SocketState: Sendable {
     let greeted = Mutex(false)
     let lastSeen = Mutex(ContinuousClock.now)
     let expired = Mutex(false)
+    /// The worker's hello said it takes input as binary frames.
+    let inputFrames = Mutex(false)
 }

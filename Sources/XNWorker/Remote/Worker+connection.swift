@@ -78,11 +78,17 @@ extension Worker {
             }
             do {
                 while let message = try await messages.next() {
-                    guard case .text(let text) = message,
-                        let decoded = try? JSONDecoder().decode(HubMessage.self, from: Data(text.utf8))
-                    else { continue }
-                    if case .refused(let reason) = decoded { logger.error("the hub closed this link: \(reason)") }
-                    await handle(decoded)
+                    switch message {
+                    case .text(let text):
+                        guard let decoded = try? JSONDecoder().decode(HubMessage.self, from: Data(text.utf8)) else {
+                            continue
+                        }
+                        if case .refused(let reason) = decoded { logger.error("the hub closed this link: \(reason)") }
+                        await handle(decoded)
+                    case .binary(let buffer):
+                        guard let (token, bytes) = InputFrame.decode(buffer.readableBytesView) else { continue }
+                        await handle(.input(token, bytes))
+                    }
                 }
             } catch {
                 logger.info("connection to hub lost: \(error)")

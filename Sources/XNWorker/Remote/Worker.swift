@@ -281,7 +281,7 @@ actor RemoteLink: AttemptReporter {
             version: configuration.version,
             attempts: deliveries.filter { !$0.value.forget }.map {
                 HeldAttempt(attempt: $0.key, job: $0.value.job, end: $0.value.end)
-            }.sorted { $0.attempt < $1.attempt })
+            }.sorted { $0.attempt < $1.attempt }, inputFrames: true)
     }
 
     /// A connection was made: output waits for the hub's ack of where to resume.
