@@ -194,7 +194,7 @@ public struct PipeExecutor: JobExecutor {
         envp: UnsafePointer<UnsafeMutablePointer<CChar>?>, stdin: Int32, stdout: Int32, stderr: Int32,
         terminal: String? = nil, group: JobCgroup?, pid: inout pid_t
     ) -> Int32 {
-        let searchPath: Int32 = request.command.contains("/") ? 0 : 1
+        let searchPath: Int32 = request.command.utf8.contains(UInt8(ascii: "/")) ? 0 : 1
         guard request.identity != nil || !request.limits.isEmpty || group != nil else {
             return xn_spawn(
                 request.command, argv, envp, request.workingDirectory, stdin, stdout, stderr, terminal, searchPath,

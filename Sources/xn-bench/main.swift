@@ -35,10 +35,18 @@ if let flag = CommandLine.arguments.firstIndex(of: "--startup") {
 if let flag = CommandLine.arguments.firstIndex(of: "--profile") {
     let rest = Array(CommandLine.arguments.dropFirst(flag + 1))
     guard rest.count == 2, let jobs = Int(rest[1]),
-        ["sequential", "concurrent", "ingest", "echo", "echo-worker"].contains(rest[0])
+        ["sequential", "concurrent", "ingest", "echo", "echo-worker", "executor"].contains(rest[0])
     else {
-        print("usage: xn-bench --profile sequential|concurrent|echo|echo-worker N, or --profile ingest MIB")
+        print("usage: xn-bench --profile sequential|concurrent|echo|echo-worker|executor N, or --profile ingest MIB")
         exit(2)
+    }
+    if rest[0] == "executor" {
+        let raw = RawSpawn.loop(iterations: jobs)
+        let sample = await RawSpawn.executorLoop(iterations: jobs)
+        print(
+            "executor start+result /bin/true: p50 \(us(sample.p50)), p99 \(us(sample.p99)); raw spawn p50 \(us(raw.p50))"
+        )
+        exit(0)
     }
     if rest[0] == "echo-worker" {
         let sample = try await AttachBench.throughWorker(iterations: jobs)
