@@ -106,6 +106,8 @@ extension Worker {
                     switch next {
                     case .control(let message):
                         try await outbound.text(Self.encode(message))
+                    case .frame(let frame):
+                        try await outbound.binary(frame)
                     case .output(let token, let stream, let offset, let count, let file):
                         let header = OutputFrame.header(stream: stream, attempt: token, offset: offset)
                         try await outbound.binary(try await file.read(after: header, at: offset, count: count))

@@ -1,5 +1,6 @@
 import Foundation
 public import Logging
+import NIOCore
 import UnixSignals
 public import XNExec
 import XNProtocol
@@ -72,6 +73,8 @@ actor RemoteLink: AttemptReporter {
     var connectionCount: UInt64 = 0
     /// Control messages waiting for the writer, in order.
     var control: [WorkerMessage] = []
+    /// Output frames sent from memory, waiting for the writer of the current connection, in order.
+    var express: [ByteBuffer] = []
     var draining = false
     var stopped = false
     /// Set when the hub refused this worker for good (wrong protocol).
@@ -183,19 +186,37 @@ actor RemoteLink: AttemptReporter {
         sendControl(.started(AttemptStarted(attempt: attempt, pid: pid)))
     }
 
-    /// Spools output on NIO's blocking-I/O threads, off this actor, then makes it sendable.
+    /// Spools output on NIO's blocking-I/O threads, off this actor, then makes it sendable. A
+    /// small piece with nothing before it left to send goes to the writer from memory at once,
+    /// while it is being spooled: a keystroke's echo does not wait for the disk and back.
     nonisolated func output(
         _ attempt: AttemptToken, _ stream: OutputStreamKind, offset: Int, bytes: [UInt8]
     )
         async throws
     {
-        guard let file = await spool(of: attempt, stream) else { return }
+        guard let file = await spool(of: attempt, stream, sendingAt: offset, bytes) else { return }
         try await file.append(bytes, at: offset)
         await wrote(attempt, stream, upTo: offset + bytes.count)
     }
 
-    private func spool(of token: AttemptToken, _ stream: OutputStreamKind) -> SpoolFile? {
-        deliveries[token]?.spool[stream]
+    /// The stream's spool file; first, when the piece is small, the connection has sent all of
+    /// the stream before it and the window has room, queues the piece to be sent from memory.
+    /// The spool still gets it: a reconnect resends from the hub's ack, out of the spool.
+    private func spool(
+        of token: AttemptToken, _ stream: OutputStreamKind, sendingAt offset: Int, _ bytes: [UInt8]
+    ) -> SpoolFile? {
+        guard let delivery = deliveries[token], let file = delivery.spool[stream] else { return nil }
+        if bytes.count <= Self.expressBytes, connection != nil, !delivery.forget, delivery.sent[stream] == offset,
+            (delivery.written[stream] ?? 0) == offset, unacknowledged + bytes.count <= Self.window
+        {
+            deliveries[token]?.sent[stream] = offset + bytes.count
+            var frame = ByteBufferAllocator().buffer(capacity: OutputFrame.headerSize + bytes.count)
+            frame.writeBytes(OutputFrame.header(stream: stream, attempt: token, offset: offset))
+            frame.writeBytes(bytes)
+            express.append(frame)
+            wake()
+        }
+        return file
     }
 
     private func wrote(_ token: AttemptToken, _ stream: OutputStreamKind, upTo offset: Int) {
@@ -235,9 +256,8 @@ actor RemoteLink: AttemptReporter {
     func nextToSend(on id: UInt64) -> Outgoing? {
         guard connection?.id == id else { return nil }
         if !control.isEmpty { return .control(control.removeFirst()) }
-        let unacknowledged = deliveries.values.reduce(0) { total, delivery in
-            total + delivery.sent.reduce(0) { $0 + max(0, $1.value - (delivery.acked[$1.key] ?? 0)) }
-        }
+        if !express.isEmpty { return .frame(express.removeFirst()) }
+        let unacknowledged = unacknowledged
         for (token, delivery) in deliveries.sorted(by: { $0.key < $1.key })
         where !delivery.forget && unacknowledged < Self.window {
             for stream in OutputStreamKind.allCases {
@@ -261,8 +281,18 @@ actor RemoteLink: AttemptReporter {
         return nil
     }
 
+    /// Output bytes sent on this connection and not yet acknowledged.
+    private var unacknowledged: Int {
+        deliveries.values.reduce(0) { total, delivery in
+            total + delivery.sent.reduce(0) { $0 + max(0, $1.value - (delivery.acked[$1.key] ?? 0)) }
+        }
+    }
+
     /// Output bytes per frame: large frames cost less per byte; the hub accepts up to 1 MiB.
     static let frameBytes = WireProtocol.maxFrameBytes - OutputFrame.headerSize
+
+    /// The largest piece sent from memory ahead of its spooling (a reactor chunk).
+    static let expressBytes = 64 << 10
 
     /// Output bytes sent but not yet acknowledged, at most. Without a limit the writer hands
     /// frames to the event loop faster than the socket takes them: memory grows and heartbeats
@@ -271,6 +301,8 @@ actor RemoteLink: AttemptReporter {
 
     enum Outgoing: Sendable {
         case control(WorkerMessage)
+        /// A whole output frame, from memory.
+        case frame(ByteBuffer)
         case output(token: AttemptToken, stream: OutputStreamKind, offset: Int, count: Int, file: SpoolFile)
     }
 
@@ -288,6 +320,7 @@ actor RemoteLink: AttemptReporter {
     func connected(_ wake: AsyncStream<Void>.Continuation) -> UInt64 {
         connectionCount += 1
         connection = (connectionCount, wake)
+        express = []
         for token in deliveries.keys {
             deliveries[token]?.sent = [:]
             deliveries[token]?.endSent = false
@@ -300,6 +333,7 @@ actor RemoteLink: AttemptReporter {
         guard connection?.id == id else { return }
         connection?.wake.finish()
         connection = nil
+        express = []
         control.removeAll { $0 == .heartbeat }
     }
 
