@@ -80,6 +80,65 @@ struct ReactorTests {
         }
     }
 
+    @Test("every descriptor of a process is closed once it ended, however its input ended")
+    func noDescriptorLeaks() async throws {
+        let executor = PipeExecutor()
+        let before = Self.openDescriptors()
+        let input = generatedBytes(count: 200_000, seed: 9)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<8 {
+                // Initial input larger than a pipe holds, then stdin closes by itself.
+                group.addTask {
+                    let finished = try await run(executor, TestTask.request("cat", standardInput: input))
+                    #expect(finished.bytes(.stdout) == input)
+                }
+                // Live input, closed by the caller.
+                group.addTask {
+                    let process = try executor.start(TestTask.request("cat", keepsInputOpen: true))
+                    let collector = OutputCollector(process)
+                    try process.send(Array("live\n".utf8))
+                    process.closeInput()
+                    #expect(await process.result(timeout: .seconds(10))?.termination == .exited(0))
+                    #expect(await eventually { collector.text(.stdout) == "live\n" })
+                }
+                // Live input never closed: the process ends on its own.
+                group.addTask {
+                    let finished = try await run(executor, TestTask.request("echo", "done", keepsInputOpen: true))
+                    #expect(finished.stdout == "done\n")
+                }
+                // A terminal, ended by Ctrl-D.
+                group.addTask {
+                    var request = TestTask.request("cat")
+                    request.terminal = TerminalSize(rows: 24, columns: 80)
+                    let process = try executor.start(request)
+                    let collector = OutputCollector(process)
+                    try process.send(Array("typed\n".utf8))
+                    #expect(await eventually { collector.text(.stdout).contains("typed") })
+                    process.closeInput()
+                    #expect(await process.result(timeout: .seconds(10))?.termination == .exited(0))
+                }
+                // Killed while it waits for input.
+                group.addTask {
+                    let process = try executor.start(TestTask.request("sleep", "30", keepsInputOpen: true))
+                    let collector = OutputCollector(process)
+                    process.signal(SIGKILL)
+                    #expect(await process.result(timeout: .seconds(10))?.termination == .signaled(SIGKILL))
+                    #expect(throws: InputError.closed) { try process.send([1]) }
+                    _ = collector
+                }
+            }
+            try await group.waitForAll()
+        }
+        // Ended processes give their descriptors back (some after their end is reported).
+        #expect(
+            await eventually { Self.openDescriptors() <= before },
+            "descriptors open before: \(before), after: \(Self.openDescriptors())")
+    }
+
+    private static func openDescriptors() -> Int {
+        (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? 0
+    }
+
     private static func threadCount() -> Int {
         (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task").count) ?? 0
     }
