@@ -18,10 +18,12 @@ final class JobActivity: Sendable {
     private let counter = Atomic<UInt64>(0)
 
     /// Events for `id` until the stream is dropped. A slow session loses the oldest; it notices
-    /// the gap by offset and reads the store instead.
+    /// the gap by offset and reads the store instead. Sixteen events (a worker's frames are up to
+    /// 1 MiB each) bound what a slow client costs the hub; 64 held 30 MiB more at the peak of a
+    /// 1 GiB job with one client attached.
     func subscribe(_ id: JobID) -> AsyncStream<Event> {
         let ticket = counter.add(1, ordering: .relaxed).newValue
-        let (stream, continuation) = AsyncStream.makeStream(of: Event.self, bufferingPolicy: .bufferingNewest(64))
+        let (stream, continuation) = AsyncStream.makeStream(of: Event.self, bufferingPolicy: .bufferingNewest(16))
         continuation.onTermination = { [weak self] _ in
             self?.subscribers.withLock { all in
                 all[id]?[ticket] = nil
