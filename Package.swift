@@ -107,7 +107,7 @@ let package = Package(
         .executableTarget(
             name: "xn-bench",
             dependencies: [
-                "XNHub", "XNClient", "XNExec", "XNStore", "XNProtocol", "XNWorker",
+                "XNHub", "XNClient", "XNExec", "XNStore", "XNProtocol", "XNWorker", "CXNSystem",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

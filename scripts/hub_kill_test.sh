@@ -98,7 +98,9 @@ stored=$("$xn" logs "$id" | sha256sum | cut -c1-64)
 wait_for '! kill -0 '"$attach_pid"' 2>/dev/null' 120
 attached=$(cat "$work/attached.sha256")
 [ "$attached" = "$expected" ] || fail "the attached client printed bytes with sha256 $attached, not $expected"
-[ "$hub_peak" -lt 128 ] || fail "the last hub peaked at $hub_peak MiB"
-[ "$worker_peak" -lt 128 ] || fail "the worker peaked at $worker_peak MiB"
+# About 40 MiB of either is the program's own pages; 1 MiB frames that stayed in glibc's heaps,
+# or an attached client's queue of them, took the hub past 100 (up to 117 MiB before 12-03).
+[ "$hub_peak" -lt 100 ] || fail "the last hub peaked at $hub_peak MiB"
+[ "$worker_peak" -lt 100 ] || fail "the worker peaked at $worker_peak MiB"
 echo "hub kill test: 1 GiB through a worker and two hub kills; stored and attached output both sha256 $expected" \
     "(peak RSS: last hub $hub_peak MiB, worker $worker_peak MiB)"

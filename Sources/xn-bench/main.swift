@@ -1,3 +1,4 @@
+import CXNSystem
 import Foundation
 
 /// xn-bench: the hub measured beside the machine's own floor, in one run.
@@ -8,6 +9,9 @@ import Foundation
 /// `--cgroups` gives every job of the hub's slots and the worker a cgroup, as `xn hub` does as root;
 /// `--isolate` runs every job of theirs in a bubblewrap sandbox, as `xn hub --isolate` does;
 /// `--wrk N [SECONDS]` seeds N finished jobs, starts `xn hub` on them and loads it with wrk.
+// As `xn hub` and `xn worker` do (HeapTuning.swift): the hub's memory and speed are measured as
+// they run.
+_ = xn_tune_heap(4 << 20, 4 << 20)
 let quick = CommandLine.arguments.contains("--quick")
 if let flag = CommandLine.arguments.firstIndex(of: "--wrk") {
     let rest = CommandLine.arguments.dropFirst(flag + 1)
@@ -35,10 +39,19 @@ if let flag = CommandLine.arguments.firstIndex(of: "--startup") {
 if let flag = CommandLine.arguments.firstIndex(of: "--profile") {
     let rest = Array(CommandLine.arguments.dropFirst(flag + 1))
     guard rest.count == 2, let jobs = Int(rest[1]),
-        ["sequential", "concurrent", "ingest", "echo", "echo-worker", "executor"].contains(rest[0])
+        ["sequential", "concurrent", "ingest", "attach", "echo", "echo-worker", "executor"].contains(rest[0])
     else {
-        print("usage: xn-bench --profile sequential|concurrent|echo|echo-worker|executor N, or --profile ingest MIB")
+        print(
+            "usage: xn-bench --profile sequential|concurrent|echo|echo-worker|executor N, or --profile ingest|attach MIB"
+        )
         exit(2)
+    }
+    if rest[0] == "attach" {
+        let hub = try await BenchHub.start(slots: ProcessInfo.processInfo.activeProcessorCount, maxOutput: 1 << 40)
+        let rate = try await AttachBench.outputRate(hub, bytes: jobs << 20)
+        await hub.stop()
+        print("attach: \(mbps(rate)) for \(jobs) MiB to an attached client")
+        exit(0)
     }
     if rest[0] == "executor" {
         let raw = RawSpawn.loop(iterations: jobs)

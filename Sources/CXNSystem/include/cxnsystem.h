@@ -58,6 +58,11 @@ int xn_pipe_cloexec(int fds[2]);
 /// Sets O_NONBLOCK on fd; returns 0 or an errno value.
 int xn_set_nonblocking(int fd);
 
+/// Fixes glibc's heap thresholds (mallopt): allocations of `mmap_threshold` bytes and more get
+/// mappings of their own, and free memory beyond `trim_threshold` at a heap's top goes back to the
+/// system. Fixing them also stops glibc from raising them as it runs. Returns 1 on success.
+int xn_tune_heap(size_t mmap_threshold, size_t trim_threshold);
+
 /// epoll_create1 with close-on-exec: -1 with errno on failure.
 int xn_epoll_create(void);
 

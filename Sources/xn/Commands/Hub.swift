@@ -172,6 +172,7 @@ struct Hub: AsyncParsableCommand {
     }
 
     func run() async throws {
+        giveFreedBuffersBack()
         var configuration = HubConfiguration()
         configuration.host = interface
         configuration.port = port

@@ -59,6 +59,7 @@ struct WorkerCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        giveFreedBuffersBack()
         let url =
             hub ?? ProcessInfo.processInfo.environment["XN_HUB"].flatMap { $0.isEmpty ? nil : $0 }
             ?? "ws://127.0.0.1:9000"
