@@ -124,7 +124,7 @@ final class ReactorLoop {
                 guard let watch = watches[token >> 3], let role = ProcessWatch.Role(rawValue: token & 7) else {
                     continue
                 }
-                watch.handle(role, events: events[index], in: self)
+                watch.handle(role, in: self)
             }
             afterRound()
         }

@@ -23,8 +23,8 @@ final class ProcessWatch: @unchecked Sendable {
 
     let id: UInt64
     let pid: Int32
-    private var out: StreamState
-    private var err: StreamState
+    /// stdout and stderr, indexed by their `Role`'s raw value.
+    private var streams: [StreamState]
     /// The process's stdin, nil when it was closed at the start.
     private var input: InputQueue?
     /// Whether stdin is in the epoll set (only while input waits for room).
@@ -49,8 +49,7 @@ final class ProcessWatch: @unchecked Sendable {
     ) {
         self.id = id
         self.pid = pid
-        out = StreamState(fd: stdout, kind: .stdout)
-        err = StreamState(fd: stderr, kind: .stderr)
+        streams = [StreamState(fd: stdout, kind: .stdout), StreamState(fd: stderr, kind: .stderr)]
         self.input = input
         self.outputLimit = outputLimit
         self.sink = sink
@@ -66,14 +65,19 @@ final class ProcessWatch: @unchecked Sendable {
 
     private func token(_ role: Role) -> UInt64 { id << 3 | role.rawValue }
 
+    /// An output stream's epoll token: its index in `streams` is its role's raw value.
+    private func token(_ stream: Int) -> UInt64 { id << 3 | UInt64(stream) }
+
+    /// The indices of stdout and stderr in `streams`.
+    private static let outputs = [Int(Role.stdout.rawValue), Int(Role.stderr.rawValue)]
+
     /// Puts the process's descriptors in the epoll set and writes what input it already has. A
     /// descriptor the kernel refuses to watch (ENOMEM, ENOSPC) would leave the process unattended:
     /// it is killed instead, and ends as killed.
     func register(in loop: ReactorLoop) {
         var refused = false
-        for stream in [Role.stdout, .stderr] {
-            let fd = stream == .stdout ? out.fd : err.fd
-            if fd >= 0 && loop.control(0, fd, events: xn_epoll_in, token: token(stream)) != 0 {
+        for stream in Self.outputs where streams[stream].fd >= 0 {
+            if loop.control(0, streams[stream].fd, events: xn_epoll_in, token: token(stream)) != 0 {
                 refused = true
                 closeStream(stream, in: loop, watched: false)
             }
@@ -93,11 +97,11 @@ final class ProcessWatch: @unchecked Sendable {
         writeInput(in: loop)
     }
 
-    func handle(_ role: Role, events: UInt32, in loop: ReactorLoop) {
+    func handle(_ role: Role, in loop: ReactorLoop) {
         switch role {
         case .stdout, .stderr:
             guard !stalled else { return }
-            read(role, in: loop)
+            read(Int(role.rawValue), in: loop)
         case .input, .inputWake:
             writeInput(in: loop)
         case .exit:
@@ -105,51 +109,45 @@ final class ProcessWatch: @unchecked Sendable {
         }
     }
 
-    private func read(_ role: Role, in loop: ReactorLoop) {
-        let fd = role == .stdout ? out.fd : err.fd
+    private func read(_ stream: Int, in loop: ReactorLoop) {
+        let fd = streams[stream].fd
         guard fd >= 0 else { return }
         let count = Glibc.read(fd, loop.buffer.baseAddress!, loop.buffer.count)
         if count < 0 && (errno == EAGAIN || errno == EINTR) { return }
         if count <= 0 {
             // End of file, or EIO from a terminal whose last holder closed it.
-            closeStream(role, in: loop, watched: true)
+            closeStream(stream, in: loop, watched: true)
             _ = flushOutput(in: loop)
             loop.changed.insert(id)
             return
         }
         lastRead = loop.round
         let bytes = UnsafeRawBufferPointer(rebasing: loop.buffer[0..<count])
-        let full =
-            role == .stdout
-            ? out.take(bytes, limit: outputLimit, chunk: ReactorLoop.readSize)
-            : err.take(bytes, limit: outputLimit, chunk: ReactorLoop.readSize)
-        if full {
+        if streams[stream].take(bytes, limit: outputLimit, chunk: ReactorLoop.readSize) {
             _ = flushOutput(in: loop)
         }
-        if !out.pending.isEmpty || !err.pending.isEmpty { loop.gathering.insert(id) }
+        if streams.contains(where: { !$0.pending.isEmpty }) { loop.gathering.insert(id) }
     }
 
     /// Hands what each stream gathered to the consumer. False when a chunk found no credit: the
     /// process's pipes then leave the epoll set, and `resume` goes on once a chunk was read.
     func flushOutput(in loop: ReactorLoop) -> Bool {
         guard !stalled else { return true }
-        for role in [Role.stdout, .stderr] {
-            let pending = role == .stdout ? out.pending : err.pending
-            guard !pending.isEmpty else { continue }
+        for stream in Self.outputs where !streams[stream].pending.isEmpty {
             guard sink.credits.tryAcquire() else {
                 stall(in: loop)
                 return false
             }
-            sink.continuation.yield(OutputChunk(stream: role == .stdout ? .stdout : .stderr, bytes: pending))
-            if role == .stdout { out.pending = [] } else { err.pending = [] }
+            sink.continuation.yield(OutputChunk(stream: streams[stream].kind, bytes: streams[stream].pending))
+            streams[stream].pending = []
         }
         return true
     }
 
     private func stall(in loop: ReactorLoop) {
         stalled = true
-        for fd in [out.fd, err.fd] where fd >= 0 {
-            loop.control(2, fd)
+        for stream in streams where stream.fd >= 0 {
+            loop.control(2, stream.fd)
         }
     }
 
@@ -157,9 +155,8 @@ final class ProcessWatch: @unchecked Sendable {
     func resume(in loop: ReactorLoop) {
         guard stalled else { return }
         stalled = false
-        for role in [Role.stdout, .stderr] {
-            let fd = role == .stdout ? out.fd : err.fd
-            if fd >= 0 { loop.control(0, fd, events: xn_epoll_in, token: token(role)) }
+        for stream in Self.outputs where streams[stream].fd >= 0 {
+            loop.control(0, streams[stream].fd, events: xn_epoll_in, token: token(stream))
         }
         if flushOutput(in: loop) { loop.changed.insert(id) }
     }
@@ -195,14 +192,14 @@ final class ProcessWatch: @unchecked Sendable {
         self.input = nil
     }
 
-    private func closeStream(_ role: Role, in loop: ReactorLoop, watched: Bool) {
-        let fd = role == .stdout ? out.fd : err.fd
+    private func closeStream(_ stream: Int, in loop: ReactorLoop, watched: Bool) {
+        let fd = streams[stream].fd
         guard fd >= 0 else { return }
         // Removed before it is closed: a terminal's master has a second descriptor (stdin), and
         // epoll forgets a file only when all of its descriptors are closed.
         if watched && !stalled { loop.control(2, fd) }
         close(fd)
-        if role == .stdout { out.fd = -1 } else { err.fd = -1 }
+        streams[stream].fd = -1
     }
 
     /// The process exited: collect its status, then read what its pipes still hold for a while.
@@ -223,13 +220,12 @@ final class ProcessWatch: @unchecked Sendable {
     func stopDraining(in loop: ReactorLoop) {
         guard !stalled else { return }
         loop.draining.remove(id)
-        closeStream(.stdout, in: loop, watched: true)
-        closeStream(.stderr, in: loop, watched: true)
+        for stream in Self.outputs { closeStream(stream, in: loop, watched: true) }
         if flushOutput(in: loop) { loop.changed.insert(id) }
     }
 
     var isDone: Bool {
-        termination != nil && out.fd < 0 && err.fd < 0 && out.pending.isEmpty && err.pending.isEmpty && !stalled
+        termination != nil && !stalled && streams.allSatisfy { $0.fd < 0 && $0.pending.isEmpty }
     }
 
     /// Takes the process off the reactor and reports its end.
@@ -237,7 +233,7 @@ final class ProcessWatch: @unchecked Sendable {
         endInput(in: loop)
         ended(
             ProcessResult(
-                termination: termination ?? .signaled(0), stdoutBytes: out.total, stderrBytes: err.total,
+                termination: termination ?? .signaled(0), stdoutBytes: streams[0].total, stderrBytes: streams[1].total,
                 usage: usage))
     }
 

@@ -39,8 +39,7 @@ enum AttachBench {
         return Sample(durations: durations, wall: wall)
     }
 
-    /// Byte → echo round trips through the hub's attach endpoint (and its worker, if it has one).
-    /// The same echo on a hub that runs nothing itself, through one worker on loopback.
+    /// The same echo as `throughHub` on a hub that runs nothing itself, through one worker on loopback.
     static func throughWorker(iterations: Int) async throws -> Sample {
         let hub = try await BenchHub.start(slots: 0)
         let worker = BenchWorker(hub: hub.url, slots: 1)
@@ -51,6 +50,7 @@ enum AttachBench {
         return sample
     }
 
+    /// Byte → echo round trips through the hub's attach endpoint (and its worker, if it has one).
     static func throughHub(_ hub: BenchHub, iterations: Int) async throws -> Sample {
         let id = try await hub.submitJSON(
             #"{"command":"sh","args":["-c","stty raw -echo; echo ready; exec cat"],"tty":true}"#)

@@ -9,10 +9,10 @@ import Foundation
 /// `--cgroups` gives every job of the hub's slots and the worker a cgroup, as `xn hub` does as root;
 /// `--isolate` runs every job of theirs in a bubblewrap sandbox, as `xn hub --isolate` does;
 /// `--wrk N [SECONDS]` seeds N finished jobs, starts `xn hub` on them and loads it with wrk.
+let quick = CommandLine.arguments.contains("--quick")
 // As `xn hub` and `xn worker` do (HeapTuning.swift): the hub's memory and speed are measured as
 // they run.
 _ = xn_tune_heap(4 << 20, 4 << 20)
-let quick = CommandLine.arguments.contains("--quick")
 if let flag = CommandLine.arguments.firstIndex(of: "--wrk") {
     let rest = CommandLine.arguments.dropFirst(flag + 1)
     guard let jobs = rest.first.flatMap({ Int($0) }), jobs > 0 else {
