@@ -27,7 +27,7 @@ extension SQLiteJobStore {
                     SELECT \(Self.columns) FROM jobs WHERE callback_state = 'pending' AND state IN (\(ended))
                     ORDER BY seq
                     """
-            ).map(Self.record)
+            ).map { try Self.record($0) }
         }
     }
 }

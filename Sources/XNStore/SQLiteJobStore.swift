@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Synchronization
 public import XNProtocol
 
 /// The default store: SQLite in WAL mode through GRDB, one file under the data folder.
@@ -9,6 +10,10 @@ public final class SQLiteJobStore: JobStore {
     let commits: GroupCommit
     /// Where output lives: beside the database in `output/`, or a private temporary folder.
     let outputFiles: OutputFiles
+    /// The specs of jobs stored as assigned or running, so the record an end returns needs no
+    /// JSON decoding (a spec never changes). Bounded by the jobs running; a job missing here
+    /// (claimed before a restart) is decoded as before.
+    private let runningSpecs = Mutex<[JobID: JobSpec]>([:])
 
     /// Opens (creating and migrating as needed) `path`; `nil` gives a private in-memory database.
     public init(path: String?) throws {
@@ -134,18 +139,19 @@ public final class SQLiteJobStore: JobStore {
         return migrator
     }
 
-    /// Every column of a job, in the order `record` reads them.
+    /// Every column of a job, in the order `record` reads them (by position).
     static let columns = """
         seq, id, spec, state, created_at, started_at, finished_at, exit_code, signal, err,
         stdout_bytes, stderr_bytes, stdout_truncated, stderr_truncated, callback_status, worker,
         attempts, attempt_token, owner, callback_state, callback_attempts, callback_result, callback_last_at,
         callback_next_at, cpu_user_seconds, cpu_system_seconds, peak_memory_bytes
         """
+    static let columnCount = 27
 
     public func insert(_ job: JobRecord) async throws -> JobRecord {
         guard job.state.isInitial else { throw StoreError("a new job cannot be stored as \(job.state.rawValue)") }
         let spec = try JSONEncoder().encode(job.spec)
-        return try await commits.write { db in
+        let stored = try await commits.write { db in
             try db.cachedStatement(
                 sql: """
                     INSERT INTO jobs (id, spec, state, created_at, started_at, worker, attempts, attempt_token, owner,
@@ -161,6 +167,8 @@ public final class SQLiteJobStore: JobStore {
             if job.spec.callback != nil { stored.callbackDelivery = CallbackDelivery() }
             return stored
         }
+        if stored.state != .queued { runningSpecs.withLock { $0[stored.id] = stored.spec } }
+        return stored
     }
 
     /// Stores many jobs in one transaction, each with the state and outcome it carries (imports,
@@ -192,7 +200,7 @@ public final class SQLiteJobStore: JobStore {
             try Row.fetchOne(
                 db.cachedStatement(sql: "SELECT \(Self.columns) FROM jobs WHERE id = ?"), arguments: [id.rawValue]
             )
-            .map(Self.record)
+            .map { try Self.record($0) }
         }
     }
 
@@ -234,17 +242,20 @@ public final class SQLiteJobStore: JobStore {
         guard JobState.queued.canMove(to: state), !state.isTerminal else {
             throw StoreError("a claim moves a job to assigned or running, not \(state.rawValue)")
         }
-        let row = try await commits.write { db -> [String: DatabaseValue]? in
-            try db.cachedStatement(
-                sql: """
-                    UPDATE jobs SET state = ?, started_at = ?, worker = ?, attempts = attempts + 1, attempt_token = ?
-                    WHERE id = ? AND state = 'queued'
-                    """
-            ).execute(arguments: [state.rawValue, time, worker, token.description, id.rawValue])
-            guard db.changesCount == 1 else { return nil }
-            return try Self.fetchRow(id, in: db)
+        let row = try await commits.write { db in
+            try Row.fetchOne(
+                db.cachedStatement(
+                    sql: """
+                        UPDATE jobs SET state = ?, started_at = ?, worker = ?, attempts = attempts + 1, attempt_token = ?
+                        WHERE id = ? AND state = 'queued' RETURNING \(Self.columns)
+                        """),
+                arguments: [state.rawValue, time, worker, token.description, id.rawValue]
+            ).map { Array($0.databaseValues) }
         }
-        return try row.map { try Self.record(Row($0)) }
+        guard let row else { return nil }
+        let record = try Self.record(row)
+        runningSpecs.withLock { $0[id] = record.spec }
+        return record
     }
 
     public func markStarted(_ id: JobID, token: AttemptToken) async throws -> Bool {
@@ -268,7 +279,10 @@ public final class SQLiteJobStore: JobStore {
             return db.changesCount == 1
         }
         // The next attempt writes its output from the start.
-        if requeued { outputFiles.remove(id) }
+        if requeued {
+            runningSpecs.withLock { _ = $0.removeValue(forKey: id) }
+            outputFiles.remove(id)
+        }
         return requeued
     }
 
@@ -276,38 +290,35 @@ public final class SQLiteJobStore: JobStore {
         try await db.read { db in
             try Row.fetchAll(
                 db, sql: "SELECT \(Self.columns) FROM jobs WHERE state IN ('assigned', 'running') ORDER BY seq"
-            ).map(Self.record)
+            ).map { try Self.record($0) }
         }
     }
 
     public func finish(_ id: JobID, _ outcome: JobOutcome, token: AttemptToken?) async throws -> JobRecord? {
         let fence = token?.description
         let sources = Self.sqlList(outcome.state.sources)
-        let row = try await commits.write { db -> [String: DatabaseValue]? in
-            try db.cachedStatement(
-                sql: """
-                    UPDATE jobs SET state = ?, exit_code = ?, signal = ?, err = ?, finished_at = ?,
-                        stdout_truncated = ?, stderr_truncated = ?, cpu_user_seconds = ?, cpu_system_seconds = ?,
-                        peak_memory_bytes = ?
-                    WHERE id = ? AND state IN (\(sources)) AND (? IS NULL OR attempt_token = ?)
-                    """
-            ).execute(arguments: [
-                outcome.state.rawValue, outcome.exitCode, outcome.signal, outcome.err, outcome.finishedAt,
-                outcome.stdoutTruncated, outcome.stderrTruncated, outcome.usage?.cpuUserSeconds,
-                outcome.usage?.cpuSystemSeconds, outcome.usage?.peakMemoryBytes, id.rawValue, fence, fence,
-            ])
-            guard db.changesCount == 1 else { return nil }
-            return try Self.fetchRow(id, in: db)
+        // The row comes back from the update itself and is decoded after the commit, off the one
+        // writer every write waits for.
+        let row = try await commits.write { db in
+            try Row.fetchOne(
+                db.cachedStatement(
+                    sql: """
+                        UPDATE jobs SET state = ?, exit_code = ?, signal = ?, err = ?, finished_at = ?,
+                            stdout_truncated = ?, stderr_truncated = ?, cpu_user_seconds = ?, cpu_system_seconds = ?,
+                            peak_memory_bytes = ?
+                        WHERE id = ? AND state IN (\(sources)) AND (? IS NULL OR attempt_token = ?)
+                        RETURNING \(Self.columns)
+                        """),
+                arguments: [
+                    outcome.state.rawValue, outcome.exitCode, outcome.signal, outcome.err, outcome.finishedAt,
+                    outcome.stdoutTruncated, outcome.stderrTruncated, outcome.usage?.cpuUserSeconds,
+                    outcome.usage?.cpuSystemSeconds, outcome.usage?.peakMemoryBytes, id.rawValue, fence, fence,
+                ]
+            ).map { Array($0.databaseValues) }
         }
-        return try row.map { try Self.record(Row($0)) }
-    }
-
-    /// The job's columns, read inside a write and decoded (its spec is JSON) by the caller after
-    /// the commit, off the one writer every write waits for.
-    private static func fetchRow(_ id: JobID, in db: Database) throws -> [String: DatabaseValue]? {
-        try Row.fetchOne(
-            db.cachedStatement(sql: "SELECT \(columns) FROM jobs WHERE id = ?"), arguments: [id.rawValue]
-        ).map { Dictionary(uniqueKeysWithValues: zip($0.columnNames, $0.databaseValues)) }
+        guard let row else { return nil }
+        let spec = runningSpecs.withLock { $0.removeValue(forKey: id) }
+        return try Self.record(row, spec: spec)
     }
 
     /// States as a SQL list of literals (they are fixed identifiers, never user input).
@@ -344,38 +355,57 @@ public final class SQLiteJobStore: JobStore {
         }
     }
 
+    /// A job from a row of `columns`.
     static func record(_ row: Row) throws -> JobRecord {
-        let idText: String = row["id"]
-        guard let id = JobID(idText) else { throw StoreError("corrupt job id \(idText)") }
-        let specData: Data = row["spec"]
-        let spec = try JSONDecoder().decode(JobSpec.self, from: specData)
-        var record = JobRecord(id: id, spec: spec, createdAt: row["created_at"])
-        record.seq = row["seq"]
-        let stateText: String = row["state"]
-        guard let state = JobState(rawValue: stateText) else { throw StoreError("corrupt job state \(stateText)") }
-        record.state = state
-        record.startedAt = row["started_at"]
-        record.finishedAt = row["finished_at"]
-        record.exitCode = row["exit_code"]
-        record.signal = row["signal"]
-        record.err = row["err"]
-        record.stdoutBytes = row["stdout_bytes"]
-        record.stderrBytes = row["stderr_bytes"]
-        record.stdoutTruncated = row["stdout_truncated"]
-        record.stderrTruncated = row["stderr_truncated"]
-        record.callbackStatus = row["callback_status"]
-        record.worker = row["worker"]
-        record.attempts = row["attempts"]
-        record.attemptToken = (row["attempt_token"] as String?).flatMap { AttemptToken(hex: $0) }
-        record.owner = row["owner"]
-        if let user: Double = row["cpu_user_seconds"], let system: Double = row["cpu_system_seconds"] {
-            record.usage = JobUsage(
-                cpuUserSeconds: user, cpuSystemSeconds: system, peakMemoryBytes: row["peak_memory_bytes"])
+        try record(Array(row.databaseValues))
+    }
+
+    /// A job from the values of `columns`, read by position (a lookup by name compares every
+    /// column's name, case-insensitively); `spec`, when the caller has it, spares decoding its JSON.
+    /// Plain values rather than a row, so a row read inside a write can leave the writer's queue.
+    static func record(_ values: [DatabaseValue], spec known: JobSpec? = nil) throws -> JobRecord {
+        guard values.count == columnCount else { throw StoreError("a job row has \(values.count) columns") }
+        func value<T: DatabaseValueConvertible>(_ column: Int) -> T? { T.fromDatabaseValue(values[column]) }
+        guard let idText: String = value(1), let id = JobID(idText) else {
+            throw StoreError("corrupt job id \(values[1])")
         }
-        if let text: String = row["callback_state"], let state = CallbackDelivery.State(rawValue: text) {
+        guard let seq: Int64 = value(0), let createdAt: Int64 = value(4) else {
+            throw StoreError("job \(id) has no submission order or time")
+        }
+        guard let stateText: String = value(3), let state = JobState(rawValue: stateText) else {
+            throw StoreError("corrupt job state \(values[3])")
+        }
+        let spec: JobSpec
+        if let known {
+            spec = known
+        } else {
+            guard let data: Data = value(2) else { throw StoreError("job \(id) has no spec") }
+            spec = try JSONDecoder().decode(JobSpec.self, from: data)
+        }
+        var record = JobRecord(id: id, spec: spec, createdAt: createdAt)
+        record.seq = seq
+        record.state = state
+        record.startedAt = value(5)
+        record.finishedAt = value(6)
+        record.exitCode = value(7)
+        record.signal = value(8)
+        record.err = value(9)
+        record.stdoutBytes = value(10) ?? 0
+        record.stderrBytes = value(11) ?? 0
+        record.stdoutTruncated = value(12) ?? false
+        record.stderrTruncated = value(13) ?? false
+        record.callbackStatus = value(14)
+        record.worker = value(15)
+        record.attempts = value(16) ?? 0
+        record.attemptToken = (value(17) as String?).flatMap { AttemptToken(hex: $0) }
+        record.owner = value(18)
+        if let text: String = value(19), let state = CallbackDelivery.State(rawValue: text) {
             record.callbackDelivery = CallbackDelivery(
-                state: state, attempts: row["callback_attempts"], lastResult: row["callback_result"],
-                lastAttemptAt: row["callback_last_at"], nextAttemptAt: row["callback_next_at"])
+                state: state, attempts: value(20) ?? 0, lastResult: value(21), lastAttemptAt: value(22),
+                nextAttemptAt: value(23))
+        }
+        if let user: Double = value(24), let system: Double = value(25) {
+            record.usage = JobUsage(cpuUserSeconds: user, cpuSystemSeconds: system, peakMemoryBytes: value(26))
         }
         return record
     }

@@ -3,7 +3,7 @@ import Foundation
 
 /// xn-bench: the hub measured beside the machine's own floor, in one run.
 ///
-/// Usage: `swift run -c release xn-bench [--quick] [--profile sequential|concurrent N]`. `--quick`
+/// Usage: `swift run -c release xn-bench [--quick] [--profile sequential|concurrent|store N]`. `--quick`
 /// shrinks every loop (smoke run); `--profile` runs one scenario alone, N jobs, under a profiler;
 /// `--startup N` times N whole client processes only (`XN_BENCH_XN` picks the `xn` to time);
 /// `--cgroups` gives every job of the hub's slots and the worker a cgroup, as `xn hub` does as root;
@@ -39,10 +39,10 @@ if let flag = CommandLine.arguments.firstIndex(of: "--startup") {
 if let flag = CommandLine.arguments.firstIndex(of: "--profile") {
     let rest = Array(CommandLine.arguments.dropFirst(flag + 1))
     guard rest.count == 2, let jobs = Int(rest[1]),
-        ["sequential", "concurrent", "ingest", "attach", "echo", "echo-worker", "executor"].contains(rest[0])
+        ["sequential", "concurrent", "ingest", "attach", "echo", "echo-worker", "executor", "store"].contains(rest[0])
     else {
         print(
-            "usage: xn-bench --profile sequential|concurrent|echo|echo-worker|executor N, or --profile ingest|attach MIB"
+            "usage: xn-bench --profile sequential|concurrent|echo|echo-worker|executor|store N, or --profile ingest|attach MIB"
         )
         exit(2)
     }
@@ -51,6 +51,13 @@ if let flag = CommandLine.arguments.firstIndex(of: "--profile") {
         let rate = try await AttachBench.outputRate(hub, bytes: jobs << 20)
         await hub.stop()
         print("attach: \(mbps(rate)) for \(jobs) MiB to an attached client")
+        exit(0)
+    }
+    if rest[0] == "store" {
+        let sample = try await StoreBench.startAndEnd(iterations: jobs)
+        print(
+            "store insert running + end: p50 \(us(sample.p50)), p99 \(us(sample.p99)), \(rate(sample.rate)) over \(jobs) jobs"
+        )
         exit(0)
     }
     if rest[0] == "executor" {

@@ -121,4 +121,29 @@ struct GroupCommitTests {
         try await commits.write { db in try db.execute(sql: "INSERT INTO t (x) VALUES (2)") }
         #expect(try values(queue) == [2])
     }
+
+    @Test(
+        "a lone write that throws is undone, its caller gets its error, and a lone write that cannot commit stores nothing"
+    )
+    func loneWritesFailAlone() async throws {
+        let queue = try database()
+        let commits = GroupCommit(queue)
+        await #expect(throws: Refused.self) {
+            try await commits.write { db in
+                try db.execute(sql: "INSERT INTO t (x) VALUES (1)")
+                throw Refused()
+            }
+        }
+        await #expect(throws: DatabaseError.self) {
+            try await commits.write { db in try db.execute(sql: "INSERT INTO child (parent) VALUES (7)") }
+        }
+        #expect(try await queue.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM child") } == 0)
+        let value = try await commits.write { db -> Int in
+            try db.execute(sql: "INSERT INTO t (x) VALUES (2)")
+            return 2
+        }
+        #expect(value == 2)
+        #expect(try values(queue) == [2])
+        #expect(commits.transactions == 3)
+    }
 }
