@@ -226,6 +226,53 @@ struct JobStoreTests {
         }
     }
 
+    @Test(
+        "the end of a job stored running, or claimed again after a requeue, returns the job as read back, spec and all",
+        arguments: StoreKind.allCases)
+    func endReturnsTheWholeJob(kind: StoreKind) async throws {
+        try await withStore(kind) { store, directory in
+            let spec = JobSpec(
+                command: "/bin/sh", args: ["-c", "exit 3"], env: ["K": "v w"], stdin: "in\0put", name: "n",
+                labels: ["os": "linux"])
+            var job = JobRecord(id: JobID.random(), spec: spec, createdAt: 2_000)
+            job.state = .running
+            job.startedAt = 2_000
+            job.worker = "local"
+            job.attempts = 1
+            job.attemptToken = AttemptToken(1)
+            _ = try await store.insert(job)
+            let outcome = JobOutcome(state: .failed, exitCode: 3, finishedAt: 2_500)
+            let ended = try #require(try await store.finish(job.id, outcome, token: AttemptToken(1)))
+            #expect(ended.spec == spec)
+            #expect(ended.exitCode == 3 && ended.attempts == 1 && ended.worker == "local")
+            #expect(try await store.job(job.id) == ended)
+
+            var again = JobRecord(id: JobID.random(), spec: spec, createdAt: 3_000)
+            again.state = .running
+            again.startedAt = 3_000
+            again.attempts = 1
+            again.attemptToken = AttemptToken(2)
+            _ = try await store.insert(again)
+            #expect(try await store.requeue(again.id, token: AttemptToken(2), reason: "worker lost"))
+            _ = try #require(
+                try await store.claim(again.id, worker: "w2", token: AttemptToken(3), state: .running, at: 3_100))
+            let second = try #require(try await store.finish(again.id, outcome, token: AttemptToken(3)))
+            #expect(second.spec == spec && second.attempts == 2 && second.worker == "w2")
+            #expect(try await store.job(again.id) == second)
+            // A store opened again (a restarted hub) has no spec in memory and reads it from the row.
+            if kind.persists {
+                var third = JobRecord(id: JobID.random(), spec: spec, createdAt: 4_000)
+                third.state = .running
+                third.attemptToken = AttemptToken(4)
+                _ = try await store.insert(third)
+                let reopened = try kind.open(in: directory)
+                let late = try #require(try await reopened.finish(third.id, outcome, token: AttemptToken(4)))
+                #expect(late.spec == spec)
+                #expect(try await reopened.job(third.id) == late)
+            }
+        }
+    }
+
     @Test("output is stored byte-exact and read back from any offset", arguments: StoreKind.allCases)
     func output(kind: StoreKind) async throws {
         try await withStore(kind) { store, _ in
