@@ -21,13 +21,14 @@ extension SQLiteJobStore {
     public func pendingCallbacks() async throws -> [JobRecord] {
         let ended = JobState.allCases.filter(\.isTerminal).map { "'\($0.rawValue)'" }.joined(separator: ", ")
         return try await db.read { db in
-            try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT \(Self.columns) FROM jobs WHERE callback_state = 'pending' AND state IN (\(ended))
-                    ORDER BY seq
-                    """
-            ).map { try Self.record($0) }
+            try Self.records(
+                Row.fetchCursor(
+                    db,
+                    sql: """
+                        SELECT \(Self.columns) FROM jobs WHERE callback_state = 'pending' AND state IN (\(ended))
+                        ORDER BY seq
+                        """
+                ))
         }
     }
 }

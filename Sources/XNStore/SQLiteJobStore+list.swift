@@ -40,7 +40,7 @@ extension SQLiteJobStore {
         let sql = "SELECT \(Self.columns) FROM jobs \(whereClause) ORDER BY seq DESC LIMIT ?"
         let bound = arguments
         return try await db.read { db in
-            try Row.fetchAll(db, sql: sql, arguments: bound).map { try Self.record($0) }
+            try Self.records(Row.fetchCursor(db, sql: sql, arguments: bound))
         }
     }
 }

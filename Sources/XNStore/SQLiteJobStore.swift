@@ -197,10 +197,10 @@ public final class SQLiteJobStore: JobStore {
 
     public func job(_ id: JobID) async throws -> JobRecord? {
         try await db.read { db in
-            try Row.fetchOne(
+            try Row.fetchCursor(
                 db.cachedStatement(sql: "SELECT \(Self.columns) FROM jobs WHERE id = ?"), arguments: [id.rawValue]
             )
-            .map { try Self.record($0) }
+            .first { try Self.record($0) }
         }
     }
 
@@ -243,14 +243,14 @@ public final class SQLiteJobStore: JobStore {
             throw StoreError("a claim moves a job to assigned or running, not \(state.rawValue)")
         }
         let row = try await commits.write { db in
-            try Row.fetchOne(
+            try Row.fetchCursor(
                 db.cachedStatement(
                     sql: """
                         UPDATE jobs SET state = ?, started_at = ?, worker = ?, attempts = attempts + 1, attempt_token = ?
                         WHERE id = ? AND state = 'queued' RETURNING \(Self.columns)
                         """),
                 arguments: [state.rawValue, time, worker, token.description, id.rawValue]
-            ).map { Array($0.databaseValues) }
+            ).first(Self.values)
         }
         guard let row else { return nil }
         let record = try Self.record(row)
@@ -288,9 +288,9 @@ public final class SQLiteJobStore: JobStore {
 
     public func activeJobs() async throws -> [JobRecord] {
         try await db.read { db in
-            try Row.fetchAll(
-                db, sql: "SELECT \(Self.columns) FROM jobs WHERE state IN ('assigned', 'running') ORDER BY seq"
-            ).map { try Self.record($0) }
+            try Self.records(
+                Row.fetchCursor(
+                    db, sql: "SELECT \(Self.columns) FROM jobs WHERE state IN ('assigned', 'running') ORDER BY seq"))
         }
     }
 
@@ -300,7 +300,7 @@ public final class SQLiteJobStore: JobStore {
         // The row comes back from the update itself and is decoded after the commit, off the one
         // writer every write waits for.
         let row = try await commits.write { db in
-            try Row.fetchOne(
+            try Row.fetchCursor(
                 db.cachedStatement(
                     sql: """
                         UPDATE jobs SET state = ?, exit_code = ?, signal = ?, err = ?, finished_at = ?,
@@ -314,7 +314,7 @@ public final class SQLiteJobStore: JobStore {
                     outcome.stdoutTruncated, outcome.stderrTruncated, outcome.usage?.cpuUserSeconds,
                     outcome.usage?.cpuSystemSeconds, outcome.usage?.peakMemoryBytes, id.rawValue, fence, fence,
                 ]
-            ).map { Array($0.databaseValues) }
+            ).first(Self.values)
         }
         guard let row else { return nil }
         let spec = runningSpecs.withLock { $0.removeValue(forKey: id) }
@@ -355,25 +355,35 @@ public final class SQLiteJobStore: JobStore {
         }
     }
 
-    /// A job from a row of `columns`.
-    static func record(_ row: Row) throws -> JobRecord {
-        try record(Array(row.databaseValues))
+    /// Every job a cursor over rows of `columns` yields, each decoded where it stands (no row is
+    /// copied, column names and all, as `fetchAll` does).
+    static func records(_ cursor: RowCursor) throws -> [JobRecord] {
+        var records: [JobRecord] = []
+        while let row = try cursor.next() { records.append(try record(row)) }
+        return records
     }
 
-    /// A job from the values of `columns`, read by position (a lookup by name compares every
-    /// column's name, case-insensitively); `spec`, when the caller has it, spares decoding its JSON.
-    /// Plain values rather than a row, so a row read inside a write can leave the writer's queue.
-    static func record(_ values: [DatabaseValue], spec known: JobSpec? = nil) throws -> JobRecord {
-        guard values.count == columnCount else { throw StoreError("a job row has \(values.count) columns") }
-        func value<T: DatabaseValueConvertible>(_ column: Int) -> T? { T.fromDatabaseValue(values[column]) }
+    /// The values of a row of `columns`, copied so they can leave the writer's queue (a row cannot).
+    static func values(_ row: Row) -> [DatabaseValue] {
+        (0..<row.count).map { row[$0] as DatabaseValue }
+    }
+
+    /// A job from a row of `columns` (or its values), read by position: a lookup by name compares
+    /// every column's name, case-insensitively. `spec`, when the caller has it, spares decoding
+    /// its JSON.
+    static func record(_ row: some JobColumns, spec known: JobSpec? = nil) throws -> JobRecord {
+        guard row.columnCount == columnCount else { throw StoreError("a job row has \(row.columnCount) columns") }
+        func value<T: DatabaseValueConvertible & StatementColumnConvertible>(_ column: Int) -> T? {
+            row.value(column)
+        }
         guard let idText: String = value(1), let id = JobID(idText) else {
-            throw StoreError("corrupt job id \(values[1])")
+            throw StoreError("corrupt job id \(row.value(1) as String? ?? "(none)")")
         }
         guard let seq: Int64 = value(0), let createdAt: Int64 = value(4) else {
             throw StoreError("job \(id) has no submission order or time")
         }
         guard let stateText: String = value(3), let state = JobState(rawValue: stateText) else {
-            throw StoreError("corrupt job state \(values[3])")
+            throw StoreError("corrupt job state \(row.value(3) as String? ?? "(none)")")
         }
         let spec: JobSpec
         if let known {
@@ -408,6 +418,32 @@ public final class SQLiteJobStore: JobStore {
             record.usage = JobUsage(cpuUserSeconds: user, cpuSystemSeconds: system, peakMemoryBytes: value(26))
         }
         return record
+    }
+}
+
+extension RowCursor {
+    /// `transform` of the first row, while the cursor (which the row reads from) is still open.
+    func first<T>(_ transform: (Row) throws -> T) throws -> T? {
+        try next().map(transform)
+    }
+}
+
+/// Where `SQLiteJobStore.record` reads a job's columns, by position: a row still on its statement
+/// (reads), or values copied out of one inside a write.
+protocol JobColumns {
+    var columnCount: Int { get }
+    func value<T: DatabaseValueConvertible & StatementColumnConvertible>(_ column: Int) -> T?
+}
+
+extension Row: JobColumns {
+    var columnCount: Int { count }
+    func value<T: DatabaseValueConvertible & StatementColumnConvertible>(_ column: Int) -> T? { self[column] }
+}
+
+extension [DatabaseValue]: JobColumns {
+    var columnCount: Int { count }
+    func value<T: DatabaseValueConvertible & StatementColumnConvertible>(_ column: Int) -> T? {
+        T.fromDatabaseValue(self[column])
     }
 }
 
