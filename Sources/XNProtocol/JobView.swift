@@ -113,7 +113,55 @@ public struct JobPage: Sendable, Codable, Equatable {
 
 /// Times on the wire: RFC 3339 in UTC with milliseconds.
 public enum Timestamp {
+    /// `2026-12-03T12:51:42.123Z`. Written by hand from the integer milliseconds: every job view
+    /// carries two or three of these, and Foundation's formatter (kept for years beyond 0–9999)
+    /// costs more than the rest of a small view's encoding.
     public static func format(_ milliseconds: Int64) -> String {
+        let dayMilliseconds: Int64 = 86_400_000
+        var days = milliseconds / dayMilliseconds
+        var time = milliseconds % dayMilliseconds
+        if time < 0 {
+            time += dayMilliseconds
+            days -= 1
+        }
+        let (year, month, day) = civilDate(daysSince1970: days)
+        guard (0...9999).contains(year) else { return formatWithFoundation(milliseconds) }
+        var text = [UInt8](repeating: 0, count: 24)
+        func put(_ value: Int64, at start: Int, digits: Int) {
+            var rest = value
+            for index in stride(from: start + digits - 1, through: start, by: -1) {
+                text[index] = UInt8(ascii: "0") + UInt8(rest % 10)
+                rest /= 10
+            }
+        }
+        put(year, at: 0, digits: 4)
+        put(month, at: 5, digits: 2)
+        put(day, at: 8, digits: 2)
+        put(time / 3_600_000, at: 11, digits: 2)
+        put(time / 60_000 % 60, at: 14, digits: 2)
+        put(time / 1000 % 60, at: 17, digits: 2)
+        put(time % 1000, at: 20, digits: 3)
+        for (index, separator) in [(4, "-"), (7, "-"), (10, "T"), (13, ":"), (16, ":"), (19, "."), (23, "Z")] {
+            text[index] = UInt8(ascii: Unicode.Scalar(separator)!)
+        }
+        return String(decoding: text, as: UTF8.self)
+    }
+
+    /// The proleptic Gregorian date of a day counted from 1970-01-01 (Howard Hinnant's
+    /// `civil_from_days`, in 400-year eras).
+    static func civilDate(daysSince1970 days: Int64) -> (year: Int64, month: Int64, day: Int64) {
+        let shifted = days + 719_468
+        let era = (shifted >= 0 ? shifted : shifted - 146_096) / 146_097
+        let dayOfEra = shifted - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let shiftedMonth = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * shiftedMonth + 2) / 5 + 1
+        let month = shiftedMonth < 10 ? shiftedMonth + 3 : shiftedMonth - 9
+        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
+    }
+
+    static func formatWithFoundation(_ milliseconds: Int64) -> String {
         // The formatter truncates to milliseconds, and about half of all `ms / 1000` values fall just
         // below the exact one in binary (…20.123 is …20.12299…): aim at the middle of the millisecond.
         let date = Date(timeIntervalSince1970: (Double(milliseconds) + 0.5) / 1000)
