@@ -126,7 +126,7 @@ public enum Timestamp {
         }
         let (year, month, day) = civilDate(daysSince1970: days)
         guard (0...9999).contains(year) else { return formatWithFoundation(milliseconds) }
-        var text = [UInt8](repeating: 0, count: 24)
+        var text = Array("0000-00-00T00:00:00.000Z".utf8)
         func put(_ value: Int64, at start: Int, digits: Int) {
             var rest = value
             for index in stride(from: start + digits - 1, through: start, by: -1) {
@@ -141,9 +141,6 @@ public enum Timestamp {
         put(time / 60_000 % 60, at: 14, digits: 2)
         put(time / 1000 % 60, at: 17, digits: 2)
         put(time % 1000, at: 20, digits: 3)
-        for (index, separator) in [(4, "-"), (7, "-"), (10, "T"), (13, ":"), (16, ":"), (19, "."), (23, "Z")] {
-            text[index] = UInt8(ascii: Unicode.Scalar(separator)!)
-        }
         return String(decoding: text, as: UTF8.self)
     }
 
