@@ -25,10 +25,12 @@ struct GroupCommitTests {
         return queue
     }
 
-    /// Keeps GRDB's writer busy until the returned gate is opened, so writes pile up behind it.
-    func holdWriter(_ queue: DatabaseQueue) -> DispatchSemaphore {
+    /// Keeps the writer busy with a write of its own (one transaction), committed on a thread of
+    /// its own once the returned gate is opened, so the writes started meanwhile pile up behind it.
+    func holdWriter(_ commits: GroupCommit) throws -> DispatchSemaphore {
+        guard commits.lead() else { throw Refused() }
         let gate = DispatchSemaphore(value: 0)
-        queue.asyncWriteWithoutTransaction { _ in gate.wait() }
+        Thread { _ = try? commits.commitLed { _ in gate.wait() } }.start()
         return gate
     }
 
@@ -63,7 +65,7 @@ struct GroupCommitTests {
     func burstSharesOneTransaction() async throws {
         let queue = try database()
         let commits = GroupCommit(queue)
-        let gate = holdWriter(queue)
+        let gate = try holdWriter(commits)
         try await withThrowingTaskGroup(of: (Int, Int64).self) { group in
             for x in 1...50 {
                 group.addTask {
@@ -80,11 +82,12 @@ struct GroupCommitTests {
             for try await (_, rowID) in group { rowIDs.insert(rowID) }
             #expect(rowIDs.count == 50)
         }
-        #expect(commits.transactions == 1)
+        // The held write's transaction, then one for all fifty.
+        #expect(commits.transactions == 2)
         #expect(try values(queue) == Array(1...50))
         // A lone write afterwards is its own transaction, committed at once.
         try await commits.write { db in try db.execute(sql: "INSERT INTO t (x) VALUES (51)") }
-        #expect(commits.transactions == 2)
+        #expect(commits.transactions == 3)
         #expect(try values(queue).last == 51)
     }
 
@@ -92,7 +95,7 @@ struct GroupCommitTests {
     func failingWriteRollsBackAlone() async throws {
         let queue = try database()
         let commits = GroupCommit(queue)
-        let gate = holdWriter(queue)
+        let gate = try holdWriter(commits)
         let first = try await enqueue(commits) { db in try db.execute(sql: "INSERT INTO t (x) VALUES (1)") }
         let second = try await enqueue(commits) { db in
             try db.execute(sql: "INSERT INTO t (x) VALUES (2)")
@@ -103,7 +106,7 @@ struct GroupCommitTests {
         try await first.value
         await #expect(throws: Refused.self) { try await second.value }
         try await third.value
-        #expect(commits.transactions == 1)
+        #expect(commits.transactions == 2)
         #expect(try values(queue) == [1, 3])
     }
 
@@ -111,7 +114,7 @@ struct GroupCommitTests {
     func failedCommitFailsTheBatch() async throws {
         let queue = try database()
         let commits = GroupCommit(queue)
-        let gate = holdWriter(queue)
+        let gate = try holdWriter(commits)
         let good = try await enqueue(commits) { db in try db.execute(sql: "INSERT INTO t (x) VALUES (1)") }
         let orphan = try await enqueue(commits) { db in try db.execute(sql: "INSERT INTO child (parent) VALUES (7)") }
         gate.signal()
