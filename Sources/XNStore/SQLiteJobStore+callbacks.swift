@@ -20,7 +20,7 @@ extension SQLiteJobStore {
 
     public func pendingCallbacks() async throws -> [JobRecord] {
         let ended = JobState.allCases.filter(\.isTerminal).map { "'\($0.rawValue)'" }.joined(separator: ", ")
-        return try await db.read { db in
+        return try read { db in
             try Self.records(
                 Row.fetchCursor(
                     db,

@@ -39,7 +39,7 @@ extension SQLiteJobStore {
         arguments += [limit]
         let sql = "SELECT \(Self.columns) FROM jobs \(whereClause) ORDER BY seq DESC LIMIT ?"
         let bound = arguments
-        return try await db.read { db in
+        return try read { db in
             try Self.records(Row.fetchCursor(db, sql: sql, arguments: bound))
         }
     }

@@ -19,7 +19,7 @@ extension SQLiteJobStore {
 
     public func output(_ id: JobID, stream: OutputStreamKind, from offset: Int, limit: Int) async throws -> [UInt8] {
         let column = Self.sizeColumn(stream)
-        let recorded = try await db.read { db in
+        let recorded = try readOneStatement { db in
             try Int.fetchOne(
                 db.cachedStatement(sql: "SELECT \(column) FROM jobs WHERE id = ?"), arguments: [id.rawValue])
         }

@@ -38,6 +38,19 @@ public final class SQLiteJobStore: JobStore {
         try trimUnrecordedOutput()
     }
 
+    /// Reads on the caller's thread. GRDB's synchronous read borrows a reader connection and
+    /// runs there; its asynchronous one hands the read to that connection's queue and the result
+    /// back, two thread wake-ups that cost more than a lookup by id itself.
+    func read<T>(_ body: (Database) throws -> T) throws -> T {
+        try db.read(body)
+    }
+
+    /// A read of one statement, without the transaction GRDB's read wraps around its closure
+    /// (a BEGIN and a COMMIT): SQLite reads a single statement from one snapshot anyway.
+    func readOneStatement<T>(_ body: (Database) throws -> T) throws -> T {
+        try db.unsafeRead(body)
+    }
+
     /// The database holds every job's output and the attach transcripts: only its owner may
     /// read it, whatever the umask. SQLite gives its -wal and -shm files the mode of the database
     /// file, so creating that one 0600 (and tightening files an older version left) covers all three.
@@ -187,7 +200,7 @@ public final class SQLiteJobStore: JobStore {
     }
 
     public func job(_ id: JobID) async throws -> JobRecord? {
-        try await db.read { db in
+        try readOneStatement { db in
             try Row.fetchCursor(
                 db.cachedStatement(sql: "SELECT \(Self.columns) FROM jobs WHERE id = ?"), arguments: [id.rawValue]
             )
@@ -196,7 +209,7 @@ public final class SQLiteJobStore: JobStore {
     }
 
     public func queued(limit: Int) async throws -> [QueuedJob] {
-        try await db.read { db in
+        try read { db in
             try Row.fetchAll(
                 db.cachedStatement(
                     sql: "SELECT seq, id, spec, owner, created_at FROM jobs WHERE state = 'queued' ORDER BY seq LIMIT ?"
@@ -214,7 +227,7 @@ public final class SQLiteJobStore: JobStore {
     }
 
     public func queueCounts() async throws -> QueueCounts {
-        try await db.read { db in
+        try read { db in
             var counts = QueueCounts()
             let rows = try Row.fetchAll(
                 db, sql: "SELECT owner, count(*) FROM jobs WHERE state = 'queued' GROUP BY owner")
@@ -278,7 +291,7 @@ public final class SQLiteJobStore: JobStore {
     }
 
     public func activeJobs() async throws -> [JobRecord] {
-        try await db.read { db in
+        try read { db in
             try Self.records(
                 Row.fetchCursor(
                     db, sql: "SELECT \(Self.columns) FROM jobs WHERE state IN ('assigned', 'running') ORDER BY seq"))
@@ -336,7 +349,7 @@ public final class SQLiteJobStore: JobStore {
     }
 
     public func count(state: JobState?) async throws -> Int {
-        try await db.read { db in
+        try read { db in
             if let state {
                 return try Int.fetchOne(
                     db.cachedStatement(sql: "SELECT count(*) FROM jobs WHERE state = ?"), arguments: [state.rawValue])

@@ -84,7 +84,7 @@ extension SQLiteJobStore: TokenStore {
     }
 
     public func tokens() async throws -> [TokenRecord] {
-        try await db.read { db in
+        try read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM tokens ORDER BY created_at, name").map(Self.token)
         }
     }

@@ -136,7 +136,7 @@ extension SQLiteJobStore: TranscriptStore {
     }
 
     public func transcripts(of job: JobID) async throws -> [TranscriptInfo] {
-        try await db.read { db in
+        try read { db in
             try Row.fetchAll(
                 db,
                 sql: """
@@ -148,7 +148,7 @@ extension SQLiteJobStore: TranscriptStore {
     }
 
     public func transcript(_ session: Int64) async throws -> (TranscriptInfo, [TranscriptEvent])? {
-        try await db.read { db in
+        try read { db in
             guard
                 let row = try Row.fetchOne(
                     db,
