@@ -21,12 +21,13 @@ extension HTTPServerBuilder {
             return response?.status == .ok
         }
         return .init { responder in
-            ProtocolEdgeChannel(
-                base: SlowClientChannel(
-                    base: HTTP1WebSocketUpgradeChannel(
-                        responder: responder, webSocketResponder: webSocketResponder, configuration: configuration),
-                    headerDeadline: headerDeadline, stallTimeout: stallTimeout),
-                wouldUpgrade: wouldUpgrade)
+            EventLoopServedChannel(
+                base: ProtocolEdgeChannel(
+                    base: SlowClientChannel(
+                        base: HTTP1WebSocketUpgradeChannel(
+                            responder: responder, webSocketResponder: webSocketResponder, configuration: configuration),
+                        headerDeadline: headerDeadline, stallTimeout: stallTimeout),
+                    wouldUpgrade: wouldUpgrade))
         }
     }
 }
