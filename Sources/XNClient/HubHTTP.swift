@@ -82,9 +82,13 @@ struct HubHTTP: Sendable {
         return try await withThrowingTaskGroup(of: Response?.self) { group in
             group.addTask {
                 try await channel.executeThenClose { inbound, outbound in
-                    try await outbound.write(.head(request))
-                    if let body { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
-                    try await outbound.write(.end(nil))
+                    // One write for the whole request: a hub that answers as soon as it has the
+                    // head (any GET) and closes, as `Connection: close` asks, must not find a part
+                    // of the request still to be written on a closed channel.
+                    var parts: [HTTPClientRequestPart] = [.head(request)]
+                    if let body { parts.append(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
+                    parts.append(.end(nil))
+                    try await outbound.write(contentsOf: parts)
                     var status: Int?
                     var received = ByteBuffer()
                     for try await part in inbound {
