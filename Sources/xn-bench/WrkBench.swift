@@ -4,12 +4,15 @@ import Glibc
 /// Lookups as a user's load would arrive: N finished jobs seeded through the store API, a real
 /// `xn hub` process on them, and wrk (another process) asking for random ones among them by
 /// `GET /v1/jobs/ID` and `GET /ID`; then the hub's memory. Prints the wrk commands so the load
-/// can be run again by hand while the hub is up.
+/// can be run again by hand while the hub is up. With `XN_BENCH_KEEP=DIR` it only seeds DIR
+/// (`data/`, `ids` and the wrk scripts) and keeps it, so builds can be compared on the same jobs
+/// (`scripts/lookup_ab.sh`).
 enum WrkBench {
     static func run(jobs: Int, seconds: Int) async throws {
-        let folder = NSTemporaryDirectory() + "xn-bench-wrk-" + UUID().uuidString
+        let keep = ProcessInfo.processInfo.environment["XN_BENCH_KEEP"]
+        let folder = keep ?? (NSTemporaryDirectory() + "xn-bench-wrk-" + UUID().uuidString)
         try FileManager.default.createDirectory(atPath: folder + "/data", withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: folder) }
+        defer { if keep == nil { try? FileManager.default.removeItem(atPath: folder) } }
         let seeding = now()
         let ids = try await BenchHub.preload(jobs, into: folder + "/data/xn.sqlite")
         print("seeded \(jobs) finished jobs through the store API in \(String(format: "%.1f", now() - seeding)) s")
@@ -20,6 +23,10 @@ enum WrkBench {
                 toFile: folder + "/" + name, atomically: true, encoding: .utf8)
         }
         try pagesScript(jobs: jobs).write(toFile: folder + "/pages.lua", atomically: true, encoding: .utf8)
+        if let keep {
+            print("kept in \(keep): start a hub with `xn hub --data \(keep)/data --no-local`")
+            return
+        }
 
         let hub = Process()
         hub.executableURL = URL(fileURLWithPath: StartupBench.xn)
