@@ -15,6 +15,16 @@ enum Responses {
             body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
     }
 
+    /// A job view, written by hand as `json` would write it (`JobView.json()`).
+    static func json(_ status: HTTPResponse.Status, _ view: JobView) -> Response {
+        text(status, view.json(), contentType: "application/json; charset=utf-8")
+    }
+
+    /// A page of job views, written by hand as `json` would write it.
+    static func json(_ status: HTTPResponse.Status, _ page: JobPage) -> Response {
+        text(status, page.json(), contentType: "application/json; charset=utf-8")
+    }
+
     /// A job in http-runner's shape and key order.
     static func compat(_ status: HTTPResponse.Status, _ job: CompatJob) -> Response {
         text(status, job.json(), contentType: "application/json; charset=utf-8")
