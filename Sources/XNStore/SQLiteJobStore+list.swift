@@ -31,6 +31,8 @@ extension SQLiteJobStore {
                 """)
             arguments += [text, text, text, text]
         }
+        // A filter may scan every job (a label, a search); the newest jobs before a cursor never do.
+        let mayScan = !clauses.isEmpty
         if let before {
             clauses.append("seq < ?")
             arguments += [before]
@@ -39,6 +41,9 @@ extension SQLiteJobStore {
         arguments += [limit]
         let sql = "SELECT \(Self.columns) FROM jobs \(whereClause) ORDER BY seq DESC LIMIT ?"
         let bound = arguments
+        if mayScan {
+            return try await readAside { db in try Self.records(Row.fetchCursor(db, sql: sql, arguments: bound)) }
+        }
         return try read { db in
             try Self.records(Row.fetchCursor(db, sql: sql, arguments: bound))
         }

@@ -45,6 +45,13 @@ public final class SQLiteJobStore: JobStore {
         try db.read(body)
     }
 
+    /// Reads on a reader connection's own queue, for a read that may take long (a filtered list
+    /// scanning every job): the caller's thread, an event loop serving other connections too,
+    /// stays free meanwhile.
+    func readAside<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        try await db.read(body)
+    }
+
     /// A read of one statement, without the transaction GRDB's read wraps around its closure
     /// (a BEGIN and a COMMIT): SQLite reads a single statement from one snapshot anyway.
     func readOneStatement<T>(_ body: (Database) throws -> T) throws -> T {
