@@ -41,11 +41,9 @@ extension SQLiteJobStore {
         arguments += [limit]
         let sql = "SELECT \(Self.columns) FROM jobs \(whereClause) ORDER BY seq DESC LIMIT ?"
         let bound = arguments
-        if mayScan {
-            return try await readAside { db in try Self.records(Row.fetchCursor(db, sql: sql, arguments: bound)) }
-        }
-        return try read { db in
+        let fetch: @Sendable (Database) throws -> [JobRecord] = { db in
             try Self.records(Row.fetchCursor(db, sql: sql, arguments: bound))
         }
+        return mayScan ? try await readAside(fetch) : try read(fetch)
     }
 }
