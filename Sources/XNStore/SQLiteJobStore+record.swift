@@ -48,7 +48,7 @@ extension SQLiteJobStore {
             spec = known
         } else {
             guard let data: Data = value(2) else { throw StoreError("job \(id) has no spec") }
-            spec = try JSONDecoder().decode(JobSpec.self, from: data)
+            spec = try JobSpec.decodeStored(data)
         }
         var record = JobRecord(id: id, spec: spec, createdAt: createdAt)
         record.seq = seq

@@ -225,7 +225,7 @@ public final class SQLiteJobStore: JobStore {
             ).map { row in
                 let idText: String = row["id"]
                 guard let id = JobID(idText) else { throw StoreError("corrupt job id \(idText)") }
-                let spec = try JSONDecoder().decode(JobSpec.self, from: row["spec"] as Data)
+                let spec = try JobSpec.decodeStored(row["spec"] as Data)
                 return QueuedJob(
                     id: id, seq: row["seq"], labels: spec.labels, owner: row["owner"],
                     keepsInputOpen: spec.keepsInputOpen, hasTerminal: spec.tty != nil, createdAt: row["created_at"])
