@@ -102,7 +102,7 @@ func keyValuePairs(_ words: [String], option: String) throws -> [String: String]
 /// people or as JSON objects.
 func makeLogger(label: String, level: String, format: LogFormat = .text) -> Logger {
     switch format {
-    case .text: LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+    case .text: LoggingSystem.bootstrap { TextLogHandler(label: $0) }
     case .json: LoggingSystem.bootstrap { JSONLogHandler(label: $0) }
     }
     var logger = Logger(label: label)

@@ -90,8 +90,9 @@ struct BrowserGuardMiddleware<Context: RequestContext>: RouterMiddleware {
     func handle(
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
     ) async throws -> Response {
-        let harmless = RoutePolicy.permission(for: request) == .anyone && request.method == .get
-        if let reason = guardian.refusal(request), !harmless {
+        if let reason = guardian.refusal(request),
+            !(request.method == .get && RoutePolicy.permission(for: request) == .anyone)
+        {
             return AuthMiddleware<HubRequestContext>.response(.forbidden(reason), path: request.uri.path)
         }
         return try await next(request, context)

@@ -11,9 +11,7 @@ struct RequestMetricsMiddleware<Context: RequestContext>: RouterMiddleware {
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
     ) async throws -> Response {
         let started = ContinuousClock.now
-        let route = RoutePolicy.route(method: request.method, path: request.uri.path).map {
-            String($0.split(separator: " ", maxSplits: 1)[1])
-        }
+        let route = RoutePolicy.route(method: request.method, path: request.uri.path)?.path
         func record(_ status: Int) {
             metrics.request(
                 method: request.method, route: route ?? "other", status: status,
