@@ -84,6 +84,10 @@ int xn_pipe_cloexec(int fds[2]) {
     return pipe2(fds, O_CLOEXEC) == 0 ? 0 : errno;
 }
 
+int xn_pipe_grow(int fd, int bytes) {
+    return fcntl(fd, F_SETPIPE_SZ, bytes) < 0 ? errno : 0;
+}
+
 int xn_set_nonblocking(int fd) {
     int flags = fcntl(fd, F_GETFL);
     if (flags < 0) return errno;

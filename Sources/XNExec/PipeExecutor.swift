@@ -86,8 +86,8 @@ public struct PipeExecutor: JobExecutor {
         let stdout: Pipe
         let stderr: Pipe
         do {
-            stdout = try Pipe.make()
-            stderr = try Pipe.make()
+            stdout = try Pipe.make(holding: ReactorLoop.readSize)
+            stderr = try Pipe.make(holding: ReactorLoop.readSize)
         } catch {
             stdin.closeBoth()
             throw error
@@ -237,12 +237,15 @@ struct Pipe {
     var read: Int32
     var write: Int32
 
-    static func make() throws(SpawnError) -> Pipe {
+    /// With `holding`, the pipe is grown to hold that many bytes where the system allows (else
+    /// it keeps its 64 KiB): a process writing fast then fills a whole reactor read between wake-ups.
+    static func make(holding bytes: Int? = nil) throws(SpawnError) -> Pipe {
         var fds: [Int32] = [-1, -1]
         let rc = xn_pipe_cloexec(&fds)
         if rc != 0 {
             throw SpawnError(code: rc, description: "pipe: \(String(cString: strerror(rc)))")
         }
+        if let bytes { _ = xn_pipe_grow(fds[0], Int32(bytes)) }
         return Pipe(read: fds[0], write: fds[1])
     }
 

@@ -12,8 +12,9 @@ public struct ProcessOutput: AsyncSequence, Sendable {
     private let stream: AsyncStream<OutputChunk>
     private let credits: OutputCredits
 
-    /// Chunks (of up to 64 KiB each) that may wait between the reactor and the consumer.
-    public static let capacity = 16
+    /// Chunks (of up to 256 KiB each, `ReactorLoop.readSize`) that may wait between the reactor and
+    /// the consumer: about 1 MiB per job whatever it writes.
+    public static let capacity = 4
 
     init(stream: AsyncStream<OutputChunk>, credits: OutputCredits) {
         self.stream = stream

@@ -80,7 +80,10 @@ final class ProcessReactor: Sendable {
 final class ReactorLoop {
     /// The token of the reactor's own wake-up eventfd; a process's tokens are `id << 3 | role`.
     static let wakeToken: UInt64 = .max
-    static let readSize = 64 << 10
+    /// The most one read takes, and the size of a chunk handed over. Each chunk costs a hand-off,
+    /// a store write and a frame: 64 KiB chunks held a 1 GiB job's attached client to 200-270
+    /// MB/s, 256 KiB ones (with pipes grown to match) gave 475-620 MB/s.
+    static let readSize = 256 << 10
 
     let epoll: Int32
     private let reactor: ProcessReactor

@@ -55,6 +55,9 @@ int xn_pidfd_open(pid_t pid);
 /// Creates a pipe with O_CLOEXEC on both ends; returns 0 or an errno value.
 int xn_pipe_cloexec(int fds[2]);
 
+/// Makes a pipe hold `bytes` (F_SETPIPE_SZ); returns 0 or an errno value.
+int xn_pipe_grow(int fd, int bytes);
+
 /// Sets O_NONBLOCK on fd; returns 0 or an errno value.
 int xn_set_nonblocking(int fd);
 

@@ -291,7 +291,9 @@ actor RemoteLink: AttemptReporter {
     /// Output bytes per frame: large frames cost less per byte; the hub accepts up to 1 MiB.
     static let frameBytes = WireProtocol.maxFrameBytes - OutputFrame.headerSize
 
-    /// The largest piece sent from memory ahead of its spooling (a reactor chunk).
+    /// The largest piece sent from memory ahead of its spooling: output that trickles. A job
+    /// writing fast hands over larger chunks, sent from the spool (letting those go from memory
+    /// too moved a 1 GiB ingest by nothing measurable).
     static let expressBytes = 64 << 10
 
     /// Output bytes sent but not yet acknowledged, at most. Without a limit the writer hands
