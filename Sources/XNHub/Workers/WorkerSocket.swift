@@ -124,7 +124,15 @@ struct WorkerSocket: Sendable {
                     }
                 case .binary(let buffer):
                     if let piece = OutputFrame.decode(buffer.readableBytesView) {
-                        problem = await scheduler.store(piece, from: session)
+                        if piece.bytes.count > Self.inlineStoreBytes {
+                            // Stored on Swift's pool, while the connection's event loop reads and
+                            // unmasks the frames after it: a job writing fast fills both cores.
+                            problem = await withTaskExecutorPreference(globalConcurrentExecutor) {
+                                await scheduler.store(piece, from: session)
+                            }
+                        } else {
+                            problem = await scheduler.store(piece, from: session)
+                        }
                     } else {
                         problem = "malformed output frame"
                     }
@@ -141,6 +149,12 @@ struct WorkerSocket: Sendable {
             logger.debug("worker link ended: \(error)")
         }
     }
+
+    /// Output pieces up to this size are stored on the connection's event loop, at once: a
+    /// keystroke's echo should not wait for a thread to wake. Larger ones come from a job writing
+    /// fast, and are stored on another thread so reading the next frames goes on meanwhile (a
+    /// 1 GiB job through a worker: 234-373 MB/s stored on the loop, 380-440 MB/s off it).
+    static let inlineStoreBytes = 32 << 10
 
     static func encode(_ message: HubMessage) -> String {
         let encoder = JSONEncoder()
