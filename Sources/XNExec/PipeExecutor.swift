@@ -86,8 +86,8 @@ public struct PipeExecutor: JobExecutor {
         let stdout: Pipe
         let stderr: Pipe
         do {
-            stdout = try Pipe.make(holding: ReactorLoop.readSize)
-            stderr = try Pipe.make(holding: ReactorLoop.readSize)
+            stdout = try Pipe.make()
+            stderr = try Pipe.make()
         } catch {
             stdin.closeBoth()
             throw error
@@ -237,16 +237,22 @@ struct Pipe {
     var read: Int32
     var write: Int32
 
-    /// With `holding`, the pipe is grown to hold that many bytes where the system allows (else
-    /// it keeps its 64 KiB): a process writing fast then fills a whole reactor read between wake-ups.
-    static func make(holding bytes: Int? = nil) throws(SpawnError) -> Pipe {
+    /// What a new pipe holds on Linux.
+    static let defaultCapacity = 64 << 10
+
+    static func make() throws(SpawnError) -> Pipe {
         var fds: [Int32] = [-1, -1]
         let rc = xn_pipe_cloexec(&fds)
         if rc != 0 {
             throw SpawnError(code: rc, description: "pipe: \(String(cString: strerror(rc)))")
         }
-        if let bytes { _ = xn_pipe_grow(fds[0], Int32(bytes)) }
         return Pipe(read: fds[0], write: fds[1])
+    }
+
+    /// Makes the pipe of `fd` hold `bytes` where the system allows; else it keeps what it holds
+    /// (an unprivileged user's pipes may not grow past `/proc/sys/fs/pipe-max-size`).
+    static func grow(_ fd: Int32, to bytes: Int) {
+        _ = xn_pipe_grow(fd, Int32(bytes))
     }
 
     func closeBoth() {

@@ -122,6 +122,12 @@ final class ProcessWatch: @unchecked Sendable {
             return
         }
         lastRead = loop.round
+        if count >= Pipe.defaultCapacity, !streams[stream].grown {
+            // The pipe was full: the process writes fast, so let it fill a whole read between
+            // wake-ups. Growing every job's pipes at its start cost short jobs 1% of a spawn.
+            streams[stream].grown = true
+            Pipe.grow(fd, to: ReactorLoop.readSize)
+        }
         let bytes = UnsafeRawBufferPointer(rebasing: loop.buffer[0..<count])
         if streams[stream].take(bytes, limit: outputLimit, chunk: ReactorLoop.readSize) {
             _ = flushOutput(in: loop)
@@ -283,6 +289,8 @@ private struct StreamState {
     var pending: [UInt8] = []
     var total = 0
     var kept = 0
+    /// The pipe was asked to hold a whole read (`Pipe.grow`), once it was found full.
+    var grown = false
 
     /// Counts `bytes`, keeps what fits under `limit`; true once a whole chunk is gathered.
     mutating func take(_ bytes: UnsafeRawBufferPointer, limit: Int, chunk: Int) -> Bool {
