@@ -3,7 +3,7 @@ import Logging
 /// `--log-format text`: swift-log's `StreamLogHandler` lines on stderr, byte for byte, with its
 /// metadata kept as set and rendered only when a line is written. `StreamLogHandler` renders its
 /// metadata on every change, and Hummingbird sets a request id on every request's logger: at
-/// `--log-level error` that was 4% of the hub's CPU serving lookups, for lines never written.
+/// `--log-level error` that was 2% of the hub's CPU serving lookups, for lines never written.
 struct TextLogHandler: LogHandler {
     let label: String
     var logLevel: Logger.Level = .info

@@ -61,8 +61,8 @@ enum RoutePolicy {
 
     /// The routes by method and segment count, those with more literal segments first (then by
     /// key), so the first whose literals match is the one meant: `/openapi.yaml` over `/{id}`.
-    /// Every request is matched several times (metrics, browser guard, auth): a lookup by shape
-    /// spares comparing it with all thirty rules each time.
+    /// Every request is matched by the metrics and auth middlewares (and the browser guard, when it
+    /// would refuse): a lookup by shape spares comparing it with all thirty rules each time.
     private static let routesByShape: [Shape: [Route]] = {
         let routes = rules.map { key, permission in
             let parts = key.split(separator: " ", maxSplits: 1)
