@@ -16,12 +16,11 @@ struct JobSpecStoredTests {
         ]
 
     func text(_ random: inout SeededGenerator, maxPieces: Int = 6) -> String {
-        (0..<Int.random(in: 0...maxPieces, using: &random)).map { _ in Self.pieces.randomElement(using: &random)! }
-            .joined()
+        JobViewJSONTests.text(&random, from: Self.pieces, maxPieces: maxPieces)
     }
 
     func maybe<T>(_ random: inout SeededGenerator, _ make: (inout SeededGenerator) -> T) -> T? {
-        Bool.random(using: &random) ? make(&random) : nil
+        JobViewJSONTests().maybe(&random, make)
     }
 
     func map(_ random: inout SeededGenerator) -> [String: String] {

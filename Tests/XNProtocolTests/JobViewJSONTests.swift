@@ -31,7 +31,12 @@ struct JobViewJSONTests {
         ]
 
     func text(_ random: inout SeededGenerator, maxPieces: Int = 6) -> String {
-        (0..<Int.random(in: 0...maxPieces, using: &random)).map { _ in Self.pieces.randomElement(using: &random)! }
+        Self.text(&random, from: Self.pieces, maxPieces: maxPieces)
+    }
+
+    /// Up to `maxPieces` of `pieces`, joined: the seeded texts both JSON suites feed their code.
+    static func text(_ random: inout SeededGenerator, from pieces: [String], maxPieces: Int) -> String {
+        (0..<Int.random(in: 0...maxPieces, using: &random)).map { _ in pieces.randomElement(using: &random)! }
             .joined()
     }
 
