@@ -99,7 +99,7 @@ enum WrkBench {
     }
 
     /// The hub's address from its banner line.
-    private static func readURL(from handle: FileHandle, within seconds: Double) throws -> String? {
+    static func readURL(from handle: FileHandle, within seconds: Double) throws -> String? {
         let deadline = now() + seconds
         var text = ""
         while now() < deadline {

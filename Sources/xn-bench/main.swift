@@ -8,7 +8,9 @@ import Foundation
 /// `--startup N` times N whole client processes only (`XN_BENCH_XN` picks the `xn` to time);
 /// `--cgroups` gives every job of the hub's slots and the worker a cgroup, as `xn hub` does as root;
 /// `--isolate` runs every job of theirs in a bubblewrap sandbox, as `xn hub --isolate` does;
-/// `--wrk N [SECONDS]` seeds N finished jobs, starts `xn hub` on them and loads it with wrk.
+/// `--wrk N [SECONDS]` seeds N finished jobs, starts `xn hub` on them and loads it with wrk;
+/// `--processes MIB` moves a job's MIB of output through `xn hub`, `xn worker` and `xn attach`
+/// processes and reports each one's peak memory.
 let quick = CommandLine.arguments.contains("--quick")
 // As `xn hub` and `xn worker` do (HeapTuning.swift): the hub's memory and speed are measured as
 // they run.
@@ -20,6 +22,14 @@ if let flag = CommandLine.arguments.firstIndex(of: "--wrk") {
         exit(2)
     }
     try await WrkBench.run(jobs: jobs, seconds: rest.dropFirst().first.flatMap { Int($0) } ?? 10)
+    exit(0)
+}
+if let flag = CommandLine.arguments.firstIndex(of: "--processes") {
+    guard let mebibytes = CommandLine.arguments.dropFirst(flag + 1).first.flatMap({ Int($0) }), mebibytes > 0 else {
+        print("usage: xn-bench --processes MIB")
+        exit(2)
+    }
+    try await ProcessBench.run(mebibytes: mebibytes)
     exit(0)
 }
 if let flag = CommandLine.arguments.firstIndex(of: "--startup") {
