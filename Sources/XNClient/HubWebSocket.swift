@@ -187,11 +187,17 @@ final class WordwiseMaskingHandler: ChannelOutboundHandler, RemovableChannelHand
                 continue
             }
             let count = min(remaining, buffer.readableBytes)
-            let start = buffer.readerIndex
-            buffer.withUnsafeMutableReadableBytes { bytes in
-                WebSocketMask.apply(key, phase: phase, to: UnsafeMutableRawBufferPointer(rebasing: bytes[..<count]))
+            // Masked into a new buffer: the payload's storage is still the frame's, so masking it
+            // in place would first copy it, then pass over it again.
+            var masked = context.channel.allocator.buffer(capacity: count)
+            _ = buffer.withUnsafeReadableBytes { source in
+                masked.writeWithUnsafeMutableBytes(minimumWritableBytes: count) { target in
+                    WebSocketMask.apply(
+                        key, phase: phase, from: UnsafeRawBufferPointer(rebasing: source[..<count]), to: target)
+                    return count
+                }
             }
-            pieces.append(buffer.getSlice(at: start, length: count)!)
+            pieces.append(masked)
             buffer.moveReaderIndex(forwardBy: count)
             remaining -= count
             phase = (phase + count) & 3

@@ -3,7 +3,7 @@ public import XNProtocol
 
 extension JobStore {
     public func appendOutput(_ id: JobID, stream: OutputStreamKind, offset: Int, bytes: [UInt8]) async throws {
-        try await appendOutput(id, stream: stream, offset: offset, data: Data(bytes))
+        try await appendOutput(id, stream: stream, offset: offset, bytes: bytes[...])
     }
 
     /// Both streams of a finished or running job as stored (the first `limit` bytes of each);

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 public import XNProtocol
 
 /// Durable home of jobs and their output. The queue lives here, not in memory.
@@ -29,8 +29,9 @@ public protocol JobStore: Sendable {
     func requeue(_ id: JobID, token: AttemptToken, reason: String) async throws -> Bool
     /// Jobs assigned or running: after a restart the hub resolves or adopts their attempts.
     func activeJobs() async throws -> [JobRecord]
-    /// Appends bytes at `offset` of one stream of a job.
-    func appendOutput(_ id: JobID, stream: OutputStreamKind, offset: Int, data: Data) async throws
+    /// Appends bytes at `offset` of one stream of a job (a slice: output arrives as part of a
+    /// worker's frame, and is written from there without a copy).
+    func appendOutput(_ id: JobID, stream: OutputStreamKind, offset: Int, bytes: ArraySlice<UInt8>) async throws
     /// Records how a job ended; nil when it had already ended (the first end wins), when its state
     /// cannot move to the outcome's, or, with a `token`, when that attempt is no longer current.
     func finish(_ id: JobID, _ outcome: JobOutcome, token: AttemptToken?) async throws -> JobRecord?

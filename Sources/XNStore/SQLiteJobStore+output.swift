@@ -5,12 +5,14 @@ public import XNProtocol
 /// Output: bytes in `OutputFiles`, each stream's recorded size in the job's row. A write puts
 /// the bytes in the file first and records the size after, so what the row says is always there.
 extension SQLiteJobStore {
-    public func appendOutput(_ id: JobID, stream: OutputStreamKind, offset: Int, data: Data) async throws {
-        try data.withUnsafeBytes { try outputFiles.write(id, stream, offset: offset, bytes: $0) }
+    public func appendOutput(
+        _ id: JobID, stream: OutputStreamKind, offset: Int, bytes: ArraySlice<UInt8>
+    ) async throws {
+        try bytes.withUnsafeBytes { try outputFiles.write(id, stream, offset: offset, bytes: $0) }
         let column = Self.sizeColumn(stream)
         let recorded = try await commits.write { db in
             try db.cachedStatement(sql: "UPDATE jobs SET \(column) = max(\(column), ?) WHERE id = ?")
-                .execute(arguments: [offset + data.count, id.rawValue])
+                .execute(arguments: [offset + bytes.count, id.rawValue])
             return db.changesCount == 1
         }
         // No such job (purged meanwhile): its bytes must not outlive it.

@@ -35,9 +35,9 @@ final class FailingStore: JobStore, TranscriptStore, TokenStore {
         }
     }
 
-    func appendOutput(_ id: JobID, stream: OutputStreamKind, offset: Int, data: Data) async throws {
+    func appendOutput(_ id: JobID, stream: OutputStreamKind, offset: Int, bytes: ArraySlice<UInt8>) async throws {
         if Self.consume(failingAppends) { throw Injected(description: "disk I/O error (injected)") }
-        try await base.appendOutput(id, stream: stream, offset: offset, data: data)
+        try await base.appendOutput(id, stream: stream, offset: offset, bytes: bytes)
     }
 
     func finish(_ id: JobID, _ outcome: JobOutcome, token: AttemptToken?) async throws -> JobRecord? {

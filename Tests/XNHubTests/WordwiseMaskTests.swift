@@ -22,6 +22,13 @@ struct WordwiseMaskTests {
             var masked = plain
             masked.withUnsafeMutableBytes { WebSocketMask.apply(key, phase: phase, to: $0) }
             #expect(masked == plain.indices.map { plain[$0] ^ keyBytes[($0 + phase) % 4] })
+            // Into another buffer: the same bytes, the source untouched.
+            var copied = [UInt8](repeating: 0, count: length)
+            plain.withUnsafeBytes { source in
+                copied.withUnsafeMutableBytes { WebSocketMask.apply(key, phase: phase, from: source, to: $0) }
+            }
+            #expect(copied == masked)
+            #expect(plain == Self.bytes(length, seed: 3))
         }
     }
 

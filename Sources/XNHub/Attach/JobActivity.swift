@@ -39,8 +39,9 @@ final class JobActivity: Sendable {
     }
 
     /// Output bytes on their way to the store: a session that is up to date sends them at once.
-    func output(_ id: JobID, _ stream: OutputStreamKind, offset: Int, bytes: [UInt8]) {
-        publish(id, .output(stream, offset: offset, bytes: bytes))
+    /// They are copied out of the worker's frame only when a session is attached.
+    func output(_ id: JobID, _ stream: OutputStreamKind, offset: Int, bytes: ArraySlice<UInt8>) {
+        publish(id) { .output(stream, offset: offset, bytes: Array(bytes)) }
     }
 
     /// The store now holds `stream` up to `offset`: a session that fell behind reads it from there.
@@ -49,7 +50,14 @@ final class JobActivity: Sendable {
     }
 
     private func publish(_ id: JobID, _ event: Event) {
+        publish(id) { event }
+    }
+
+    /// Makes the event only when someone is subscribed to `id`.
+    private func publish(_ id: JobID, _ event: () -> Event) {
         let continuations = subscribers.withLock { $0[id].map { Array($0.values) } ?? [] }
+        guard !continuations.isEmpty else { return }
+        let event = event()
         for continuation in continuations { continuation.yield(event) }
     }
 }

@@ -104,7 +104,7 @@ extension Scheduler {
         var attempt = 1
         while true {
             do {
-                try await store.appendOutput(id, stream: stream, offset: offset, data: Data(bytes))
+                try await store.appendOutput(id, stream: stream, offset: offset, bytes: bytes)
                 metrics.outputStored(stream, bytes: bytes.count)
                 return
             } catch {

@@ -14,7 +14,7 @@ struct WordwiseUnmask: WebSocketExtension {
     ) async throws -> WebSocketFrame {
         guard let key = frame.maskKey, frame.extensionData == nil else { return frame }
         var frame = frame
-        frame.data.unmaskWordwise(key)
+        frame.data = frame.data.unmaskedWordwise(key)
         frame.maskKey = nil
         return frame
     }
@@ -28,8 +28,17 @@ struct WordwiseUnmask: WebSocketExtension {
 }
 
 extension ByteBuffer {
-    /// XORs the readable bytes with the repeating 4-byte `key`, as RFC 6455 §5.3 says.
-    mutating func unmaskWordwise(_ key: WebSocketMaskingKey) {
-        withUnsafeMutableReadableBytes { WebSocketMask.apply((key[0], key[1], key[2], key[3]), to: $0) }
+    /// The readable bytes XORed with the repeating 4-byte `key`, as RFC 6455 §5.3 says, in a new
+    /// buffer: the frame's bytes still share the decoder's buffer, so unmasking them in place
+    /// would copy them first and pass over them twice.
+    func unmaskedWordwise(_ key: WebSocketMaskingKey) -> ByteBuffer {
+        var plain = ByteBufferAllocator().buffer(capacity: readableBytes)
+        _ = withUnsafeReadableBytes { source in
+            plain.writeWithUnsafeMutableBytes(minimumWritableBytes: source.count) { target in
+                WebSocketMask.apply((key[0], key[1], key[2], key[3]), from: source, to: target)
+                return source.count
+            }
+        }
+        return plain
     }
 }

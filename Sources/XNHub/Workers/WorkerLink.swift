@@ -122,7 +122,7 @@ extension Scheduler {
             let keepUpTo = min(offset + piece.bytes.count, cap)
             if keepUpTo > stored {
                 let kept = piece.bytes[(stored - offset)..<(keepUpTo - offset)]
-                activity.output(job, piece.stream, offset: stored, bytes: Array(kept))
+                activity.output(job, piece.stream, offset: stored, bytes: kept)
                 do {
                     try await appendOutput(job, piece.stream, offset: stored, bytes: kept)
                 } catch {
