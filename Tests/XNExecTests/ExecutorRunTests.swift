@@ -135,4 +135,20 @@ struct ExecutorRunTests {
         #expect(finished.result.stdoutBytes == 1_000_000)
         #expect(finished.result.stderrBytes == 99_999)
     }
+
+    @Test("a fast writer's output is kept whole, up to a limit that falls inside a read", arguments: executors)
+    func fastWriterUpToLimit(executor: any JobExecutor) async throws {
+        // 4 MiB fills the pipe, so reads go straight into the chunks handed over; the limit cuts
+        // one of them short.
+        var request = TestTask.request("bytes", "\(4 << 20)", "23")
+        request.outputLimit = 3_000_001
+        let finished = try await run(executor, request)
+        #expect(finished.result.termination == .exited(0))
+        let kept = finished.bytes(.stdout)
+        #expect(kept.count == 3_000_001)
+        // Compared as a whole, not element by element: a diff of megabytes would take minutes.
+        let expected = generatedBytes(count: 3_000_001, seed: 23)
+        #expect(kept == expected ? true : false, "the kept bytes differ from the first 3,000,001 written")
+        #expect(finished.result.stdoutBytes == 4 << 20)
+    }
 }
