@@ -1,4 +1,3 @@
-import Foundation
 public import XNProtocol
 
 /// Durable home of jobs and their output. The queue lives here, not in memory.

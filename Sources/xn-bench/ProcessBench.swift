@@ -111,8 +111,9 @@ enum ProcessBench {
             throw BenchError(
                 "job \(id) ended \(ended["state"] ?? "?") with \(ended["stdout_bytes"] ?? "?") bytes stored")
         }
-        var run = Run(stored: stored, hubPeak: peakKiB(of: hub.processIdentifier), workerPeak: 0)
-        run.workerPeak = peakKiB(of: worker.processIdentifier)
+        var run = Run(
+            stored: stored, hubPeak: peakKiB(of: hub.processIdentifier),
+            workerPeak: peakKiB(of: worker.processIdentifier))
         if let client {
             try await waitUntil(within: 600, "xn attach did not end within 600 s of the job") {
                 sampleClient()

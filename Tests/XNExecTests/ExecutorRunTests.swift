@@ -138,8 +138,8 @@ struct ExecutorRunTests {
 
     @Test("a fast writer's output is kept whole, up to a limit that falls inside a read", arguments: executors)
     func fastWriterUpToLimit(executor: any JobExecutor) async throws {
-        // 4 MiB fills the pipe, so reads go straight into the chunks handed over; the limit cuts
-        // one of them short.
+        // 4 MiB fills the pipe, so it is grown and read in whole chunks; the limit cuts one of
+        // them short.
         var request = TestTask.request("bytes", "\(4 << 20)", "23")
         request.outputLimit = 3_000_001
         let finished = try await run(executor, request)
