@@ -112,8 +112,22 @@ final class ProcessWatch: @unchecked Sendable {
     private func read(_ stream: Int, in loop: ReactorLoop) {
         let fd = streams[stream].fd
         guard fd >= 0 else { return }
-        let count = Glibc.read(fd, loop.buffer.baseAddress!, loop.buffer.count)
-        if count < 0 && (errno == EAGAIN || errno == EINTR) { return }
+        // A stream that writes fast, with nothing gathered yet, is read straight into the chunk
+        // handed over, not into the loop's buffer and then copied.
+        var chunk: [UInt8]?
+        var count = 0
+        var readError: Int32 = 0
+        if streams[stream].grown && streams[stream].pending.isEmpty {
+            chunk = [UInt8](unsafeUninitializedCapacity: ReactorLoop.readSize) { buffer, initialized in
+                count = Glibc.read(fd, buffer.baseAddress!, buffer.count)
+                readError = errno
+                initialized = max(0, count)
+            }
+        } else {
+            count = Glibc.read(fd, loop.buffer.baseAddress!, loop.buffer.count)
+            readError = errno
+        }
+        if count < 0 && (readError == EAGAIN || readError == EINTR) { return }
         if count <= 0 {
             // End of file, or EIO from a terminal whose last holder closed it.
             closeStream(stream, in: loop, watched: true)
@@ -128,8 +142,15 @@ final class ProcessWatch: @unchecked Sendable {
             streams[stream].grown = true
             Pipe.grow(fd, to: ReactorLoop.readSize)
         }
-        let bytes = UnsafeRawBufferPointer(rebasing: loop.buffer[0..<count])
-        if streams[stream].take(bytes, limit: outputLimit, chunk: ReactorLoop.readSize) {
+        let gathered =
+            if let chunk {
+                streams[stream].take(chunk, limit: outputLimit, chunk: ReactorLoop.readSize)
+            } else {
+                streams[stream].take(
+                    UnsafeRawBufferPointer(rebasing: loop.buffer[0..<count]), limit: outputLimit,
+                    chunk: ReactorLoop.readSize)
+            }
+        if gathered {
             _ = flushOutput(in: loop)
         }
         if streams.contains(where: { !$0.pending.isEmpty }) { loop.gathering.insert(id) }
@@ -302,6 +323,22 @@ private struct StreamState {
         }
         return pending.count >= chunk
     }
+
+    /// The same for bytes read into an array of their own while nothing was pending: kept as
+    /// they are when all of them fit and they fill a good part of the array, else copied (a
+    /// short read must not hold a whole read's capacity while it waits for the consumer).
+    mutating func take(_ bytes: [UInt8], limit: Int, chunk: Int) -> Bool {
+        if pending.isEmpty, bytes.count <= limit - kept, bytes.count >= Self.keptWhole {
+            total += bytes.count
+            kept += bytes.count
+            pending = bytes
+            return pending.count >= chunk
+        }
+        return bytes.withUnsafeBytes { take($0, limit: limit, chunk: chunk) }
+    }
+
+    /// Reads at least this long keep the array they were read into.
+    static let keptWhole = 64 << 10
 }
 
 /// Where the reactor hands chunks, one credit each, so at most `ProcessOutput.capacity` wait.
