@@ -10,7 +10,8 @@ import Foundation
 /// `--isolate` runs every job of theirs in a bubblewrap sandbox, as `xn hub --isolate` does;
 /// `--wrk N [SECONDS]` seeds N finished jobs, starts `xn hub` on them and loads it with wrk;
 /// `--processes MIB` moves a job's MIB of output through `xn hub`, `xn worker` and `xn attach`
-/// processes and reports each one's peak memory.
+/// processes and reports each one's peak memory; `--profile http N` times HTTP round trips alone
+/// (`GET /healthz`) beside sequential jobs, through AsyncHTTPClient and through a blocking socket.
 let quick = CommandLine.arguments.contains("--quick")
 // As `xn hub` and `xn worker` do (HeapTuning.swift): the hub's memory and speed are measured as
 // they run.
@@ -49,10 +50,11 @@ if let flag = CommandLine.arguments.firstIndex(of: "--startup") {
 if let flag = CommandLine.arguments.firstIndex(of: "--profile") {
     let rest = Array(CommandLine.arguments.dropFirst(flag + 1))
     guard rest.count == 2, let jobs = Int(rest[1]),
-        ["sequential", "concurrent", "ingest", "attach", "echo", "echo-worker", "executor", "store"].contains(rest[0])
+        ["sequential", "concurrent", "ingest", "attach", "echo", "echo-worker", "executor", "store", "http"].contains(
+            rest[0])
     else {
         print(
-            "usage: xn-bench --profile sequential|concurrent|echo|echo-worker|executor|store N, or --profile ingest|attach MIB"
+            "usage: xn-bench --profile sequential|concurrent|echo|echo-worker|executor|store|http N, or --profile ingest|attach MIB"
         )
         exit(2)
     }
@@ -88,6 +90,19 @@ if let flag = CommandLine.arguments.firstIndex(of: "--profile") {
         let sample = try await AttachBench.throughHub(hub, iterations: jobs)
         await hub.stop()
         print("echo through attach: p50 \(us(sample.p50)), p99 \(us(sample.p99)) over \(jobs) keys")
+        exit(0)
+    }
+    if rest[0] == "http" {
+        let hub = try await BenchHub.start(slots: ProcessInfo.processInfo.activeProcessorCount)
+        let floors = try await hub.httpFloors(iterations: jobs)
+        await hub.stop()
+        print("over \(jobs) requests each, p50 / p99:")
+        print("  GET /healthz, AsyncHTTPClient              \(us(floors.health.p50)) / \(us(floors.health.p99))")
+        print(
+            "  GET /healthz, blocking socket              \(us(floors.plainHealth.p50)) / \(us(floors.plainHealth.p99))"
+        )
+        print("  POST ?wait /bin/true, AsyncHTTPClient      \(us(floors.job.p50)) / \(us(floors.job.p99))")
+        print("  POST ?wait /bin/true, blocking socket      \(us(floors.plainJob.p50)) / \(us(floors.plainJob.p99))")
         exit(0)
     }
     if rest[0] == "ingest" {
