@@ -108,7 +108,9 @@ struct ExecutorCgroupTests {
         #expect(finished.result.termination == .exited(0))
         let folders = try #require(executor.cgroups).jobFolders(named: request.tag!)
         #expect(!folders.isEmpty)
-        #expect(folders.allSatisfy { !FileManager.default.fileExists(atPath: $0) }, "\(folders)")
+        // Removed right after the end is reported, not before it.
+        #expect(
+            await eventually { folders.allSatisfy { !FileManager.default.fileExists(atPath: $0) } }, "\(folders)")
     }
 }
 
@@ -170,7 +172,7 @@ struct ExecutorCgroupV2Tests {
         #expect(usage.userSeconds + usage.systemSeconds >= 0.5, "\(usage)")
         let folders = Self.host.jobFolders(named: request.tag!)
         #expect(folders.count == 1 && folders[0].contains("/xn-\(getpid())/"), "\(folders)")
-        #expect(!FileManager.default.fileExists(atPath: folders[0]))
+        #expect(await eventually { !FileManager.default.fileExists(atPath: folders[0]) })
     }
 
     @Test("a memory limit holds where the group has the memory controller, else it is refused")
