@@ -199,8 +199,11 @@ public final class CgroupHost: Sendable {
         var folders: [String: String] = [:]
         do throws(SpawnError) {
             for (controller, base) in bases {
-                // A folder in the cpu hierarchy costs one more join per job: only for a CPU share.
+                // A folder in a v1 hierarchy costs a mkdir, a join and a rmdir per job: the cpu and
+                // pids ones only for a CPU share or a process limit (freezer kills, memory and
+                // cpuacct measure every job).
                 if version == .v1, controller == "cpu", limits.cpuPercent == nil { continue }
+                if version == .v1, controller == "pids", limits.processes == nil { continue }
                 let folder = base + "/" + name
                 if mkdir(folder, 0o755) != 0 && errno != EEXIST { throw Self.failure("create \(folder)", errno) }
                 folders[controller] = folder
