@@ -114,7 +114,7 @@ enum WrkBench {
     }
 
     /// VmRSS and VmHWM of `pid`, as /proc says them.
-    private static func memory(of pid: Int32) -> (rss: String, peak: String) {
+    static func memory(of pid: Int32) -> (rss: String, peak: String) {
         let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
         func field(_ name: String) -> String {
             status.split(separator: "\n").first { $0.hasPrefix(name + ":") }
@@ -124,7 +124,7 @@ enum WrkBench {
     }
 
     /// Runs `program` to its end and returns its standard output.
-    private static func capture(_ program: String, _ arguments: [String]) throws -> String {
+    static func capture(_ program: String, _ arguments: [String]) throws -> String {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: program)
         process.arguments = arguments

@@ -9,6 +9,8 @@ import Foundation
 /// `--cgroups` gives every job of the hub's slots and the worker a cgroup, as `xn hub` does as root;
 /// `--isolate` runs every job of theirs in a bubblewrap sandbox, as `xn hub --isolate` does;
 /// `--wrk N [SECONDS]` seeds N finished jobs, starts `xn hub` on them and loads it with wrk;
+/// `--wrk-submit [SECONDS]` loads an `xn hub` with `?wait` submissions from wrk (with and without
+/// a cgroup per job) and reports jobs/s and the hub's CPU per job;
 /// `--processes MIB` moves a job's MIB of output through `xn hub`, `xn worker` and `xn attach`
 /// processes and reports each one's peak memory; `--profile http N` times HTTP round trips alone
 /// (`GET /healthz`) beside sequential jobs, through AsyncHTTPClient and through a blocking socket.
@@ -23,6 +25,11 @@ if let flag = CommandLine.arguments.firstIndex(of: "--wrk") {
         exit(2)
     }
     try await WrkBench.run(jobs: jobs, seconds: rest.dropFirst().first.flatMap { Int($0) } ?? 10)
+    exit(0)
+}
+if let flag = CommandLine.arguments.firstIndex(of: "--wrk-submit") {
+    let seconds = CommandLine.arguments.dropFirst(flag + 1).first.flatMap { Int($0) } ?? 10
+    try await SubmitWrkBench.run(seconds: seconds)
     exit(0)
 }
 if let flag = CommandLine.arguments.firstIndex(of: "--processes") {
