@@ -100,7 +100,7 @@ extension CallbackDeliveryView {
 }
 
 extension JobLimits {
-    fileprivate func write(to out: inout JSONText) {
+    func write(to out: inout JSONText) {
         out.beginObject()
         out.member("cpu", cpu)
         out.member("cpu_percent", cpuPercent)

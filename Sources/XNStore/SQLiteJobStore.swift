@@ -161,7 +161,7 @@ public final class SQLiteJobStore: JobStore {
 
     public func insert(_ job: JobRecord) async throws -> JobRecord {
         guard job.state.isInitial else { throw StoreError("a new job cannot be stored as \(job.state.rawValue)") }
-        let spec = try JSONEncoder().encode(job.spec)
+        let spec = try job.spec.storedJSON()
         let stored = try await commits.write { db in
             try db.cachedStatement(
                 sql: """
@@ -185,8 +185,7 @@ public final class SQLiteJobStore: JobStore {
     /// Stores many jobs in one transaction, each with the state and outcome it carries (imports,
     /// benchmarks). Returns them with `seq` set.
     public func insertBatch(_ jobs: [JobRecord]) async throws -> [JobRecord] {
-        let encoder = JSONEncoder()
-        let specs = try jobs.map { try encoder.encode($0.spec) }
+        let specs = try jobs.map { try $0.spec.storedJSON() }
         return try await commits.write { db in
             let statement = try db.makeStatement(
                 sql: """

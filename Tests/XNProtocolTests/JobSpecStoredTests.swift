@@ -79,6 +79,41 @@ struct JobSpecStoredTests {
         #expect(failures.count == 0, "first not read back: \(failures.first ?? "")")
     }
 
+    @Test("2,000 specs written by storedJSON come back whole, by hand and through JSONDecoder")
+    func storedJSONRoundTrips() throws {
+        var random = SeededGenerator(state: 34)
+        var failures: [String] = []
+        for _ in 0..<2000 {
+            let spec = spec(&random)
+            let stored = try spec.storedJSON()
+            let byHand = JobSpec.readStored(stored)
+            let decoded = try? JSONDecoder().decode(JobSpec.self, from: stored)
+            if byHand != spec || decoded != spec { failures.append(String(decoding: stored, as: UTF8.self)) }
+        }
+        #expect(failures.count == 0, "first not read back: \(failures.first ?? "")")
+    }
+
+    @Test("storedJSON writes what encode(to:) writes, member for member")
+    func storedJSONMatchesTheEncoder() throws {
+        var random = SeededGenerator(state: 55)
+        var failures: [String] = []
+        for _ in 0..<500 {
+            let spec = spec(&random)
+            let stored = try spec.storedJSON()
+            let written = try JSONSerialization.jsonObject(with: stored) as? NSDictionary
+            let encoded = try JSONSerialization.jsonObject(with: JSONEncoder().encode(spec)) as? NSDictionary
+            if written == nil || written != encoded { failures.append(String(decoding: stored, as: UTF8.self)) }
+        }
+        #expect(failures.count == 0, "first that differs: \(failures.first ?? "")")
+    }
+
+    @Test("a timeout JSON cannot hold is refused, as JSONEncoder refuses it")
+    func infiniteTimeoutRefused() {
+        var spec = JobSpec(command: "true")
+        spec.timeout = .infinity
+        #expect(throws: EncodingError.self) { try spec.storedJSON() }
+    }
+
     /// Shapes the store does not write, each with what `JSONDecoder` makes of it.
     static let otherShapes: [String] = [
         #"{"command":"a","cwd":null}"#,
