@@ -7,10 +7,26 @@ public struct AttemptToken: Hashable, Sendable, Comparable, Codable, CustomStrin
         self.rawValue = rawValue
     }
 
-    /// Parses 16 hex digits; anything else is not a token.
+    /// Parses 16 hex digits; anything else is not a token. One pass over the bytes, inlinable: the
+    /// store reads a token with every job it reads, and the generic `UInt64(_:radix:)` behind a
+    /// call into this module took 0.9% of a hub's CPU under submissions.
+    @inlinable
     public init?(hex text: some StringProtocol) {
-        guard text.utf8.count == 16, text.utf8.allSatisfy({ $0.isHexDigit }), let value = UInt64(text, radix: 16)
-        else { return nil }
+        var value: UInt64 = 0
+        var count = 0
+        for byte in text.utf8 {
+            let digit: UInt8
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = byte - UInt8(ascii: "A") + 10
+            default: return nil
+            }
+            count += 1
+            guard count <= 16 else { return nil }
+            value = value << 4 | UInt64(digit)
+        }
+        guard count == 16 else { return nil }
         rawValue = value
     }
 

@@ -49,3 +49,28 @@ struct JobIDTests {
         }
     }
 }
+
+@Suite("AttemptToken")
+struct AttemptTokenTests {
+    @Test("16 hex digits parse, in either case, and a token's text parses back to it")
+    func parses() {
+        #expect(AttemptToken(hex: "0123456789abcdef")?.rawValue == 0x0123_4567_89ab_cdef)
+        #expect(AttemptToken(hex: "FFFFFFFFFFFFFFFF")?.rawValue == UInt64.max)
+        #expect(AttemptToken(hex: "00000000000000a1")?.rawValue == 0xa1)
+        for _ in 0..<100 {
+            let token = AttemptToken.random()
+            #expect(AttemptToken(hex: token.description) == token)
+            #expect(AttemptToken(hex: token.description[...]) == token)
+        }
+    }
+
+    @Test(
+        "anything but 16 hex digits is not a token",
+        arguments: [
+            "", "0123456789abcde", "0123456789abcdef0", "0123456789abcdeg", "+123456789abcdef", "-123456789abcdef",
+            " 123456789abcdef", "0x23456789abcdef", "0123456789abcdé",
+        ])
+    func refuses(_ text: String) {
+        #expect(AttemptToken(hex: text) == nil)
+    }
+}
