@@ -1,3 +1,5 @@
+import NIOCore
+import NIOPosix
 import Synchronization
 import XNProtocol
 
@@ -11,6 +13,8 @@ final class EndSignals: Sendable {
         var continuation: CheckedContinuation<Void, Never>?
         var fired = false
         var ended: JobRecord?
+        /// Fires the waiter once its time is up; cancelled when something else fires it first.
+        var timer: Scheduled<Void>?
     }
 
     private let waiters = Mutex<[JobID: [UInt64: Waiter]]>([:])
@@ -22,30 +26,39 @@ final class EndSignals: Sendable {
         return ticket
     }
 
-    /// Returns the ended job once it ends, or nil when `timeout` passes first; always unregisters.
+    /// Returns the ended job once it ends, or nil when `timeout` passes first (or the waiting task
+    /// is cancelled); always unregisters. The timeout is an event loop's timer (the one this runs
+    /// on, when it runs on one), not a task of its own: a task group with a sleeping child per
+    /// `?wait` cost two tasks and a timer of Swift's pool for every submission.
     func wait(_ id: JobID, ticket: UInt64, timeout: Duration) async -> JobRecord? {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                await withCheckedContinuation { continuation in
-                    let fired = self.waiters.withLock { all -> Bool in
-                        guard var waiter = all[id]?[ticket] else { return true }
-                        if waiter.fired { return true }
-                        waiter.continuation = continuation
-                        all[id]?[ticket] = waiter
-                        return false
-                    }
-                    if fired { continuation.resume() }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let parked = waiters.withLock { all -> Bool in
+                    guard var waiter = all[id]?[ticket], !waiter.fired else { return false }
+                    waiter.continuation = continuation
+                    all[id]?[ticket] = waiter
+                    return true
                 }
+                guard parked else { return continuation.resume() }
+                let loop = MultiThreadedEventLoopGroup.currentEventLoop ?? MultiThreadedEventLoopGroup.singleton.next()
+                let timer = loop.scheduleTask(in: TimeAmount(timeout)) { self.fire(id, ticket: ticket, ended: nil) }
+                let firedMeanwhile = waiters.withLock { all -> Bool in
+                    guard var waiter = all[id]?[ticket], !waiter.fired else { return true }
+                    waiter.timer = timer
+                    all[id]?[ticket] = waiter
+                    return false
+                }
+                if firedMeanwhile { timer.cancel() }
             }
-            group.addTask {
-                try? await Task.sleep(for: timeout)
-            }
-            await group.next()
-            group.cancelAll()
-            // Whichever finished first, wake the other so the group can end.
-            self.fire(id, ticket: ticket, ended: nil)
+        } onCancel: {
+            fire(id, ticket: ticket, ended: nil)
         }
         return cancel(id, ticket: ticket)
+    }
+
+    /// Whether the waiter is parked, waiting for an end or its time (for tests).
+    func isParked(_ id: JobID, ticket: UInt64) -> Bool {
+        waiters.withLock { $0[id]?[ticket]?.continuation != nil }
     }
 
     /// Unregisters a waiter that will not wait after all; returns the ended job if it came.
@@ -64,15 +77,17 @@ final class EndSignals: Sendable {
     }
 
     private func fire(_ id: JobID, ticket: UInt64, ended: JobRecord?) {
-        let continuation = waiters.withLock { all -> CheckedContinuation<Void, Never>? in
-            guard var waiter = all[id]?[ticket] else { return nil }
+        let (continuation, timer) = waiters.withLock { all -> (CheckedContinuation<Void, Never>?, Scheduled<Void>?) in
+            guard var waiter = all[id]?[ticket] else { return (nil, nil) }
             waiter.fired = true
             if let ended { waiter.ended = ended }
-            let continuation = waiter.continuation
+            let taken = (waiter.continuation, waiter.timer)
             waiter.continuation = nil
+            waiter.timer = nil
             all[id]?[ticket] = waiter
-            return continuation
+            return taken
         }
+        timer?.cancel()
         continuation?.resume()
     }
 }
