@@ -13,6 +13,9 @@ final class PlainHTTP {
         guard fd >= 0 else { throw BenchError("socket: \(String(cString: strerror(errno)))") }
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        // A hub that never answers fails the run instead of holding it.
+        var patience = timeval(tv_sec: 30, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &patience, socklen_t(MemoryLayout<timeval>.size))
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -42,7 +45,11 @@ final class PlainHTTP {
         var received: [UInt8] = []
         while true {
             let got = recv(fd, &buffer, buffer.count, 0)
-            guard got > 0 else { throw BenchError("the hub closed the connection") }
+            if got < 0 && errno == EINTR { continue }
+            guard got > 0 else {
+                throw BenchError(
+                    got == 0 ? "the hub closed the connection" : "no answer: \(String(cString: strerror(errno)))")
+            }
             received += buffer[0..<got]
             guard let end = Self.headerEnd(received) else { continue }
             let head = String(decoding: received[0..<end], as: UTF8.self)
