@@ -15,13 +15,7 @@ public struct AttemptToken: Hashable, Sendable, Comparable, Codable, CustomStrin
         var value: UInt64 = 0
         var count = 0
         for byte in text.utf8 {
-            let digit: UInt8
-            switch byte {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = byte - UInt8(ascii: "A") + 10
-            default: return nil
-            }
+            guard let digit = byte.hexValue else { return nil }
             count += 1
             guard count <= 16 else { return nil }
             value = value << 4 | UInt64(digit)

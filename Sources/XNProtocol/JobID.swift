@@ -38,7 +38,16 @@ public struct JobID: Hashable, Sendable, Codable, CustomStringConvertible {
 }
 
 extension UInt8 {
-    var isHexDigit: Bool {
-        (0x30...0x39).contains(self) || (0x61...0x66).contains(self) || (0x41...0x46).contains(self)
+    var isHexDigit: Bool { hexValue != nil }
+
+    /// The value of an ASCII hex digit in either case; nil for any other byte.
+    @inlinable
+    var hexValue: UInt8? {
+        switch self {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): self - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): self - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): self - UInt8(ascii: "A") + 10
+        default: nil
+        }
     }
 }

@@ -25,12 +25,7 @@ extension JobSpec {
         out.member("labels") { $0.sortedObject(labels) }
         out.member("retries", retries)
         if let tty {
-            out.member("tty") {
-                $0.beginObject()
-                $0.member("rows", tty.rows)
-                $0.member("cols", tty.cols)
-                $0.endObject()
-            }
+            out.member("tty") { tty.write(to: &$0) }
         }
         if interactive { out.member("interactive", true) }
         if let limits {
@@ -276,15 +271,8 @@ private struct StoredSpecReader {
         guard at + 4 <= bytes.count else { return nil }
         var value: UInt32 = 0
         for _ in 0..<4 {
-            let byte = bytes[at]
+            guard let digit = bytes[at].hexValue else { return nil }
             at += 1
-            let digit: UInt8
-            switch byte {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte - UInt8(ascii: "0")
-            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
-            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = byte - UInt8(ascii: "A") + 10
-            default: return nil
-            }
             value = value << 4 | UInt32(digit)
         }
         return value

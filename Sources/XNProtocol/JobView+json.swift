@@ -50,12 +50,7 @@ extension JobView {
         out.member("stdout_truncated", stdoutTruncated)
         out.member("timeout", timeout)
         if let tty {
-            out.member("tty") {
-                $0.beginObject()
-                $0.member("cols", tty.cols)
-                $0.member("rows", tty.rows)
-                $0.endObject()
-            }
+            out.member("tty") { tty.write(to: &$0) }
         }
         if let usage {
             out.member("usage") {
@@ -95,6 +90,15 @@ extension CallbackDeliveryView {
         out.member("last_result", lastResult)
         out.member("next_attempt_at", nextAttemptAt)
         out.member("state", state.rawValue)
+        out.endObject()
+    }
+}
+
+extension JobTerminal {
+    func write(to out: inout JSONText) {
+        out.beginObject()
+        out.member("cols", cols)
+        out.member("rows", rows)
         out.endObject()
     }
 }

@@ -8,8 +8,7 @@ import Glibc
 /// root), once with `--no-cgroups`.
 enum SubmitWrkBench {
     static func run(seconds: Int) async throws {
-        let candidates: [String] = ["/usr/bin/wrk", "/usr/local/bin/wrk"]
-        guard let wrk = candidates.first(where: { access($0, X_OK) == 0 }) else {
+        guard let wrk = WrkBench.wrk else {
             throw BenchError("wrk is not installed: apt-get install wrk")
         }
         let folder = NSTemporaryDirectory() + "xn-bench-submit-" + UUID().uuidString
@@ -19,19 +18,10 @@ enum SubmitWrkBench {
         print("submissions from wrk: POST /v1/jobs?wait=60 of /bin/true, 32 connections, \(seconds) s each")
         for (label, extra) in [("as xn hub starts", [String]()), ("with --no-cgroups", ["--no-cgroups"])] {
             let data = folder + "/data-" + (extra.isEmpty ? "default" : "plain")
-            let hub = Process()
-            hub.executableURL = URL(fileURLWithPath: StartupBench.xn)
-            hub.arguments = ["hub", "-p", "0", "--data", data, "--log-level", "error"] + extra
-            let banner = Pipe()
-            hub.standardOutput = banner
-            hub.standardError = FileHandle.nullDevice
-            try hub.run()
+            let (hub, url, line) = try WrkBench.startHub(["--data", data] + extra)
             defer {
                 hub.terminate()
                 hub.waitUntilExit()
-            }
-            guard let (url, line) = try bannerLine(from: banner.fileHandleForReading, within: 60) else {
-                throw BenchError("the hub did not print its address within 60 s")
             }
             let before = try cpuSeconds(of: hub.processIdentifier)
             let command = ["-t2", "-c32", "-d\(seconds)s", "-s", folder + "/submit.lua", url]
@@ -74,23 +64,6 @@ enum SubmitWrkBench {
           io.write(string.format("completed: %d\\nfailed: %d\\n", c, f))
         end
         """
-
-    /// The hub's address and the rest of its banner (where its jobs run).
-    private static func bannerLine(from handle: FileHandle, within seconds: Double) throws -> (String, String)? {
-        let deadline = now() + seconds
-        var text = ""
-        while now() < deadline {
-            let chunk = handle.availableData
-            if chunk.isEmpty { return nil }
-            text += String(decoding: chunk, as: UTF8.self)
-            guard let line = text.split(separator: "\n").first(where: { $0.contains("listening on") }),
-                let range = line.range(of: "http://127\\.0\\.0\\.1:[0-9]+", options: .regularExpression)
-            else { continue }
-            let rest = line[range.upperBound...].trimmingCharacters(in: .whitespaces)
-            return (String(line[range]), rest.trimmingCharacters(in: CharacterSet(charactersIn: "()")))
-        }
-        return nil
-    }
 
     /// CPU seconds of `pid` itself and of the children it waited for, from /proc/PID/stat.
     private static func cpuSeconds(of pid: Int32) throws -> (own: Double, children: Double) {

@@ -28,19 +28,10 @@ enum WrkBench {
             return
         }
 
-        let hub = Process()
-        hub.executableURL = URL(fileURLWithPath: StartupBench.xn)
-        hub.arguments = ["hub", "-p", "0", "--data", folder + "/data", "--no-local", "--log-level", "error"]
-        let banner = Pipe()
-        hub.standardOutput = banner
-        hub.standardError = FileHandle.nullDevice
-        try hub.run()
+        let (hub, url, _) = try startHub(["--data", folder + "/data", "--no-local"])
         defer {
             hub.terminate()
             hub.waitUntilExit()
-        }
-        guard let url = try readURL(from: banner.fileHandleForReading, within: 60) else {
-            throw BenchError("the hub did not print its address within 60 s")
         }
         let commands = [
             "GET /v1/jobs/ID": "wrk -t2 -c16 -d\(seconds)s -s \(folder)/v1.lua \(url)",
@@ -52,8 +43,7 @@ enum WrkBench {
         print("hub \(url) (pid \(hub.processIdentifier)), RSS after start: \(memory(of: hub.processIdentifier).rss)")
         for (label, command) in commands.sorted(by: { $0.key > $1.key }) {
             print("\(label) of random jobs among \(jobs), 16 connections: \(command)")
-            let candidates: [String] = ["/usr/bin/wrk", "/usr/local/bin/wrk"]
-            guard let wrk = candidates.first(where: { access($0, X_OK) == 0 }) else {
+            guard let wrk else {
                 print("  (wrk not installed: apt-get install wrk)")
                 continue
             }
@@ -98,17 +88,45 @@ enum WrkBench {
         """
     }
 
+    /// wrk, where Debian's package puts it (or a local build).
+    static let wrk: String? = ["/usr/bin/wrk", "/usr/local/bin/wrk"].first { access($0, X_OK) == 0 }
+
+    /// Starts `xn hub` on a free loopback port with `arguments`; returns it once its banner gave
+    /// its address, with the rest of the banner (where its jobs run). The caller stops it.
+    static func startHub(_ arguments: [String]) throws -> (hub: Process, url: String, banner: String) {
+        let hub = Process()
+        hub.executableURL = URL(fileURLWithPath: StartupBench.xn)
+        hub.arguments = ["hub", "-p", "0", "--log-level", "error"] + arguments
+        let banner = Pipe()
+        hub.standardOutput = banner
+        hub.standardError = FileHandle.nullDevice
+        try hub.run()
+        guard let (url, rest) = try bannerLine(from: banner.fileHandleForReading, within: 60) else {
+            hub.terminate()
+            hub.waitUntilExit()
+            throw BenchError("the hub did not print its address within 60 s")
+        }
+        return (hub, url, rest)
+    }
+
     /// The hub's address from its banner line.
     static func readURL(from handle: FileHandle, within seconds: Double) throws -> String? {
+        try bannerLine(from: handle, within: seconds)?.url
+    }
+
+    /// The hub's address and what its banner line says after it, without the parentheses.
+    static func bannerLine(from handle: FileHandle, within seconds: Double) throws -> (url: String, rest: String)? {
         let deadline = now() + seconds
         var text = ""
         while now() < deadline {
             let chunk = handle.availableData
             if chunk.isEmpty { return nil }
             text += String(decoding: chunk, as: UTF8.self)
-            if let range = text.range(of: "http://127\\.0\\.0\\.1:[0-9]+", options: .regularExpression) {
-                return String(text[range])
-            }
+            guard let range = text.range(of: "http://127\\.0\\.0\\.1:[0-9]+", options: .regularExpression),
+                let lineEnd = text[range.upperBound...].firstIndex(of: "\n")
+            else { continue }
+            let rest = text[range.upperBound..<lineEnd].trimmingCharacters(in: .whitespaces)
+            return (String(text[range]), rest.trimmingCharacters(in: CharacterSet(charactersIn: "()")))
         }
         return nil
     }
