@@ -142,6 +142,38 @@ struct AttachTests {
         }
     }
 
+    /// Input is queued until the process runs and then written at once by whoever receives it:
+    /// frames sent back to back across that switch must still arrive whole and in order.
+    @Test func framesSentBackToBackAcrossTheJobsStartArriveInOrderOnTheHubAndOnAWorker() async throws {
+        try await withHub({ $0.slots = 1 }) { hub in
+            var worker: TestWorker?
+            for placement in ["hub", "worker"] {
+                if placement == "worker" {
+                    worker = try TestWorker.start(hub: hub.url, name: "typist", labels: ["at": "worker"], slots: 1)
+                    try await hub.waitForWorkers(["typist"])
+                }
+                let labels = placement == "worker" ? #","labels":{"at":"worker"}"# : ""
+                let blocker = try await hub.submit(#"{"command":"sleep","args":["30"]\#(labels)}"#)
+                let id = try await hub.submit(#"{"command":"cat","interactive":true\#(labels)}"#)
+                let lines = (0..<600).map { "line \($0) of \(placement)\n" }
+                let seen = try await attach(hub, id) { outbound, seen in
+                    for line in lines[..<100] { try await outbound.write(.binary(ByteBuffer(string: line))) }
+                    try await outbound.write(.text(#"{"type":"taken?"}"#))
+                    try await seen.waitForError("unknown message type 'taken?'")
+                    #expect(try await hub.state(id) == "queued", "the first frames came before the job started")
+                    _ = try await hub.post("/v1/jobs/\(blocker)/cancel", "")
+                    // No waiting from here: the job starts while these arrive.
+                    for line in lines[100...] { try await outbound.write(.binary(ByteBuffer(string: line))) }
+                    try await outbound.write(.text(#"{"type":"close_stdin"}"#))
+                    try await seen.waitForExit()
+                }
+                #expect(seen.text == lines.joined(), "on the \(placement)")
+                #expect(seen.exit?["exit_code"] as? Int == 0)
+            }
+            await worker?.stop()
+        }
+    }
+
     @Test func attachingToAJobOnAWorkerWorksTheSameWay() async throws {
         try await withHub({ $0.slots = 0 }) { hub in
             let worker = try TestWorker.start(hub: hub.url, name: "tty-worker")

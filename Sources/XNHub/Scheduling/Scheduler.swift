@@ -94,11 +94,10 @@ public actor Scheduler: Service {
             }
             await withTaskGroup(of: Void.self) { group in
                 if let localWorker {
-                    let (messages, link) = AsyncStream.makeStream(of: HubMessage.self)
+                    let link = InProcessLink()
                     let session = openSession(InProcessOutbox(link: link))
                     group.addTask {
-                        await localWorker.serve(
-                            hub: InProcessHost(scheduler: self, session: session), messages: messages)
+                        await localWorker.serve(hub: InProcessHost(scheduler: self, session: session), link: link)
                         await self.sessionClosed(session, expired: false)
                     }
                 }

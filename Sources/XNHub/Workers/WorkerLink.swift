@@ -12,10 +12,10 @@ protocol WorkerOutbox: Sendable {
 
 /// The link to the hub's own slots: messages as plain values, no socket, no JSON.
 struct InProcessOutbox: WorkerOutbox {
-    let link: AsyncStream<HubMessage>.Continuation
+    let link: InProcessLink
 
     func send(_ message: HubMessage) {
-        link.yield(message)
+        link.send(message)
     }
 
     func close(reason: String) {

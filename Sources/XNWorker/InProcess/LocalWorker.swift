@@ -22,14 +22,18 @@ public final class LocalWorker: InProcessWorker {
         self.logger = logger
     }
 
-    public func serve(hub: any HubInbox, messages: AsyncStream<HubMessage>) async {
+    public func serve(hub: any HubInbox, link: InProcessLink) async {
         let runner = JobRunner(
             configuration: configuration, executor: executor, reporter: InboxReporter(hub: hub), logger: logger)
         self.runner.withLock { $0 = runner }
+        link.carryOut { runner.deliverNow($0) }
         await hub.receive(.hello(WorkerHello(name: configuration.name, slots: slots, version: xnVersion)))
         await withDiscardingTaskGroup { group in
             group.addTask { await runner.run() }
-            for await message in messages { await runner.handle(message) }
+            for await message in link.messages {
+                await runner.handle(message)
+                link.handled()
+            }
             // The hub stopped: run() ends once the attempts under way have ended.
             await runner.finish()
         }

@@ -52,8 +52,11 @@ public final class Worker: Sendable {
         await runner.finish()
     }
 
-    /// A message from the hub: delivery state first, then the process.
+    /// A message from the hub: delivery state first, then the process. Input for a running
+    /// process (delivery keeps nothing of it) goes straight in, on the connection's thread; the
+    /// messages before it were handled, since each is awaited.
     func handle(_ message: HubMessage) async {
+        if runner.deliverNow(message) { return }
         if await link.handle(message) { await runner.handle(message) }
     }
 

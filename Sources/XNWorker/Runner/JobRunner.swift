@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 import XNExec
 import XNProtocol
 
@@ -29,6 +30,8 @@ actor JobRunner {
     private let launches: AsyncStream<AttemptToken>
     private let launchQueue: AsyncStream<AttemptToken>.Continuation
     private var idleWaiters: [CheckedContinuation<Void, Never>] = []
+    /// Running processes that take input from `deliverNow`: each has had its early input.
+    private let liveProcesses = Mutex<[AttemptToken: any RunningProcess]>([:])
 
     /// One attempt on this runner.
     struct Attempt {
@@ -129,6 +132,21 @@ actor JobRunner {
             attempts[token] = attempt
         }
         attempt.stops.yield()
+    }
+
+    /// Carries out input, a close of input or a resize for a running process at once, on the
+    /// caller's thread, without waiting for the actor; false when the message must go through
+    /// `handle` (another message, or no process yet). The caller keeps the order: it calls this
+    /// only once everything it sent before was handled.
+    nonisolated func deliverNow(_ message: HubMessage) -> Bool {
+        switch message {
+        case .input(let token, _), .closeInput(let token), .resize(let token, _):
+            guard let process = liveProcesses.withLock({ $0[token] }) else { return false }
+            Self.deliver(message, to: process)
+            return true
+        default:
+            return false
+        }
     }
 
     /// Input and resizes for a process; what fails here (input closed, buffer full) is dropped:
@@ -289,12 +307,14 @@ actor JobRunner {
         attempt.earlyInput = []
         attempt.earlyInputBytes = 0
         attempts[token] = attempt
+        liveProcesses.withLock { $0[token] = process }
         if attempt.stop != nil { attempt.stops.yield() }
         return attempt.stopSignals
     }
 
     /// The process ended: returns why it was stopped, if it was.
     private func ended(_ token: AttemptToken) -> StopReason? {
+        liveProcesses.withLock { $0[token] = nil }
         attempts[token]?.ended = true
         attempts[token]?.stops.finish()
         return attempts[token]?.stop
