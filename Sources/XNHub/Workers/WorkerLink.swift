@@ -118,7 +118,18 @@ extension Scheduler {
             break
         case .store(let job, let stored, let cap):
             let offset = piece.offset
-            guard offset <= stored else { return "output gap: got offset \(offset), expected \(stored)" }
+            guard offset <= stored else {
+                // The hub lost bytes it had acknowledged (its store rolled back in a crash of the
+                // machine), and the worker let them go when they were acknowledged: the job's
+                // output has a hole, so it stops and says so, and the link goes on.
+                await event {
+                    $0.outputFailed(
+                        piece.attempt,
+                        "\(piece.stream.name) bytes \(stored) to \(offset) were lost (stored and acknowledged, then lost in a crash of the hub's machine)"
+                    )
+                }
+                return nil
+            }
             let keepUpTo = min(offset + piece.bytes.count, cap)
             if keepUpTo > stored {
                 let kept = piece.bytes[(stored - offset)..<(keepUpTo - offset)]

@@ -3,9 +3,11 @@ import Glibc
 import NIOCore
 import NIOPosix
 
-/// One stream of one attempt's output on disk, so output waiting for the hub costs no memory.
+/// One stream of one attempt's output on disk: what left memory while the hub was away or did
+/// not keep up (`HeldOutput`).
 ///
-/// - Important: Appends come from the attempt's task only; reads (`pread`) may come from any task.
+/// - Important: One spill at a time writes to it (`HeldOutput.spilling`); reads (`pread`) may come
+///   from any task.
 ///   Both run on NIO's blocking-I/O thread pool: a disk that stalls (writeback throttling) must
 ///   not park the few cooperative threads that also read the hub's messages and send heartbeats.
 final class SpoolFile: @unchecked Sendable {
@@ -20,8 +22,15 @@ final class SpoolFile: @unchecked Sendable {
         }
     }
 
-    func append(_ bytes: [UInt8], at offset: Int) async throws {
-        try await NIOThreadPool.singleton.runIfActive { try self.appendNow(bytes, at: offset) }
+    /// Writes `chunks`, one after the other, from `offset`.
+    func append(_ chunks: [[UInt8]], at offset: Int) async throws {
+        try await NIOThreadPool.singleton.runIfActive {
+            var offset = offset
+            for chunk in chunks {
+                try self.appendNow(chunk, at: offset)
+                offset += chunk.count
+            }
+        }
     }
 
     /// `header` followed by up to `count` bytes from `offset`, read straight into the buffer that

@@ -73,7 +73,7 @@ extension Worker {
             group.addTask { await self.write(on: id, wakes: wakes, outbound: outbound) }
             group.addTask {
                 while (try? await Task.sleep(for: interval)) != nil {
-                    await self.link.sendControl(.heartbeat)
+                    await self.link.heartbeat()
                 }
             }
             do {
@@ -106,7 +106,11 @@ extension Worker {
                     switch next {
                     case .control(let message):
                         try await outbound.text(Self.encode(message))
-                    case .frame(let frame):
+                    case .memory(let token, let stream, let offset, let slices):
+                        let count = slices.reduce(0) { $0 + $1.count }
+                        var frame = ByteBufferAllocator().buffer(capacity: OutputFrame.headerSize + count)
+                        frame.writeBytes(OutputFrame.header(stream: stream, attempt: token, offset: offset))
+                        for slice in slices { frame.writeBytes(slice) }
                         try await outbound.binary(frame)
                     case .output(let token, let stream, let offset, let count, let file):
                         let header = OutputFrame.header(stream: stream, attempt: token, offset: offset)

@@ -9,7 +9,7 @@ import XNProtocol
 /// every byte of output and every end exactly once, resuming from the hub's acknowledgements.
 ///
 ///     assigned ──▶ running ──▶ ended ──▶ (hub stored the end: forget) ──▶ gone
-///                      │ output is spooled to disk and sent from the last acknowledged offset
+///                      │ output is held (memory, then the spool) and sent from the hub's last ack
 ///
 /// The processes are the `JobRunner`'s, as on the hub's own slots; the `RemoteLink` carries their
 /// output and ends to the hub.
@@ -66,8 +66,8 @@ public final class Worker: Sendable {
     }
 }
 
-/// The delivery side of a remote worker: the spool, what was sent on the current connection,
-/// what the hub acknowledged, the ends not yet stored. The runner reports here.
+/// The delivery side of a remote worker: the output the hub has not stored yet, what was sent on
+/// the current connection, the ends not yet stored. The runner reports here.
 actor RemoteLink: AttemptReporter {
     let configuration: WorkerConfiguration
     var deliveries: [AttemptToken: Delivery] = [:]
@@ -76,8 +76,12 @@ actor RemoteLink: AttemptReporter {
     var connectionCount: UInt64 = 0
     /// Control messages waiting for the writer, in order.
     var control: [WorkerMessage] = []
-    /// Output frames sent from memory, waiting for the writer of the current connection, in order.
-    var express: [ByteBuffer] = []
+    /// Output bytes held in memory, over every attempt (at most about `memoryBudget`).
+    var memoryBytes = 0
+    /// Empty output frames past what the hub asked for, telling it those bytes are gone, in order.
+    var gaps: [Outgoing] = []
+    /// Outputs waiting for memory to free up (an ack), the hub to go away, or a heartbeat.
+    var roomWaiters: [CheckedContinuation<Void, Never>] = []
     var draining = false
     var stopped = false
     /// Set when the hub refused this worker for good (wrong protocol).
@@ -86,13 +90,13 @@ actor RemoteLink: AttemptReporter {
     /// One attempt's output and end on their way to the hub.
     struct Delivery {
         let job: JobID
+        var held: [OutputStreamKind: HeldOutput] = [.stdout: HeldOutput(), .stderr: HeldOutput()]
+        /// Spool files, made when output first has to leave memory.
         var spool: [OutputStreamKind: SpoolFile] = [:]
-        /// Bytes spooled per stream.
-        var written: [OutputStreamKind: Int] = [:]
         /// Bytes sent on the current connection (from the hub's ack); empty until the hub says.
         var sent: [OutputStreamKind: Int] = [:]
-        /// Bytes the hub has stored, as its acks say.
-        var acked: [OutputStreamKind: Int] = [:]
+
+        func written(_ stream: OutputStreamKind) -> Int { held[stream]?.written ?? 0 }
         var end: AttemptEnd?
         var endSent = false
         /// The hub no longer wants this attempt: report nothing of it.
@@ -133,14 +137,22 @@ actor RemoteLink: AttemptReporter {
             guard var delivery = deliveries[ack.attempt] else { return false }
             let acked: [OutputStreamKind: Int] = [.stdout: ack.stdout, .stderr: ack.stderr]
             if delivery.sent.isEmpty {
-                // The first ack on a new connection says where the hub's copy ends: resume there.
-                delivery.sent = acked
-                delivery.acked = acked
+                // The first ack on a new connection says where the hub's copy ends: resume there,
+                // or where what is held begins when the hub lost bytes it had acknowledged (it
+                // then records the job's output as lost).
+                for (stream, offset) in acked {
+                    let heldFrom = delivery.held[stream]!.heldFrom
+                    delivery.sent[stream] = max(offset, heldFrom)
+                    if offset < heldFrom {
+                        gaps.append(.memory(token: ack.attempt, stream: stream, offset: heldFrom, slices: []))
+                    }
+                }
                 delivery.endSent = false
-            } else {
-                delivery.acked.merge(acked, uniquingKeysWith: max)
             }
+            var freed = 0
+            for (stream, offset) in acked { freed += delivery.held[stream]!.acknowledge(upTo: offset) }
             deliveries[ack.attempt] = delivery
+            free(freed)
             wake()
             return false
         case .forget(let token):
@@ -156,12 +168,11 @@ actor RemoteLink: AttemptReporter {
         }
     }
 
-    /// The hub stored the attempt's end (or moved past it): its spool goes.
+    /// The hub stored the attempt's end (or moved past it): what is held of it goes.
     private func forget(_ token: AttemptToken) {
         guard var delivery = deliveries[token] else { return }
         if delivery.end != nil {
-            delivery.spool.values.forEach { $0.remove() }
-            deliveries[token] = nil
+            drop(token)
         } else {
             delivery.forget = true
             deliveries[token] = delivery
@@ -170,17 +181,8 @@ actor RemoteLink: AttemptReporter {
 
     // MARK: - Reports from the runner
 
-    func accepted(_ token: AttemptToken, job: JobID) throws {
+    func accepted(_ token: AttemptToken, job: JobID) {
         var delivery = Delivery(job: job)
-        do {
-            for stream in OutputStreamKind.allCases {
-                delivery.spool[stream] = try SpoolFile(
-                    path: "\(configuration.spoolDirectory)/\(token).\(stream.name)")
-            }
-        } catch {
-            delivery.spool.values.forEach { $0.remove() }
-            throw WorkerError("worker \(configuration.name) cannot spool output: \(error)")
-        }
         delivery.sent = connection == nil ? [:] : [.stdout: 0, .stderr: 0]
         deliveries[token] = delivery
     }
@@ -189,42 +191,104 @@ actor RemoteLink: AttemptReporter {
         sendControl(.started(AttemptStarted(attempt: attempt, pid: pid)))
     }
 
-    /// Spools output on NIO's blocking-I/O threads, off this actor, then makes it sendable. A
-    /// small piece with nothing before it left to send goes to the writer from memory at once,
-    /// while it is being spooled: a keystroke's echo does not wait for the disk and back.
+    /// Holds output in memory and makes it sendable at once. Over the memory budget it returns
+    /// only once there is room again: the hub acknowledged enough (a job writing faster than the
+    /// hub stores waits on its pipe), or the hub is away or has taken nothing for `stallLimit`,
+    /// and this stream's memory went to its spool file (the job runs on while the hub is away).
     nonisolated func output(
         _ attempt: AttemptToken, _ stream: OutputStreamKind, offset: Int, bytes: [UInt8]
     )
         async throws
     {
-        guard let file = await spool(of: attempt, stream, sendingAt: offset, bytes) else { return }
-        try await file.append(bytes, at: offset)
-        await wrote(attempt, stream, upTo: offset + bytes.count)
-    }
-
-    /// The stream's spool file; first, when the piece is small, the connection has sent all of
-    /// the stream before it and the window has room, queues the piece to be sent from memory.
-    /// The spool still gets it: a reconnect resends from the hub's ack, out of the spool.
-    private func spool(
-        of token: AttemptToken, _ stream: OutputStreamKind, sendingAt offset: Int, _ bytes: [UInt8]
-    ) -> SpoolFile? {
-        guard let delivery = deliveries[token], let file = delivery.spool[stream] else { return nil }
-        if bytes.count <= Self.expressBytes, connection != nil, !delivery.forget, delivery.sent[stream] == offset,
-            (delivery.written[stream] ?? 0) == offset, unacknowledged + bytes.count <= Self.window
-        {
-            deliveries[token]?.sent[stream] = offset + bytes.count
-            var frame = ByteBufferAllocator().buffer(capacity: OutputFrame.headerSize + bytes.count)
-            frame.writeBytes(OutputFrame.header(stream: stream, attempt: token, offset: offset))
-            frame.writeBytes(bytes)
-            express.append(frame)
-            wake()
+        guard await hold(attempt, stream, bytes) else { return }
+        let stalled = ContinuousClock.now + Self.stallLimit
+        while true {
+            switch try await makeRoom(attempt, stream, stalledAt: stalled) {
+            case .done:
+                return
+            case .waited:
+                continue
+            case .spill(let file, let offset, let chunks):
+                do {
+                    try await file.append(chunks, at: offset)
+                } catch {
+                    await spillFailed(attempt, stream)
+                    throw error
+                }
+                await spilled(attempt, stream, upTo: offset + chunks.reduce(0) { $0 + $1.count })
+                return
+            }
         }
-        return file
     }
 
-    private func wrote(_ token: AttemptToken, _ stream: OutputStreamKind, upTo offset: Int) {
-        deliveries[token]?.written[stream] = offset
+    /// Appends to the stream's memory; false when the attempt's output is no longer wanted.
+    private func hold(_ token: AttemptToken, _ stream: OutputStreamKind, _ bytes: [UInt8]) -> Bool {
+        guard deliveries[token]?.forget == false else { return false }
+        deliveries[token]!.held[stream]!.append(bytes)
+        memoryBytes += bytes.count
         wake()
+        return true
+    }
+
+    enum RoomStep {
+        case done
+        case waited
+        /// Write these bytes of memory to the spool file at `offset`, then call `spilled`.
+        case spill(SpoolFile, offset: Int, chunks: [[UInt8]])
+    }
+
+    /// One step towards memory within budget for `stream` of `token`.
+    private func makeRoom(
+        _ token: AttemptToken, _ stream: OutputStreamKind, stalledAt: ContinuousClock.Instant
+    ) async throws -> RoomStep {
+        guard memoryBytes > Self.memoryBudget, let delivery = deliveries[token], !delivery.forget else {
+            return .done
+        }
+        if connection != nil && ContinuousClock.now < stalledAt {
+            await withCheckedContinuation { roomWaiters.append($0) }
+            return .waited
+        }
+        // Only this stream's memory can be spilled here (others spill at their next output).
+        guard let (offset, chunks) = deliveries[token]!.held[stream]!.beginSpill() else { return .done }
+        if let file = delivery.spool[stream] { return .spill(file, offset: offset, chunks: chunks) }
+        do {
+            let file = try SpoolFile(path: "\(configuration.spoolDirectory)/\(token).\(stream.name)")
+            deliveries[token]!.spool[stream] = file
+            return .spill(file, offset: offset, chunks: chunks)
+        } catch {
+            deliveries[token]!.held[stream]!.spillFailed()
+            throw WorkerError("worker \(configuration.name) cannot spool output: \(error)")
+        }
+    }
+
+    private func spilled(_ token: AttemptToken, _ stream: OutputStreamKind, upTo offset: Int) {
+        guard deliveries[token] != nil else { return }
+        free(deliveries[token]!.held[stream]!.spilled(upTo: offset))
+        wake()
+    }
+
+    private func spillFailed(_ token: AttemptToken, _ stream: OutputStreamKind) {
+        deliveries[token]?.held[stream]?.spillFailed()
+    }
+
+    /// `bytes` of memory were let go: outputs waiting for room look again.
+    private func free(_ bytes: Int) {
+        guard bytes > 0 else { return }
+        memoryBytes -= bytes
+        wakeRoomWaiters()
+    }
+
+    private func wakeRoomWaiters() {
+        let waiters = roomWaiters
+        roomWaiters = []
+        waiters.forEach { $0.resume() }
+    }
+
+    /// Lets go of everything held for `token`: its memory and its spool files.
+    private func drop(_ token: AttemptToken) {
+        guard let delivery = deliveries.removeValue(forKey: token) else { return }
+        delivery.spool.values.forEach { $0.remove() }
+        free(delivery.held.values.reduce(0) { $0 + $1.memoryBytes })
     }
 
     func ended(_ token: AttemptToken, job: JobID, _ end: AttemptEnd) {
@@ -234,8 +298,8 @@ actor RemoteLink: AttemptReporter {
             delivery.sent = connection == nil ? [:] : [.stdout: 0, .stderr: 0]
         }
         if delivery.forget {
-            delivery.spool.values.forEach { $0.remove() }
-            deliveries[token] = nil
+            deliveries[token] = delivery
+            drop(token)
             return
         }
         delivery.end = end
@@ -250,6 +314,13 @@ actor RemoteLink: AttemptReporter {
         wake()
     }
 
+    /// A heartbeat is due: besides sending it, outputs waiting for room check whether the hub
+    /// stalled.
+    func heartbeat() {
+        sendControl(.heartbeat)
+        wakeRoomWaiters()
+    }
+
     func wake() {
         connection?.wake.yield()
     }
@@ -259,15 +330,20 @@ actor RemoteLink: AttemptReporter {
     func nextToSend(on id: UInt64) -> Outgoing? {
         guard connection?.id == id else { return nil }
         if !control.isEmpty { return .control(control.removeFirst()) }
-        if !express.isEmpty { return .frame(express.removeFirst()) }
+        if !gaps.isEmpty { return gaps.removeFirst() }
         let unacknowledged = unacknowledged
         for (token, delivery) in deliveries.sorted(by: { $0.key < $1.key })
         where !delivery.forget && unacknowledged < Self.window {
             for stream in OutputStreamKind.allCases {
-                guard let sent = delivery.sent[stream], let file = delivery.spool[stream] else { continue }
-                let written = delivery.written[stream] ?? 0
-                if sent < written {
-                    let count = min(written - sent, Self.frameBytes)
+                guard let sent = delivery.sent[stream],
+                    let piece = delivery.held[stream]?.piece(from: sent, count: Self.frameBytes)
+                else { continue }
+                switch piece {
+                case .memory(let slices):
+                    deliveries[token]?.sent[stream] = sent + slices.reduce(0) { $0 + $1.count }
+                    return .memory(token: token, stream: stream, offset: sent, slices: slices)
+                case .spool(let count):
+                    guard let file = delivery.spool[stream] else { continue }
                     deliveries[token]?.sent[stream] = sent + count
                     return .output(token: token, stream: stream, offset: sent, count: count, file: file)
                 }
@@ -276,7 +352,7 @@ actor RemoteLink: AttemptReporter {
         for (token, delivery) in deliveries where delivery.end != nil && !delivery.endSent && !delivery.forget {
             // The end goes after the last byte of output, never before it.
             guard !delivery.sent.isEmpty,
-                OutputStreamKind.allCases.allSatisfy({ (delivery.sent[$0] ?? 0) == (delivery.written[$0] ?? 0) })
+                OutputStreamKind.allCases.allSatisfy({ (delivery.sent[$0] ?? 0) == delivery.written($0) })
             else { continue }
             deliveries[token]?.endSent = true
             return .control(.ended(AttemptEnded(attempt: token, end: delivery.end!)))
@@ -287,7 +363,7 @@ actor RemoteLink: AttemptReporter {
     /// Output bytes sent on this connection and not yet acknowledged.
     private var unacknowledged: Int {
         deliveries.values.reduce(0) { total, delivery in
-            total + delivery.sent.reduce(0) { $0 + max(0, $1.value - (delivery.acked[$1.key] ?? 0)) }
+            total + delivery.sent.reduce(0) { $0 + max(0, $1.value - (delivery.held[$1.key]?.acked ?? 0)) }
         }
     }
 
@@ -296,10 +372,15 @@ actor RemoteLink: AttemptReporter {
     /// 414-458 MB/s with the hub peaking at 84-88 MiB, 512 KiB ones at 380-440 MB/s and 69-74 MiB.
     static let frameBytes = (512 << 10) - OutputFrame.headerSize
 
-    /// The largest piece sent from memory ahead of its spooling: output that trickles. A job
-    /// writing fast hands over larger chunks, sent from the spool (letting those go from memory
-    /// too moved a 1 GiB ingest by nothing measurable).
-    static let expressBytes = 64 << 10
+    /// Output bytes held in memory, over every attempt, before outputs wait for room (or spill);
+    /// while the hub keeps up, nothing goes to the spool. A 1 GiB job through a worker
+    /// (`xn-bench --processes 1024`): 4 MiB stored 370-445 MB/s with the worker peaking at
+    /// 51-56 MiB, 8 MiB 442-449 MB/s at 59-67 MiB.
+    static let memoryBudget = 4 << 20
+
+    /// How long an output waits for room while the hub is connected and acknowledges nothing,
+    /// before its memory goes to the spool and the job runs on.
+    static let stallLimit = Duration.seconds(1)
 
     /// Output bytes sent but not yet acknowledged, at most. Without a limit the writer hands
     /// frames to the event loop faster than the socket takes them: memory grows and heartbeats
@@ -308,8 +389,9 @@ actor RemoteLink: AttemptReporter {
 
     enum Outgoing: Sendable {
         case control(WorkerMessage)
-        /// A whole output frame, from memory.
-        case frame(ByteBuffer)
+        /// Output from memory.
+        case memory(token: AttemptToken, stream: OutputStreamKind, offset: Int, slices: [ArraySlice<UInt8>])
+        /// Output from the spool: `count` bytes at `offset`.
         case output(token: AttemptToken, stream: OutputStreamKind, offset: Int, count: Int, file: SpoolFile)
     }
 
@@ -327,7 +409,7 @@ actor RemoteLink: AttemptReporter {
     func connected(_ wake: AsyncStream<Void>.Continuation) -> UInt64 {
         connectionCount += 1
         connection = (connectionCount, wake)
-        express = []
+        gaps = []
         for token in deliveries.keys {
             deliveries[token]?.sent = [:]
             deliveries[token]?.endSent = false
@@ -340,8 +422,9 @@ actor RemoteLink: AttemptReporter {
         guard connection?.id == id else { return }
         connection?.wake.finish()
         connection = nil
-        express = []
+        gaps = []
         control.removeAll { $0 == .heartbeat }
+        wakeRoomWaiters()
     }
 
     func refusedForGood(_ reason: String) {
