@@ -18,6 +18,12 @@
 ///
 /// Every attempt of a job has its own token; the hub ignores reports for tokens it moved past
 /// and tells the worker to kill them, so a late worker cannot overwrite a result.
+///
+/// On a new connection the hub's first ack for an attempt says where its copy ends, and the
+/// worker sends from there. A frame beyond that offset (an empty one, at least) says the bytes
+/// between are gone: the worker let them go when they were acknowledged, and the hub lost them
+/// since (its machine crashed before its commits reached the disk). The hub then fails the job,
+/// naming the lost bytes.
 public enum WireProtocol {
     /// The WebSocket subprotocol; a different one is refused with a reason. v2: typed messages
     /// per direction, one stop reason in an attempt's end. v3: a spec may ask for isolation and
