@@ -295,6 +295,31 @@ struct SchedulerMachineTests {
         #expect(outcome.signal == 15)
     }
 
+    @Test(
+        "a worker that could not keep a job's output ends it with fewer bytes than it counted, and the job fails saying why"
+    )
+    func runnerLostOutput() throws {
+        var machine = Self.machine()
+        _ = machine.workerJoined(1, Self.hello("w", slots: 2), inProcess: false)
+        let job = Self.record(1)
+        let token = try Self.started(job, in: &machine)
+        _ = machine.outputStored(token, .stdout, upTo: 100)
+        let lost = AttemptEnd(.signaled(15), stop: .outputLost("cannot spool output: disk full"), stdoutBytes: 900)
+        let (problem, actions) = machine.ended(token, lost, session: 1)
+        #expect(problem == nil)
+        guard case .finish(_, _, _, let outcome)? = actions.first else {
+            Issue.record("expected a finish, got \(actions)")
+            return
+        }
+        #expect(outcome.state == .failed)
+        #expect(outcome.err == "cannot spool output: disk full")
+        // Without a reason, fewer bytes than counted is the worker's fault, and its link ends.
+        let other = Self.record(2)
+        let second = try Self.started(other, in: &machine)
+        let (short, _) = machine.ended(second, AttemptEnd(.exited(0), stdoutBytes: 900), session: 1)
+        #expect(short != nil)
+    }
+
     @Test("input typed before a job starts waits for it and goes first, in order")
     func earlyInput() {
         var machine = Self.machine()

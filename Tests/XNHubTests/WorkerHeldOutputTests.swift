@@ -18,12 +18,14 @@ struct WorkerHeldOutputTests {
         return #"{"command":"sh","args":["-c","\#(script)"]}"#
     }
 
-    static func startHubAndWorker(data: String, heartbeatTimeout: Int = 2) async throws -> (HubProcess, ChildProcess) {
+    static func startHubAndWorker(
+        data: String, heartbeatTimeout: Int = 2, workerOptions: [String] = []
+    ) async throws -> (HubProcess, ChildProcess) {
         let options = [
             "--no-local", "--heartbeat-timeout", String(heartbeatTimeout), "--max-output", String(count + 1000),
         ]
         let hub = try await HubProcess.start(data: data, options)
-        let worker = try WorkerFailureTests.workerProcess(hub.url, name: "holder")
+        let worker = try WorkerFailureTests.workerProcess(hub.url, name: "holder", workerOptions)
         try await eventually("worker connected") { () -> Bool? in
             let list = try await hub.get("/v1/workers").object()["workers"] as? [[String: Any]]
             return list?.isEmpty == false ? true : nil
@@ -97,6 +99,52 @@ struct WorkerHeldOutputTests {
         hub.child.signal(SIGCONT)
         resumed = true
         try await Self.expectWholeOutput(hub, id)
+    }
+
+    /// Output that must leave memory while the hub is away and cannot (the spool folder is gone):
+    /// the job is stopped, and once the hub is back it fails saying why, with what the worker held.
+    @Test func aWorkerThatCannotSpoolWhileTheHubIsAwayFailsTheJobSayingWhy() async throws {
+        let data = try temporaryFolder()
+        let folder = try temporaryFolder()
+        let spool = try temporaryFolder() + "/spool"
+        let marker = "xn-held-\(UUID().uuidString)"
+        defer { killStragglers(marker) }
+        let (first, worker) = try await Self.startHubAndWorker(data: data, workerOptions: ["--spool", spool])
+        defer { first.killNow() }
+        defer { worker.signal(SIGKILL) }
+        let id = try await first.submit(Self.gatedJob(folder: folder, marker: marker))
+        try await eventually("first piece stored") { try await Self.stdoutBytes(first, id) == 1000 ? true : nil }
+        first.child.signal(SIGKILL)
+        _ = try await first.child.exitStatus()
+        try FileManager.default.removeItem(atPath: spool)
+        #expect(FileManager.default.createFile(atPath: folder + "/gate", contents: nil))
+        let second = try await HubProcess.start(
+            data: data,
+            [
+                "--no-local", "--heartbeat-timeout", "2", "--max-output", String(Self.count + 1000),
+                "-p", String(URL(string: first.url)!.port!),
+            ])
+        defer { second.killNow() }
+        let job = try await eventually("job ended", timeout: .seconds(30)) { () -> [String: Any]? in
+            let job = try await second.get("/v1/jobs/\(id)").object()
+            return ["running", "assigned"].contains(job["state"] as? String ?? "") ? nil : job
+        }
+        #expect(job["state"] as? String == "failed", "\(job)")
+        let err = job["err"] as? String ?? ""
+        #expect(err.contains("cannot spool output"), "\(err)")
+        #expect(!FileManager.default.fileExists(atPath: folder + "/done"), "the job was stopped")
+        // What the worker held in memory arrived, in order.
+        let stored = try await second.get("/v1/jobs/\(id)/stdout?limit=\(Self.count)").body
+        #expect(stored.count > 1000)
+        let expected = generatedBytes(count: 1000, seed: 1) + generatedBytes(count: Self.count, seed: 2)
+        #expect(
+            sameBytes(stored, Array(expected.prefix(stored.count))), "stored output differs from what the job wrote")
+        let next = try await second.submit(#"{"command":"echo","args":["still linked"]}"#)
+        let nextJob = try await eventually("next job ended", timeout: .seconds(30)) { () -> [String: Any]? in
+            let job = try await second.get("/v1/jobs/\(next)").object()
+            return ["queued", "running", "assigned"].contains(job["state"] as? String ?? "") ? nil : job
+        }
+        #expect(nextJob["state"] as? String == "succeeded", "\(nextJob)")
     }
 
     /// A hub whose machine crashed may come back without output it had stored and acknowledged

@@ -67,7 +67,9 @@ extension SchedulerMachine {
         guard let attempt = attempts[token], attempt.session == session, !attempt.isClosing else {
             return (nil, [.send(session, .forget(token))])
         }
-        for stream in OutputStreamKind.allCases where !attempt.lostOutput {
+        // Output the hub or the runner could not keep: fewer bytes than the end counts arrived.
+        let outputLost = if case .outputLost? = end.stop { true } else { attempt.lostOutput }
+        for stream in OutputStreamKind.allCases where !outputLost {
             let expected = min(end.bytes(stream), attempt.outputCap)
             let stored = attempt.stored[stream] ?? 0
             if stored < expected {
