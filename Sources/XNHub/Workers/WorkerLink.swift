@@ -122,12 +122,10 @@ extension Scheduler {
                 // The hub lost bytes it had acknowledged (its store rolled back in a crash of the
                 // machine), and the worker let them go when they were acknowledged: the job's
                 // output has a hole, so it stops and says so, and the link goes on.
-                await event {
-                    $0.outputFailed(
-                        piece.attempt,
-                        "\(piece.stream.name) bytes \(stored) to \(offset) were lost (stored and acknowledged, then lost in a crash of the hub's machine)"
-                    )
-                }
+                let lost =
+                    "\(piece.stream.name) bytes \(stored) to \(offset) were lost (stored and acknowledged, then lost in a crash of the hub's machine)"
+                logger.error("job \(job): \(lost); stopping it", metadata: ["job": .string(job.rawValue)])
+                await event { $0.outputFailed(piece.attempt, lost) }
                 return nil
             }
             let keepUpTo = min(offset + piece.bytes.count, cap)

@@ -95,12 +95,12 @@ actor RemoteLink: AttemptReporter {
         var spool: [OutputStreamKind: SpoolFile] = [:]
         /// Bytes sent on the current connection (from the hub's ack); empty until the hub says.
         var sent: [OutputStreamKind: Int] = [:]
-
-        func written(_ stream: OutputStreamKind) -> Int { held[stream]?.written ?? 0 }
         var end: AttemptEnd?
         var endSent = false
         /// The hub no longer wants this attempt: report nothing of it.
         var forget = false
+
+        func written(_ stream: OutputStreamKind) -> Int { held[stream]?.written ?? 0 }
     }
 
     init(configuration: WorkerConfiguration) {
