@@ -75,6 +75,14 @@ struct SchedulerMachineTests {
         return token
     }
 
+    /// The outcome of the finish that `actions` start with.
+    static func finishedOutcome(_ actions: [SchedulerAction]) throws -> JobOutcome {
+        guard case .finish(_, _, _, let outcome)? = actions.first else {
+            throw TestFailure("expected a finish, got \(actions)")
+        }
+        return outcome
+    }
+
     @Test("a job goes to a worker with its labels and a free slot; the rest wait queued")
     func placementByLabelsAndSlots() {
         var machine = Self.machine()
@@ -286,10 +294,7 @@ struct SchedulerMachineTests {
         let (problem, actions) = machine.ended(
             token, AttemptEnd(.signaled(15), stop: .canceled, stdoutBytes: 9), session: 1)
         #expect(problem == nil)
-        guard case .finish(_, _, _, let outcome)? = actions.first else {
-            Issue.record("expected a finish, got \(actions)")
-            return
-        }
+        let outcome = try Self.finishedOutcome(actions)
         #expect(outcome.state == .failed)
         #expect(outcome.err == "the hub could not store the job's output: disk full")
         #expect(outcome.signal == 15)
@@ -307,10 +312,7 @@ struct SchedulerMachineTests {
         let lost = AttemptEnd(.signaled(15), stop: .outputLost("cannot spool output: disk full"), stdoutBytes: 900)
         let (problem, actions) = machine.ended(token, lost, session: 1)
         #expect(problem == nil)
-        guard case .finish(_, _, _, let outcome)? = actions.first else {
-            Issue.record("expected a finish, got \(actions)")
-            return
-        }
+        let outcome = try Self.finishedOutcome(actions)
         #expect(outcome.state == .failed)
         #expect(outcome.err == "cannot spool output: disk full")
         // Without a reason, fewer bytes than counted is the worker's fault, and its link ends.

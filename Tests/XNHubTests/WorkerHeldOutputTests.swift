@@ -7,7 +7,7 @@ import Testing
 /// frozen: the job runs on, and every byte arrives once the hub is back.
 @Suite(.timeLimit(.minutes(3)))
 struct WorkerHeldOutputTests {
-    /// More than a worker holds in memory (8 MiB), so some must go to its spool.
+    /// More than a worker holds in memory (4 MiB), so some must go to its spool.
     static let count = 20_000_000
 
     /// A job that writes a first piece, waits for `gate`, writes `count` bytes and leaves `done`.
@@ -18,13 +18,14 @@ struct WorkerHeldOutputTests {
         return #"{"command":"sh","args":["-c","\#(script)"]}"#
     }
 
+    static func hubOptions(heartbeatTimeout: Int = 2) -> [String] {
+        ["--no-local", "--heartbeat-timeout", String(heartbeatTimeout), "--max-output", String(count + 1000)]
+    }
+
     static func startHubAndWorker(
         data: String, heartbeatTimeout: Int = 2, workerOptions: [String] = []
     ) async throws -> (HubProcess, ChildProcess) {
-        let options = [
-            "--no-local", "--heartbeat-timeout", String(heartbeatTimeout), "--max-output", String(count + 1000),
-        ]
-        let hub = try await HubProcess.start(data: data, options)
+        let hub = try await HubProcess.start(data: data, hubOptions(heartbeatTimeout: heartbeatTimeout))
         let worker = try WorkerFailureTests.workerProcess(hub.url, name: "holder", workerOptions)
         try await eventually("worker connected") { () -> Bool? in
             let list = try await hub.get("/v1/workers").object()["workers"] as? [[String: Any]]
@@ -37,11 +38,33 @@ struct WorkerHeldOutputTests {
         try await hub.get("/v1/jobs/\(id)").object()["stdout_bytes"] as? Int
     }
 
-    static func expectWholeOutput(_ hub: HubProcess, _ id: String) async throws {
-        let job = try await eventually("job ended", timeout: .seconds(60)) { () -> [String: Any]? in
+    /// A hub on the data folder and port of `first`, which was killed.
+    static func restartHub(data: String, after first: HubProcess) async throws -> HubProcess {
+        try await HubProcess.start(data: data, hubOptions() + ["-p", String(URL(string: first.url)!.port!)])
+    }
+
+    /// The job once it has ended.
+    static func endedJob(
+        _ hub: HubProcess, _ id: String, timeout: Duration = .seconds(30)
+    ) async throws
+        -> [String: Any]
+    {
+        try await eventually("job \(id) ended", timeout: timeout) { () -> [String: Any]? in
             let job = try await hub.get("/v1/jobs/\(id)").object()
-            return ["running", "assigned"].contains(job["state"] as? String ?? "") ? nil : job
+            return ["queued", "running", "assigned"].contains(job["state"] as? String ?? "") ? nil : job
         }
+    }
+
+    /// The worker's link still serves jobs.
+    static func expectNextJobRuns(_ hub: HubProcess) async throws {
+        let next = try await hub.submit(#"{"command":"echo","args":["still linked"]}"#)
+        let job = try await endedJob(hub, next)
+        #expect(job["state"] as? String == "succeeded", "\(job)")
+        #expect(try await hub.get("/v1/jobs/\(next)/stdout").body == Array("still linked\n".utf8))
+    }
+
+    static func expectWholeOutput(_ hub: HubProcess, _ id: String) async throws {
+        let job = try await endedJob(hub, id, timeout: .seconds(60))
         #expect(job["state"] as? String == "succeeded", "\(job)")
         let stored = try await hub.get("/v1/jobs/\(id)/stdout?limit=\(count + 1000)").body
         #expect(stored.count == count + 1000)
@@ -67,12 +90,7 @@ struct WorkerHeldOutputTests {
         try await eventually("the job wrote everything while the hub was away", timeout: .seconds(30)) {
             FileManager.default.fileExists(atPath: folder + "/done") ? true : nil
         }
-        let second = try await HubProcess.start(
-            data: data,
-            [
-                "--no-local", "--heartbeat-timeout", "2", "--max-output", String(Self.count + 1000),
-                "-p", String(URL(string: first.url)!.port!),
-            ])
+        let second = try await Self.restartHub(data: data, after: first)
         defer { second.killNow() }
         try await Self.expectWholeOutput(second, id)
     }
@@ -118,17 +136,9 @@ struct WorkerHeldOutputTests {
         _ = try await first.child.exitStatus()
         try FileManager.default.removeItem(atPath: spool)
         #expect(FileManager.default.createFile(atPath: folder + "/gate", contents: nil))
-        let second = try await HubProcess.start(
-            data: data,
-            [
-                "--no-local", "--heartbeat-timeout", "2", "--max-output", String(Self.count + 1000),
-                "-p", String(URL(string: first.url)!.port!),
-            ])
+        let second = try await Self.restartHub(data: data, after: first)
         defer { second.killNow() }
-        let job = try await eventually("job ended", timeout: .seconds(30)) { () -> [String: Any]? in
-            let job = try await second.get("/v1/jobs/\(id)").object()
-            return ["running", "assigned"].contains(job["state"] as? String ?? "") ? nil : job
-        }
+        let job = try await Self.endedJob(second, id)
         #expect(job["state"] as? String == "failed", "\(job)")
         let err = job["err"] as? String ?? ""
         #expect(err.contains("cannot spool output"), "\(err)")
@@ -139,12 +149,7 @@ struct WorkerHeldOutputTests {
         let expected = generatedBytes(count: 1000, seed: 1) + generatedBytes(count: Self.count, seed: 2)
         #expect(
             sameBytes(stored, Array(expected.prefix(stored.count))), "stored output differs from what the job wrote")
-        let next = try await second.submit(#"{"command":"echo","args":["still linked"]}"#)
-        let nextJob = try await eventually("next job ended", timeout: .seconds(30)) { () -> [String: Any]? in
-            let job = try await second.get("/v1/jobs/\(next)").object()
-            return ["queued", "running", "assigned"].contains(job["state"] as? String ?? "") ? nil : job
-        }
-        #expect(nextJob["state"] as? String == "succeeded", "\(nextJob)")
+        try await Self.expectNextJobRuns(second)
     }
 
     /// A hub whose machine crashed may come back without output it had stored and acknowledged
@@ -174,14 +179,9 @@ struct WorkerHeldOutputTests {
             try db.execute(sql: "UPDATE jobs SET stdout_bytes = 100000 WHERE id = ?", arguments: [id])
         }
         try queue.close()
-        let second = try await HubProcess.start(
-            data: data,
-            ["--no-local", "--heartbeat-timeout", "2", "-p", String(URL(string: first.url)!.port!)])
+        let second = try await Self.restartHub(data: data, after: first)
         defer { second.killNow() }
-        let job = try await eventually("job ended", timeout: .seconds(30)) { () -> [String: Any]? in
-            let job = try await second.get("/v1/jobs/\(id)").object()
-            return ["running", "assigned"].contains(job["state"] as? String ?? "") ? nil : job
-        }
+        let job = try await Self.endedJob(second, id)
         #expect(job["state"] as? String == "failed", "\(job)")
         let err = job["err"] as? String ?? ""
         // To 300000 or 301000, as far as the worker had the hub's last ack before the crash.
@@ -189,12 +189,6 @@ struct WorkerHeldOutputTests {
         #expect(err.contains("were lost"), "\(err)")
         let stored = try await second.get("/v1/jobs/\(id)/stdout").body
         #expect(stored == Array(generatedBytes(count: 300_000, seed: 1).prefix(100_000)))
-        let next = try await second.submit(#"{"command":"echo","args":["still linked"]}"#)
-        let nextJob = try await eventually("next job ended", timeout: .seconds(30)) { () -> [String: Any]? in
-            let job = try await second.get("/v1/jobs/\(next)").object()
-            return ["queued", "running", "assigned"].contains(job["state"] as? String ?? "") ? nil : job
-        }
-        #expect(nextJob["state"] as? String == "succeeded", "\(nextJob)")
-        #expect(try await second.get("/v1/jobs/\(next)/stdout").body == Array("still linked\n".utf8))
+        try await Self.expectNextJobRuns(second)
     }
 }
