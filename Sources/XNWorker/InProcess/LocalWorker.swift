@@ -37,6 +37,9 @@ public final class LocalWorker: InProcessWorker {
             // The hub stopped: run() ends once the attempts under way have ended.
             await runner.finish()
         }
+        // The runner reports to the hub, which holds this worker: let go of it, or neither (nor
+        // the hub's store) is ever freed.
+        self.runner.withLock { $0 = nil }
     }
 
     public func drain() async {

@@ -82,6 +82,8 @@ struct WorkerCommand: AsyncParsableCommand {
             hiding: [configuration.spoolDirectory] + [credentials.tokenFilePath].compactMap { $0 })
         say("xn worker \(name) for \(url): \(slots) slot(s); \(jobs.describe(configuration.jobIdentity)); \(cgroups)")
         defer { executor.cgroups?.remove() }
+        // A spool folder of our own making is named after this process: no later worker reads it.
+        defer { if spool == nil { try? FileManager.default.removeItem(atPath: configuration.spoolDirectory) } }
         do {
             try await runWorker(configuration: configuration, executor: executor, logger: logger)
         } catch {
