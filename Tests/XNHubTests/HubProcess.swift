@@ -114,3 +114,14 @@ func killStragglers(_ marker: String) {
     try? pkill.run()
     pkill.waitUntilExit()
 }
+
+/// Whether a process with `marker` in its arguments is running.
+func processRuns(_ marker: String) throws -> Bool {
+    let pgrep = Process()
+    pgrep.executableURL = URL(fileURLWithPath: "/usr/bin/pgrep")
+    pgrep.arguments = ["-f", marker]
+    pgrep.standardOutput = FileHandle.nullDevice
+    try pgrep.run()
+    pgrep.waitUntilExit()
+    return pgrep.terminationStatus == 0
+}

@@ -136,6 +136,11 @@ struct WorkerHeldOutputTests {
         _ = try await first.child.exitStatus()
         try FileManager.default.removeItem(atPath: spool)
         #expect(FileManager.default.createFile(atPath: folder + "/gate", contents: nil))
+        // The hub stays away until the worker has had to stop the job: back sooner, it would take
+        // the output before the worker's memory is full, and the job would succeed.
+        try await eventually("the worker to stop the job", timeout: .seconds(30)) {
+            try processRuns(marker) ? nil : true
+        }
         let second = try await Self.restartHub(data: data, after: first)
         defer { second.killNow() }
         let job = try await Self.endedJob(second, id)
