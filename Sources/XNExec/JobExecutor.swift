@@ -40,6 +40,10 @@ public struct ProcessRequest: Sendable {
     /// descendants inherit it, so ones that left its process group and session are still found
     /// and killed when it is terminated.
     public var tag: String?
+    /// Sees each chunk of output as it is handed over, at its offset in its stream, before
+    /// `output` yields it: for showing output at once (a terminal attached through the hub), not
+    /// for keeping it. Called on the reactor's thread, so it must not wait.
+    public var showOutput: ShowOutput?
 
     public init(
         command: String, arguments: [String] = [], environment: [String: String] = [:],
@@ -56,6 +60,9 @@ public struct ProcessRequest: Sendable {
         self.keepsInputOpen = keepsInputOpen
     }
 }
+
+/// Shows one chunk of a process's output: its stream, its offset there, its bytes.
+public typealias ShowOutput = @Sendable (_ stream: OutputStreamKind, _ offset: Int, _ bytes: [UInt8]) -> Void
 
 /// A user and group to run a process as.
 public struct ProcessIdentity: Sendable, Equatable {

@@ -122,7 +122,7 @@ public struct PipeExecutor: JobExecutor {
         return PipeProcess(
             reactor: reactor, pid: pid, stdout: stdout.read, stderr: stderr.read, input: input,
             outputLimit: request.outputLimit,
-            marker: marker, cgroup: group)
+            marker: marker, cgroup: group, show: request.showOutput)
     }
 
     private func startOnTerminal(
@@ -171,7 +171,7 @@ public struct PipeExecutor: JobExecutor {
         }
         return PipeProcess(
             reactor: reactor, pid: pid, stdout: master, stderr: -1, input: input, outputLimit: request.outputLimit,
-            terminal: control, marker: marker, cgroup: group)
+            terminal: control, marker: marker, cgroup: group, show: request.showOutput)
     }
 
     /// Why the spawn failed, Node-style (`spawn python3 EACCES: Permission denied`), naming the user

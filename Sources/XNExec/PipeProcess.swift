@@ -32,7 +32,7 @@ final class PipeProcess: RunningProcess {
 
     init(
         reactor: ProcessReactor, pid: Int32, stdout: Int32, stderr: Int32, input: InputQueue?, outputLimit: Int,
-        terminal: Int32 = -1, marker: String, cgroup: JobCgroup? = nil
+        terminal: Int32 = -1, marker: String, cgroup: JobCgroup? = nil, show: ShowOutput? = nil
     ) {
         self.pid = pid
         self.marker = marker
@@ -47,7 +47,7 @@ final class PipeProcess: RunningProcess {
         self.output = ProcessOutput(stream: stream, credits: credits)
         let watch = ProcessWatch(
             id: id, pid: pid, stdout: stdout, stderr: stderr, input: input, outputLimit: outputLimit,
-            sink: OutputSink(continuation: continuation, credits: credits)
+            sink: OutputSink(continuation: continuation, credits: credits, show: show)
         ) { [self] result in
             self.ended(result, continuation)
         }

@@ -165,7 +165,10 @@ final class ProcessWatch: @unchecked Sendable {
                 stall(in: loop)
                 return false
             }
-            sink.continuation.yield(OutputChunk(stream: streams[stream].kind, bytes: streams[stream].pending))
+            let bytes = streams[stream].pending
+            sink.show?(streams[stream].kind, streams[stream].handed, bytes)
+            streams[stream].handed += bytes.count
+            sink.continuation.yield(OutputChunk(stream: streams[stream].kind, bytes: bytes))
             streams[stream].pending = []
         }
         return true
@@ -308,6 +311,8 @@ private struct StreamState {
     var fd: Int32
     let kind: OutputStreamKind
     var pending: [UInt8] = []
+    /// Bytes handed to the consumer so far: the offset of the next chunk.
+    var handed = 0
     var total = 0
     var kept = 0
     /// The pipe was asked to hold a whole read (`Pipe.grow`), once it was found full.
@@ -345,4 +350,6 @@ private struct StreamState {
 struct OutputSink: Sendable {
     let continuation: AsyncStream<OutputChunk>.Continuation
     let credits: OutputCredits
+    /// Sees each chunk first (`ProcessRequest.showOutput`).
+    let show: ShowOutput?
 }

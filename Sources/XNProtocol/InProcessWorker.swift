@@ -6,8 +6,11 @@ public protocol HubInbox: Sendable {
     /// Hands the hub a message; returns once the hub has handled it.
     func receive(_ message: WorkerMessage) async
     /// Hands the hub a piece of output; returns once it is stored, so a job writing faster than
-    /// the hub stores waits on its pipe.
-    func receive(_ output: OutputPiece) async
+    /// the hub stores waits on its pipe. `shown`: it went through `show` first.
+    func receive(_ output: OutputPiece, shown: Bool) async
+    /// Output the hub may show attached clients at once, before `receive(_:shown:)` brings it to
+    /// be stored. Called on the thread that read it, so it must not wait.
+    func show(job: JobID, _ stream: OutputStreamKind, offset: Int, bytes: [UInt8])
 }
 
 /// A worker that runs inside the hub's process: the hub's own slots. The hub starts it after

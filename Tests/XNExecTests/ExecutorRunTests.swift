@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 import XNExec
 import XNProtocol
@@ -134,6 +135,36 @@ struct ExecutorRunTests {
         #expect(finished.bytes(.stderr) == generatedBytes(count: 99_999, seed: 22))
         #expect(finished.result.stdoutBytes == 1_000_000)
         #expect(finished.result.stderrBytes == 99_999)
+    }
+
+    @Test("showOutput sees each kept chunk at its offset before output yields it", arguments: executors)
+    func shownBeforeYielded(executor: any JobExecutor) async throws {
+        let shown = Mutex<[OutputStreamKind: [(offset: Int, bytes: [UInt8])]]>([:])
+        var request = TestTask.shell(#""$0" bytes 1000000 24 && "$0" bytes 99999 25 >&2"#)
+        request.outputLimit = 300_000
+        request.showOutput = { stream, offset, bytes in
+            shown.withLock { $0[stream, default: []].append((offset, bytes)) }
+        }
+        let process = try executor.start(request)
+        var yielded: [OutputStreamKind: [[UInt8]]] = [:]
+        for await chunk in process.output {
+            yielded[chunk.stream, default: []].append(chunk.bytes)
+            // Shown already, as the same chunk: a viewer never lags the consumer.
+            let shownSoFar = shown.withLock { $0[chunk.stream]?.map(\.bytes) ?? [] }
+            #expect(shownSoFar.count >= yielded[chunk.stream]!.count)
+            #expect(shownSoFar.prefix(yielded[chunk.stream]!.count).last == chunk.bytes)
+        }
+        #expect(await process.result().termination == .exited(0))
+        let seen = shown.withLock { $0 }
+        for (stream, count, seed) in [(OutputStreamKind.stdout, 300_000, UInt64(24)), (.stderr, 99_999, UInt64(25))] {
+            let pieces = seen[stream] ?? []
+            // Offsets run on from one chunk to the next, from 0, and stop at the limit.
+            #expect(pieces.map(\.offset) == pieces.indices.map { pieces[..<$0].reduce(0) { $0 + $1.bytes.count } })
+            let bytes = pieces.flatMap(\.bytes)
+            let whole = bytes == generatedBytes(count: count, seed: seed)
+            #expect(whole, "\(stream): \(bytes.count) bytes shown, not the first \(count) written")
+            #expect(pieces.map(\.bytes) == yielded[stream] ?? [])
+        }
     }
 
     @Test("a fast writer's output is kept whole, up to a limit that falls inside a read", arguments: executors)

@@ -91,6 +91,25 @@ struct AttachTests {
         }
     }
 
+    @Test func aClientAttachedAllAlongGetsEachKeptByteOnceAndNothingBeyondTheCap() async throws {
+        try await withHub { hub in
+            // The job writes once the client types, so the client is attached from its first byte.
+            let id = try await hub.submit(
+                #"{"command":"sh","args":["-c","read go; \"$0\" bytes 3000000 31; \"$0\" bytes 5000 32 >&2","\#(Binaries.testtask)"],"interactive":true,"max_output":1000000}"#
+            )
+            let seen = try await attach(hub, id) { outbound, seen in
+                try await outbound.write(.binary(ByteBuffer(string: "go\n")))
+                try await seen.waitForExit()
+            }
+            #expect(seen.discontinuities == 0)
+            let shownWhole = seen.stdoutBytes == generatedBytes(count: 1_000_000, seed: 31)
+            #expect(shownWhole, "\(seen.stdoutBytes.count) bytes of stdout shown, not the first 1,000,000 written")
+            #expect(seen.stderrBytes == generatedBytes(count: 5000, seed: 32))
+            #expect(seen.exit?["stdout_truncated"] as? Bool == true)
+            #expect(try await hub.get("/v1/jobs/\(id)/stdout").body == seen.stdoutBytes)
+        }
+    }
+
     @Test func inputToAJobWithoutOpenStdinIsRefusedAndTerminateEndsIt() async throws {
         try await withHub { hub in
             let id = try await hub.submit(#"{"command":"sleep","args":["30"]}"#)
@@ -217,6 +236,8 @@ final class AttachTranscript: Sendable {
     private let state = Mutex(State())
 
     var text: String { String(decoding: state.withLock { $0.stdout }, as: UTF8.self) }
+    var stdoutBytes: [UInt8] { state.withLock { $0.stdout } }
+    var stderrBytes: [UInt8] { state.withLock { $0.stderr } }
     /// Frames that did not start where the previous one of their stream ended (should be none).
     var discontinuities: Int { state.withLock { $0.discontinuities } }
     var errorText: String { String(decoding: state.withLock { $0.stderr }, as: UTF8.self) }

@@ -39,9 +39,9 @@ final class JobActivity: Sendable {
     }
 
     /// Output bytes on their way to the store: a session that is up to date sends them at once.
-    /// They are copied out of the worker's frame only when a session is attached.
-    func output(_ id: JobID, _ stream: OutputStreamKind, offset: Int, bytes: ArraySlice<UInt8>) {
-        publish(id) { .output(stream, offset: offset, bytes: Array(bytes)) }
+    /// They are copied out of a worker's frame only when a session is attached.
+    func output(_ id: JobID, _ stream: OutputStreamKind, offset: Int, bytes: @autoclosure () -> [UInt8]) {
+        publish(id) { .output(stream, offset: offset, bytes: bytes()) }
     }
 
     /// The store now holds `stream` up to `offset`: a session that fell behind reads it from there.

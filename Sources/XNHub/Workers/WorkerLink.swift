@@ -36,10 +36,16 @@ struct InProcessHost: HubInbox {
         }
     }
 
-    func receive(_ output: OutputPiece) async {
-        if let problem = await scheduler.store(output, from: session) {
+    func receive(_ output: OutputPiece, shown: Bool) async {
+        if let problem = await scheduler.store(output, from: session, shown: shown) {
             scheduler.logger.error("the hub's own slots: \(problem)")
         }
+    }
+
+    /// The bytes go to attached clients from the reactor's thread; the store gets them next.
+    /// They are within the job's cap: the reactor keeps no more than the assignment allows.
+    func show(job: JobID, _ stream: OutputStreamKind, offset: Int, bytes: [UInt8]) {
+        scheduler.activity.output(job, stream, offset: offset, bytes: bytes)
     }
 }
 
@@ -108,7 +114,8 @@ extension Scheduler {
 
     /// Stores one piece of output at its offset (skipping what is already stored, dropping what
     /// is beyond the job's cap) and acknowledges it; returns a problem that ends the link.
-    func store(_ piece: OutputPiece, from session: SessionID) async -> String? {
+    /// `shown`: attached clients were given the piece already (`HubInbox.show`).
+    func store(_ piece: OutputPiece, from session: SessionID, shown: Bool = false) async -> String? {
         guard machine.workers[session] != nil else { return "expected hello first" }
         switch machine.outputTarget(piece.attempt, piece.stream, session: session) {
         case .stale:
@@ -131,7 +138,7 @@ extension Scheduler {
             let keepUpTo = min(offset + piece.bytes.count, cap)
             if keepUpTo > stored {
                 let kept = piece.bytes[(stored - offset)..<(keepUpTo - offset)]
-                activity.output(job, piece.stream, offset: stored, bytes: kept)
+                if !shown { activity.output(job, piece.stream, offset: stored, bytes: Array(kept)) }
                 do {
                     try await appendOutput(job, piece.stream, offset: stored, bytes: kept)
                 } catch {

@@ -58,8 +58,16 @@ struct InboxReporter: AttemptReporter {
         await hub.receive(.started(AttemptStarted(attempt: attempt, pid: pid)))
     }
 
-    func output(_ attempt: AttemptToken, _ stream: OutputStreamKind, offset: Int, bytes: [UInt8]) async throws {
-        await hub.receive(OutputPiece(attempt: attempt, stream: stream, offset: offset, bytes: bytes))
+    func output(
+        _ attempt: AttemptToken, _ stream: OutputStreamKind, offset: Int, bytes: [UInt8], shown: Bool
+    ) async throws {
+        await hub.receive(OutputPiece(attempt: attempt, stream: stream, offset: offset, bytes: bytes), shown: shown)
+    }
+
+    /// A keystroke's echo reaches an attached client from the reactor's thread, without first
+    /// waking the attempt's task and the scheduler (tens of microseconds each on a VM).
+    func showOutput(_ attempt: AttemptToken, job: JobID) -> ShowOutput? {
+        { [hub] stream, offset, bytes in hub.show(job: job, stream, offset: offset, bytes: bytes) }
     }
 
     func ended(_ attempt: AttemptToken, job: JobID, _ end: AttemptEnd) async {

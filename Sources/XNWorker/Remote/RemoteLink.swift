@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import XNExec
 import XNProtocol
 
 /// The delivery side of a remote worker: the output the hub has not stored yet, what was sent on
@@ -132,7 +133,7 @@ actor RemoteLink: AttemptReporter {
     /// hub stores waits on its pipe), or the hub is away or has taken nothing for `stallLimit`,
     /// and this stream's memory went to its spool file (the job runs on while the hub is away).
     nonisolated func output(
-        _ attempt: AttemptToken, _ stream: OutputStreamKind, offset: Int, bytes: [UInt8]
+        _ attempt: AttemptToken, _ stream: OutputStreamKind, offset: Int, bytes: [UInt8], shown: Bool
     )
         async throws
     {
@@ -156,6 +157,9 @@ actor RemoteLink: AttemptReporter {
             }
         }
     }
+
+    /// Output reaches the hub through `output` alone: shown by the hub as it arrives.
+    nonisolated func showOutput(_ attempt: AttemptToken, job: JobID) -> ShowOutput? { nil }
 
     /// Appends to the stream's memory; false when the attempt's output is no longer wanted.
     private func hold(_ token: AttemptToken, _ stream: OutputStreamKind, _ bytes: [UInt8]) -> Bool {

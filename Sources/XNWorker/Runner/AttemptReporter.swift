@@ -1,3 +1,4 @@
+import XNExec
 import XNProtocol
 
 /// Where a `JobRunner` reports its attempts: the link to the hub, whatever carries it (a spool
@@ -10,7 +11,13 @@ protocol AttemptReporter: Sendable {
     func started(_ attempt: AttemptToken, pid: Int32) async
     /// Output at `offset` of `stream`; returns once it is safe (spooled or stored), so a job that
     /// writes faster than its output is kept waits on its pipe. Throws when it cannot be kept.
-    func output(_ attempt: AttemptToken, _ stream: OutputStreamKind, offset: Int, bytes: [UInt8]) async throws
+    /// `shown`: `showOutput` saw it first.
+    func output(
+        _ attempt: AttemptToken, _ stream: OutputStreamKind, offset: Int, bytes: [UInt8], shown: Bool)
+        async throws
+    /// What may see the attempt's output on the reactor's thread before `output` has it, when the
+    /// link can show it sooner that way (nil: `output` is the only way).
+    func showOutput(_ attempt: AttemptToken, job: JobID) -> ShowOutput?
     /// It ended; called once per attempt, after its last output (also for one never accepted).
     func ended(_ attempt: AttemptToken, job: JobID, _ end: AttemptEnd) async
 }
