@@ -24,7 +24,10 @@ struct WorkerCommand: AsyncParsableCommand {
     @Option(help: "Jobs run at once (default: number of cores).")
     var slots = ProcessInfo.processInfo.activeProcessorCount
 
-    @Option(help: "Folder for output not yet acknowledged by the hub (default: a new temporary folder).")
+    @Option(
+        help:
+            "Folder for output not yet acknowledged by the hub (default: a new temporary folder, removed when the worker stops)."
+    )
     var spool: String?
 
     @Option(help: "Seconds running jobs get to finish when the worker is stopped.")
