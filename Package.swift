@@ -33,6 +33,8 @@ let package = Package(
         .target(name: "CXNSystem"),
         .target(name: "XNExec", dependencies: ["CXNSystem", "XNProtocol"], swiftSettings: strict),
         .target(
+            name: "XNEventLoop", dependencies: [.product(name: "NIOCore", package: "swift-nio")], swiftSettings: strict),
+        .target(
             name: "XNStore",
             dependencies: ["XNProtocol", .product(name: "GRDB", package: "GRDB.swift")],
             swiftSettings: strict
@@ -40,7 +42,7 @@ let package = Package(
         .target(
             name: "XNHub",
             dependencies: [
-                "XNProtocol", "XNStore",
+                "XNProtocol", "XNStore", "XNEventLoop",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -80,7 +82,7 @@ let package = Package(
         .target(
             name: "XNClient",
             dependencies: [
-                "XNProtocol",
+                "XNProtocol", "XNEventLoop",
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),

@@ -5,6 +5,7 @@ import NIOPosix
 public import NIOSSL
 public import NIOWebSocket
 import Synchronization
+import XNEventLoop
 import XNProtocol
 
 /// A WebSocket client connection to the hub on NIO directly, for the link that carries a job's
@@ -88,10 +89,14 @@ public enum HubWebSocket {
             try? await refused.close()
             throw UpgradeRefused()
         }
-        return try await channel.executeThenClose { frames, writer in
-            let outbound = Outbound(writer: writer, allocator: channel.channel.allocator, closing: Closing())
-            var inbound = Inbound(frames: frames.makeAsyncIterator(), outbound: outbound)
-            return try await body(&inbound, outbound)
+        // The connection's tasks run on its event loop: a frame read or a frame to write wakes no
+        // other thread (on a VM, tens of microseconds each, twice per keystroke's echo).
+        return try await withTaskExecutorPreference(EventLoopTaskExecutor(channel.channel.eventLoop)) {
+            try await channel.executeThenClose { frames, writer in
+                let outbound = Outbound(writer: writer, allocator: channel.channel.allocator, closing: Closing())
+                var inbound = Inbound(frames: frames.makeAsyncIterator(), outbound: outbound)
+                return try await body(&inbound, outbound)
+            }
         }
     }
 

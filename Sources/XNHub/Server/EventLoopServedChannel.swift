@@ -1,6 +1,7 @@
 import HummingbirdCore
 import Logging
 import NIOCore
+import XNEventLoop
 
 /// Serves each connection on the event loop that reads it: its requests are parsed, handled and
 /// answered on one thread, where they would otherwise be handed to Swift's thread pool and back
@@ -24,21 +25,4 @@ struct EventLoopServedChannel<Base: ServerChildChannel>: ServerChildChannel {
 
 extension EventLoopServedChannel: HTTPChannelHandler where Base: HTTPChannelHandler {
     var responder: HTTPChannelHandler.Responder { base.responder }
-}
-
-/// A task executor that runs every job on one NIO event loop. A job enqueued from the loop's own
-/// thread (the usual case: NIO resuming a read the task waits for) runs after the current event,
-/// without waking anything.
-final class EventLoopTaskExecutor: TaskExecutor {
-    let eventLoop: any EventLoop
-
-    init(_ eventLoop: any EventLoop) {
-        self.eventLoop = eventLoop
-    }
-
-    func enqueue(_ job: consuming ExecutorJob) {
-        let job = UnownedJob(job)
-        let executor = asUnownedTaskExecutor()
-        eventLoop.execute { job.runSynchronously(on: executor) }
-    }
 }
