@@ -225,9 +225,9 @@ actor JobRunner {
         }
         request.tag = assignment.job.rawValue
         // Shown at once where someone may type: an echo then reaches an attached client without
-        // waiting for the attempt's task to wake and the scheduler to take it. Other
-        // output is shown as it is stored, which keeps the reactor's thread (every job's pipes)
-        // to reading: a 1 GiB job reached an attached client no faster when shown sooner.
+        // waiting for the attempt's task to wake and the scheduler to take it. Other output is
+        // shown as it is stored, which keeps the reactor's thread (every job's pipes) to reading:
+        // a 1 GiB job reached an attached client no faster when shown sooner.
         if assignment.spec.keepsInputOpen { request.showOutput = reporter.showOutput(token, job: assignment.job) }
         let process: any RunningProcess
         do {
