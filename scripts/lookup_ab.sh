@@ -7,6 +7,8 @@
 #   XN_BENCH_KEEP=/tmp/seed xn-bench --wrk 200000      # seed once
 #   scripts/lookup_ab.sh /tmp/seed 8 3 ./before/xn ./after/xn
 set -euo pipefail
+# shellcheck source=scripts/start_hub.sh
+source "$(dirname "$0")/start_hub.sh"
 if [ $# -lt 4 ]; then
     echo "usage: $0 SEED_DIR SECONDS ROUNDS XN [XN...]" >&2
     exit 2
@@ -21,15 +23,7 @@ for _ in $(seq 1 "$rounds"); do
     for xn in "$@"; do
         rm -rf "$work/data"
         cp -r "$seed/data" "$work/data"
-        "$xn" hub -p 0 --data "$work/data" --no-local --log-level error > "$work/hub.log" 2>&1 &
-        hub=$!
-        url=""
-        for _ in $(seq 1 200); do
-            url=$(grep -o "http://127.0.0.1:[0-9]*" "$work/hub.log" | head -1 || true)
-            [ -n "$url" ] && break
-            sleep 0.1
-        done
-        [ -n "$url" ] || { echo "$xn: the hub printed no address" >&2; kill "$hub"; exit 1; }
+        start_hub "$xn" "$work/data" "$work/hub.log" --no-local
         line="$xn"
         for script in v1 compat; do
             before=$(cpu_ticks "$hub")

@@ -6,6 +6,8 @@
 #
 #   scripts/remote_ab.sh 6 3 ./before/xn ./after/xn
 set -euo pipefail
+# shellcheck source=scripts/start_hub.sh
+source "$(dirname "$0")/start_hub.sh"
 if [ $# -lt 3 ]; then
     echo "usage: $0 SECONDS ROUNDS XN [XN...]" >&2
     exit 2
@@ -23,15 +25,7 @@ LUA
 for _ in $(seq 1 "$rounds"); do
     for xn in "$@"; do
         rm -rf "$work/data" "$work/spool"
-        "$xn" hub -p 0 --data "$work/data" --no-local --log-level error > "$work/hub.log" 2>&1 &
-        hub=$!
-        url=""
-        for _ in $(seq 1 200); do
-            url=$(grep -o "http://127.0.0.1:[0-9]*" "$work/hub.log" | head -1 || true)
-            [ -n "$url" ] && break
-            sleep 0.1
-        done
-        [ -n "$url" ] || { echo "$xn: the hub printed no address" >&2; kill "$hub"; exit 1; }
+        start_hub "$xn" "$work/data" "$work/hub.log" --no-local
         "$xn" worker --hub "${url/http/ws}" --name bench --slots "$(nproc)" --spool "$work/spool" \
             --log-level error > "$work/worker.log" 2>&1 &
         worker=$!
