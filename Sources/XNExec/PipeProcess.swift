@@ -54,7 +54,9 @@ final class PipeProcess: RunningProcess {
         reactor.post(.watch(watch))
     }
 
-    /// On the reactor thread: the process ended and its output was handed over. What is left of
+    /// On the reactor thread: the process ended and its output was handed over. The result is set
+    /// before the output finishes, so a reader that reads the output to its end and then asks for
+    /// the result finds it there instead of waiting to be woken again. What is left of
     /// the job is killed and its cgroup removed here when that is quick (nothing left, an empty
     /// group), else on a thread of its own, so the reactor never waits for a process to die.
     private func ended(_ result: ProcessResult, _ output: AsyncStream<OutputChunk>.Continuation) {
@@ -63,14 +65,14 @@ final class PipeProcess: RunningProcess {
             // Nothing is left to count or kill: the end goes out first, the group's folders after
             // (removing them took a fifth of a short job's time with the cgroup v1 hierarchies).
             result.usage = cgroup.usage() ?? result.usage
-            output.finish()
             finish(result)
+            output.finish()
             if !cgroup.removeIfEmpty() { removeOnThread(cgroup) }
             return
         }
         if cgroup == nil && !hasTerminal && kill(-pid, 0) != 0 {
-            output.finish()
             finish(result)
+            output.finish()
             return
         }
         let thread = Thread { [self, result] in
@@ -81,8 +83,8 @@ final class PipeProcess: RunningProcess {
                 result.usage = cgroup.usage() ?? result.usage
                 cgroup.remove()
             }
-            output.finish()
             self.finish(result)
+            output.finish()
         }
         thread.stackSize = 256 << 10
         thread.name = "xn-end-\(pid)"

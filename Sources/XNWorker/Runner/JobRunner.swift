@@ -40,9 +40,10 @@ actor JobRunner {
         var stop: StopReason?
         /// Present once the process runs.
         var process: (any RunningProcess)?
-        /// Wakes the task that terminates the process.
-        let stops: AsyncStream<Void>.Continuation
-        let stopSignals: AsyncStream<Void>
+        /// Terminates the process, started by the first stop once the process runs.
+        var terminator: Task<Void, Never>?
+        /// Stops the attempt when its spec's timeout passes; cancelled at its end.
+        var timer: Task<Void, Never>?
         /// Input that came before the process existed, delivered once it does.
         var earlyInput: [HubMessage] = []
         var earlyInputBytes = 0
@@ -119,19 +120,24 @@ actor JobRunner {
                 AttemptEnd(.notStarted("\(configuration.description) is shutting down"), stop: .shutdown))
             return
         }
-        let (stopSignals, stops) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
-        attempts[token] = Attempt(assignment: assignment, stops: stops, stopSignals: stopSignals)
+        attempts[token] = Attempt(assignment: assignment)
         launchQueue.yield(token)
     }
 
-    /// Records why an attempt must stop (the first reason wins) and wakes its terminator.
+    /// Records why an attempt must stop (the first reason wins) and terminates its process once it
+    /// runs.
     func stop(_ token: AttemptToken, _ reason: StopReason) {
         guard var attempt = attempts[token], !attempt.ended else { return }
-        if attempt.stop == nil {
-            attempt.stop = reason
-            attempts[token] = attempt
-        }
-        attempt.stops.yield()
+        if attempt.stop == nil { attempt.stop = reason }
+        startTerminator(&attempt)
+        attempts[token] = attempt
+    }
+
+    /// Terminates a stopped attempt's process, once: its end waits for this task.
+    private func startTerminator(_ attempt: inout Attempt) {
+        guard attempt.stop != nil, attempt.terminator == nil, let process = attempt.process else { return }
+        let grace = configuration.killGrace
+        attempt.terminator = Task { _ = await process.terminate(grace: grace) }
     }
 
     /// Carries out input, a close of input or a resize for a running process at once, on the
@@ -235,37 +241,22 @@ actor JobRunner {
         } catch {
             return AttemptEnd(.notStarted(error.description), stop: await stopReason(token))
         }
-        guard let stops = await running(token, process) else {
+        guard await running(token, process) else {
             _ = await process.terminate(grace: configuration.killGrace)
             return AttemptEnd(.notStarted("forgotten"), stop: .superseded)
         }
         await reporter.started(token, pid: process.pid)
-        let result = await withTaskGroup(of: Void.self) { group -> ProcessResult in
-            group.addTask {
-                for await _ in stops {
-                    _ = await process.terminate(grace: self.configuration.killGrace)
-                    return
-                }
-            }
-            if let timeout = assignment.spec.timeout {
-                group.addTask {
-                    guard (try? await Task.sleep(for: .milliseconds(Int64(timeout * 1000)))) != nil else { return }
-                    await self.stop(token, .timedOut(seconds: timeout))
-                }
-            }
-            group.addTask {
-                // A cancelled runner (not a drain) must not leave the process behind.
-                await withTaskCancellationHandler {
-                    _ = await process.result()
-                } onCancel: {
-                    process.signal(SIGKILL)
-                }
-            }
+        // No task of its own waits for the end, a stop or the timeout: a short job's end then
+        // wakes one task, this one.
+        let result = await withTaskCancellationHandler {
             await report(process.output, of: token, shown: request.showOutput != nil)
-            let result = await process.result()
-            group.cancelAll()
-            return result
+            return await process.result()
+        } onCancel: {
+            // A cancelled runner (not a drain) must not leave the process behind.
+            process.signal(SIGKILL)
         }
+        let (stop, terminator) = await ended(token)
+        await terminator?.value
         let termination: AttemptEnd.Termination =
             switch result.termination {
             case .exited(let code): .exited(code)
@@ -276,7 +267,7 @@ actor JobRunner {
                 cpuUserSeconds: $0.userSeconds, cpuSystemSeconds: $0.systemSeconds, peakMemoryBytes: $0.peakMemoryBytes)
         }
         return AttemptEnd(
-            termination, stop: await ended(token), stdoutBytes: result.stdoutBytes, stderrBytes: result.stderrBytes,
+            termination, stop: stop, stdoutBytes: result.stdoutBytes, stderrBytes: result.stderrBytes,
             usage: usage, outOfMemoryLimit: result.usage?.outOfMemory == true ? request.limits.addressSpaceBytes : nil)
     }
 
@@ -304,25 +295,34 @@ actor JobRunner {
     }
 
     /// The process exists: input typed before goes in first, in order; a stop that came early
-    /// takes effect now. Nil when the attempt is gone.
-    private func running(_ token: AttemptToken, _ process: any RunningProcess) -> AsyncStream<Void>? {
-        guard var attempt = attempts[token] else { return nil }
+    /// takes effect now, and the spec's timeout starts. False when the attempt is gone.
+    private func running(_ token: AttemptToken, _ process: any RunningProcess) -> Bool {
+        guard var attempt = attempts[token] else { return false }
         attempt.process = process
         for message in attempt.earlyInput { Self.deliver(message, to: process) }
         attempt.earlyInput = []
         attempt.earlyInputBytes = 0
+        if let timeout = attempt.assignment.spec.timeout {
+            attempt.timer = Task {
+                guard (try? await Task.sleep(for: .milliseconds(Int64(timeout * 1000)))) != nil else { return }
+                self.stop(token, .timedOut(seconds: timeout))
+            }
+        }
+        startTerminator(&attempt)
         attempts[token] = attempt
         liveProcesses.withLock { $0[token] = process }
-        if attempt.stop != nil { attempt.stops.yield() }
-        return attempt.stopSignals
+        return true
     }
 
-    /// The process ended: returns why it was stopped, if it was.
-    private func ended(_ token: AttemptToken) -> StopReason? {
+    /// The process ended: returns why it was stopped, if it was, and the terminator to wait for.
+    private func ended(_ token: AttemptToken) -> (StopReason?, Task<Void, Never>?) {
         liveProcesses.withLock { $0[token] = nil }
-        attempts[token]?.ended = true
-        attempts[token]?.stops.finish()
-        return attempts[token]?.stop
+        guard var attempt = attempts[token] else { return (nil, nil) }
+        attempt.ended = true
+        attempt.timer?.cancel()
+        attempt.timer = nil
+        attempts[token] = attempt
+        return (attempt.stop, attempt.terminator)
     }
 
     private func forget(_ token: AttemptToken) {
