@@ -91,9 +91,11 @@ public enum HubWebSocket {
         }
         // The connection's tasks run on its event loop: a frame read or a frame to write wakes no
         // other thread (on a VM, tens of microseconds each, twice per keystroke's echo).
-        return try await withTaskExecutorPreference(EventLoopTaskExecutor(channel.channel.eventLoop)) {
+        let executor = EventLoopTaskExecutor(channel.channel.eventLoop)
+        return try await withTaskExecutorPreference(executor) {
             try await channel.executeThenClose { frames, writer in
-                let outbound = Outbound(writer: writer, allocator: channel.channel.allocator, closing: Closing())
+                let outbound = Outbound(
+                    writer: writer, allocator: channel.channel.allocator, closing: Closing(), executor: executor)
                 var inbound = Inbound(frames: frames.makeAsyncIterator(), outbound: outbound)
                 return try await body(&inbound, outbound)
             }
@@ -131,6 +133,9 @@ public enum HubWebSocket {
         let writer: NIOAsyncChannelOutboundWriter<WebSocketFrame>
         let allocator: ByteBufferAllocator
         let closing: Closing
+        /// The connection's event loop, where its tasks run: work that ends in a frame to send
+        /// wakes no other thread when it runs there too.
+        public let executor: any TaskExecutor
 
         public func text(_ text: String) async throws {
             try await send(.text, allocator.buffer(string: text))

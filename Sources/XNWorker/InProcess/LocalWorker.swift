@@ -70,6 +70,9 @@ struct InboxReporter: AttemptReporter {
         { [hub] stream, offset, bytes in hub.show(job: job, stream, offset: offset, bytes: bytes) }
     }
 
+    /// Shown output is on its way already; the rest is stored from the attempt's task.
+    func outputExecutor() async -> (any TaskExecutor)? { nil }
+
     func ended(_ attempt: AttemptToken, job: JobID, _ end: AttemptEnd) async {
         await hub.receive(.ended(AttemptEnded(attempt: attempt, end: end)))
     }

@@ -8,8 +8,8 @@ import XNProtocol
 actor RemoteLink: AttemptReporter {
     let configuration: WorkerConfiguration
     var deliveries: [AttemptToken: Delivery] = [:]
-    /// The live connection, if any: its id and the wake-up for its writer.
-    var connection: (id: UInt64, wake: AsyncStream<Void>.Continuation)?
+    /// The live connection, if any: its id, the wake-up for its writer, and its event loop.
+    var connection: (id: UInt64, wake: AsyncStream<Void>.Continuation, executor: any TaskExecutor)?
     var connectionCount: UInt64 = 0
     /// Control messages waiting for the writer, in order.
     var control: [WorkerMessage] = []
@@ -160,6 +160,10 @@ actor RemoteLink: AttemptReporter {
 
     /// Output reaches the hub through `output` alone: shown by the hub as it arrives.
     nonisolated func showOutput(_ attempt: AttemptToken, job: JobID) -> ShowOutput? { nil }
+
+    /// The connection's event loop, where the writer runs: an echo read by the reactor is then
+    /// held and sent by the thread the reactor wakes, instead of a pool thread waking the writer.
+    func outputExecutor() -> (any TaskExecutor)? { connection?.executor }
 
     /// Appends to the stream's memory; false when the attempt's output is no longer wanted.
     private func hold(_ token: AttemptToken, _ stream: OutputStreamKind, _ bytes: [UInt8]) -> Bool {
@@ -346,9 +350,9 @@ actor RemoteLink: AttemptReporter {
     }
 
     /// A connection was made: output waits for the hub's ack of where to resume.
-    func connected(_ wake: AsyncStream<Void>.Continuation) -> UInt64 {
+    func connected(_ wake: AsyncStream<Void>.Continuation, executor: any TaskExecutor) -> UInt64 {
         connectionCount += 1
-        connection = (connectionCount, wake)
+        connection = (connectionCount, wake, executor)
         gaps = []
         for token in deliveries.keys {
             deliveries[token]?.sent = [:]

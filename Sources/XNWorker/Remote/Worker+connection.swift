@@ -68,7 +68,7 @@ extension Worker {
         logger.info("connected to hub \(configuration.hub)")
         let interval = Duration.milliseconds(Int64(welcome.heartbeat * 1000))
         let (wakes, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
-        let id = await link.connected(wake)
+        let id = await link.connected(wake, executor: outbound.executor)
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.write(on: id, wakes: wakes, outbound: outbound) }
             group.addTask {

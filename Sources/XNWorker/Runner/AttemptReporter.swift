@@ -18,6 +18,10 @@ protocol AttemptReporter: Sendable {
     /// What may see the attempt's output on the reactor's thread before `output` has it, when the
     /// link can show it sooner that way (nil: `output` is the only way).
     func showOutput(_ attempt: AttemptToken, job: JobID) -> ShowOutput?
+    /// Where an attempt that shows its output at once (someone may type into it) reports it from,
+    /// when reporting there wakes one thread fewer (the link's event loop, which sends it); nil:
+    /// the attempt's own task.
+    func outputExecutor() async -> (any TaskExecutor)?
     /// It ended; called once per attempt, after its last output (also for one never accepted).
     func ended(_ attempt: AttemptToken, job: JobID, _ end: AttemptEnd) async
 }

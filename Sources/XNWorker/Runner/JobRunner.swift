@@ -248,8 +248,15 @@ actor JobRunner {
         await reporter.started(token, pid: process.pid)
         // No task of its own waits for the end, a stop or the timeout: a short job's end then
         // wakes one task, this one.
+        let outputExecutor = assignment.spec.keepsInputOpen ? await reporter.outputExecutor() : nil
         let result = await withTaskCancellationHandler {
-            await report(process.output, of: token, shown: request.showOutput != nil)
+            if let outputExecutor {
+                await withTaskExecutorPreference(outputExecutor) {
+                    await report(process.output, of: token, shown: request.showOutput != nil)
+                }
+            } else {
+                await report(process.output, of: token, shown: request.showOutput != nil)
+            }
             return await process.result()
         } onCancel: {
             // A cancelled runner (not a drain) must not leave the process behind.
