@@ -6,6 +6,7 @@ import NIOCore
 import Synchronization
 import Testing
 import XNExec
+import XNStore
 
 /// `/v1/jobs/ID/attach`: replay, live output, input, resize, signals, detach, several clients,
 /// on the hub's slots and on a worker.
@@ -211,6 +212,33 @@ struct AttachTests {
             #expect(seen.exit?["worker"] as? String == "tty-worker")
             await worker.stop()
         }
+    }
+
+    /// hummingbird-websocket keeps each upgraded connection's context in a reference that context
+    /// holds: unbroken, a hub kept about 1.6 KB of every attach and worker connection, and the
+    /// route's handler with its scheduler and store, for as long as it ran.
+    @Test func aStoppedHubLetsGoOfItsStoreAfterAttachSessionsAndAWorkerConnection() async throws {
+        weak var released: SQLiteJobStore?
+        do {
+            let store = try SQLiteJobStore(path: nil)
+            released = store
+            try await withHub({ $0.store = store }) { hub in
+                let id = try await hub.submit(#"{"command":"echo","args":["hi"]}"#)
+                _ = try await hub.ended(id)
+                for _ in 0..<3 {
+                    let seen = try await attach(hub, id) { _, seen in try await seen.waitForExit() }
+                    #expect(seen.text == "hi\n")
+                }
+                let worker = try TestWorker.start(hub: hub.url, name: "leak-worker")
+                try await hub.waitForWorkers(["leak-worker"])
+                await worker.stop()
+            }
+        }
+        let deadline = ContinuousClock.now + .seconds(20)
+        while released != nil && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(released == nil, "the stopped hub's store is still held")
     }
 }
 

@@ -2,6 +2,7 @@ import Hummingbird
 import HummingbirdWebSocket
 import Logging
 import NIOCore
+import Synchronization
 import XNProtocol
 
 /// The hub's request context: Hummingbird's basics plus who is on the other end, for the audit log.
@@ -19,14 +20,27 @@ public struct HubRequestContext: RequestContext, RemoteAddressRequestContext, Ca
 /// The same for WebSocket routes (attach, workers).
 public struct HubWebSocketContext: RequestContext, WebSocketRequestContext, RemoteAddressRequestContext, CallerContext {
     public var coreContext: CoreRequestContextStorage
-    public let webSocket: WebSocketHandlerReference<Self>
     public let remoteAddress: SocketAddress?
     var caller = Caller.open
+    private let socket: SocketReference
+
+    /// Where hummingbird-websocket puts the route's handler, and this context with it, for the
+    /// upgrade. That reference is held by the context it holds, a cycle: every upgraded connection
+    /// kept its context and the route's handler (about 1.6 KB an attach, and with the handler the
+    /// scheduler and store) for as long as the hub ran. The connection's close breaks it.
+    public var webSocket: WebSocketHandlerReference<Self> { socket.reference.withLock { $0 } ?? .init() }
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
-        webSocket = .init()
         remoteAddress = source.channel.remoteAddress
+        let socket = SocketReference()
+        source.channel.closeFuture.whenComplete { _ in socket.reference.withLock { $0 = nil } }
+        self.socket = socket
+    }
+
+    /// The handler reference of one connection, let go when the connection closes.
+    private final class SocketReference: Sendable {
+        let reference = Mutex<WebSocketHandlerReference<HubWebSocketContext>?>(.init())
     }
 }
 
