@@ -108,20 +108,21 @@ final class HubProcess: Sendable {
 
 /// Kills processes a killed hub left behind, found by a marker in their arguments.
 func killStragglers(_ marker: String) {
-    let pkill = Process()
-    pkill.executableURL = URL(fileURLWithPath: "/usr/bin/pkill")
-    pkill.arguments = ["-KILL", "-f", marker]
-    try? pkill.run()
-    pkill.waitUntilExit()
+    _ = try? matchProcesses("pkill", ["-KILL", "-f", marker])
 }
 
 /// Whether a process with `marker` in its arguments is running.
 func processRuns(_ marker: String) throws -> Bool {
-    let pgrep = Process()
-    pgrep.executableURL = URL(fileURLWithPath: "/usr/bin/pgrep")
-    pgrep.arguments = ["-f", marker]
-    pgrep.standardOutput = FileHandle.nullDevice
-    try pgrep.run()
-    pgrep.waitUntilExit()
-    return pgrep.terminationStatus == 0
+    try matchProcesses("pgrep", ["-f", marker]) == 0
+}
+
+/// Runs procps's `pgrep` or `pkill` quietly; its exit status (0: some process matched).
+private func matchProcesses(_ tool: String, _ arguments: [String]) throws -> Int32 {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/" + tool)
+    process.arguments = arguments
+    process.standardOutput = FileHandle.nullDevice
+    try process.run()
+    process.waitUntilExit()
+    return process.terminationStatus
 }
