@@ -29,10 +29,12 @@ for _ in $(seq 1 "$rounds"); do
         "$xn" worker --hub "${url/http/ws}" --name bench --slots "$(nproc)" --spool "$work/spool" \
             --log-level error > "$work/worker.log" 2>&1 &
         worker=$!
+        connected=""
         for _ in $(seq 1 200); do
-            curl -s "$url/v1/workers" | grep -q '"bench"' && break
+            curl -s "$url/v1/workers" | grep -q '"bench"' && connected=yes && break
             sleep 0.1
         done
+        [ -n "$connected" ] || { echo "$xn: the worker did not connect" >&2; kill "$worker" "$hub"; exit 1; }
         line="$xn"
         for connections in 1 32; do
             result=$(wrk -t1 -c"$connections" -d"${seconds}s" --latency -s "$work/post.lua" "$url")
