@@ -90,7 +90,11 @@ public final class AttachClient: Sendable {
                     tlsConfiguration: tls, eventLoopGroup: HubHTTP.eventLoops, logger: logger
                 ) { inbound, outbound, _ in
                     try await withThrowingTaskGroup(of: Void.self) { group in
-                        group.addTask {
+                        // Controls are written from the connection's event loop: a key typed
+                        // wakes that one thread, not one of Swift's pool that then wakes it.
+                        // Output is handed over elsewhere, so a terminal slow to take it never
+                        // holds a key back.
+                        group.addTask(executorPreference: HubHTTP.loopExecutor) {
                             while let control = await controls.next() {
                                 try await Self.write(control, to: outbound)
                                 if case .detach = control {

@@ -4,6 +4,7 @@ import NIOHTTP1
 import NIOPosix
 import NIOSSL
 import Synchronization
+import XNEventLoop
 
 /// One HTTP/1.1 exchange with a hub, each on its own connection, with SwiftNIO's own HTTP codec.
 ///
@@ -21,6 +22,10 @@ struct HubHTTP: Sendable {
     /// The client's one event loop thread, for its HTTP calls and its attach WebSocket: a CLI
     /// process has a connection or two at a time, and NIO's singleton starts a thread per core.
     static let eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+
+    /// That one loop as a task executor, for the task that writes an attach session's keys: it
+    /// runs where the frames are written.
+    static let loopExecutor = EventLoopTaskExecutor(eventLoops.next())
 
     /// Bytes of a body the client accepts (a job's output can be large).
     static let maxBody = 1 << 30

@@ -1,5 +1,7 @@
 import Foundation
+import Synchronization
 import Testing
+import XNClient
 
 /// Jobs under a terminal, and signals to running jobs, on the hub's slots and on a worker.
 @Suite(.timeLimit(.minutes(2)))
@@ -60,6 +62,39 @@ struct InteractiveJobsTests {
                 #expect(late.status == 409)
             }
             await worker.stop()
+        }
+    }
+
+    /// `xn run -it` writes output to the terminal as the attach client hands it over; a terminal
+    /// that takes it slowly (a flood over a slow ssh link) must not hold back the Ctrl-C typed
+    /// to stop the flood.
+    @Test func aKeyTypedWhileTheTerminalIsSlowToTakeOutputReachesTheJob() async throws {
+        try await withHub { hub in
+            let id = try await hub.submit(
+                #"{"command":"sh","args":["-c","echo ready; head -c 1 >/dev/null; echo got-the-key"],"interactive":true}"#
+            )
+            let client = AttachClient(hub: hub.url, job: id)
+            let terminal = DispatchSemaphore(value: 0)
+            let stuck = Atomic<Bool>(false)
+            let session = Task {
+                try await client.run { event in
+                    guard case .output = event, !stuck.exchange(true, ordering: .relaxed) else { return }
+                    // The terminal takes nothing until the test lets it (or 30 s pass).
+                    _ = terminal.wait(timeout: .now() + 30)
+                }
+            }
+            try await eventually("the client to be handed the job's first output") {
+                stuck.load(ordering: .relaxed) ? true : nil
+            }
+            client.send(.input(Array("k".utf8)))
+            let job = try await hub.ended(id, timeout: .seconds(15))
+            terminal.signal()
+            #expect(job["state"] as? String == "succeeded")
+            #expect((job["stdout"] as? String)?.hasSuffix("got-the-key\n") == true)
+            guard case .exited = try await session.value else {
+                Issue.record("the attach did not end with the job")
+                return
+            }
         }
     }
 }
