@@ -1,42 +1,59 @@
+import CXNSystem
 import Foundation
 import Synchronization
 import XNClient
-import XNExec
 
 /// Keystroke echo and output rate through `/v1/jobs/ID/attach`, beside a local pty.
 enum AttachBench {
     /// A program that echoes each byte at once: raw mode, no line discipline echo, then cat.
     static let echoCommand = ["sh", "-c", "stty raw -echo; echo ready; exec cat"]
 
-    /// Byte → echo round trips on a pty this process holds: the floor.
+    /// Byte → echo round trips on a local pty, as a terminal emulator has them: a thread writes a
+    /// key to the pty's master and blocks reading until the echo comes back. The floor.
     static func localPTY(iterations: Int) async throws -> Sample {
-        let process = try PipeExecutor().start(
-            ProcessRequest(
-                command: echoCommand[0], arguments: Array(echoCommand.dropFirst()),
-                terminal: TerminalSize(rows: 24, columns: 80)))
-        var output = process.output.makeAsyncIterator()
-        var seen: [UInt8] = []
-        while !String(decoding: seen, as: UTF8.self).contains("ready") {
-            guard let chunk = await output.next() else { throw BenchError("echo program ended") }
-            seen += chunk.bytes
+        try await PlainHTTP.onThread { try blockingPTY(iterations: iterations) }
+    }
+
+    private static func blockingPTY(iterations: Int) throws -> Sample {
+        var master: Int32 = -1
+        var name = [CChar](repeating: 0, count: 128)
+        let failed = xn_open_terminal(24, 80, &master, &name, name.count)
+        guard failed == 0 else { throw BenchError("no pty: \(String(cString: strerror(failed)))") }
+        defer { close(master) }
+        let slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC)
+        guard slave >= 0 else { throw BenchError("cannot open the pty: \(String(cString: strerror(errno)))") }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", echoCommand[2]]
+        let terminal = FileHandle(fileDescriptor: slave, closeOnDealloc: true)
+        (process.standardInput, process.standardOutput, process.standardError) = (terminal, terminal, terminal)
+        try process.run()
+        try terminal.close()
+        defer {
+            process.terminate()
+            process.waitUntilExit()
         }
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        /// Reads what the pty has, waiting at most 10 s for it.
+        func next() throws -> ArraySlice<UInt8> {
+            var ready = pollfd(fd: master, events: Int16(POLLIN), revents: 0)
+            guard poll(&ready, 1, 10_000) == 1 else { throw BenchError("the echo program did not answer") }
+            let count = read(master, &buffer, buffer.count)
+            guard count > 0 else { throw BenchError("the echo program ended") }
+            return buffer[0..<count]
+        }
+        var seen: [UInt8] = []
+        while !String(decoding: seen, as: UTF8.self).contains("ready") { seen += try next() }
         var durations: [Double] = []
         let began = now()
         for index in 0..<iterations {
-            let key = UInt8(ascii: "a") + UInt8(index % 26)
+            var key = UInt8(ascii: "a") + UInt8(index % 26)
             let start = now()
-            try process.send([key])
-            while true {
-                guard let chunk = await output.next() else { throw BenchError("echo program ended") }
-                if chunk.bytes.contains(key) { break }
-            }
+            guard write(master, &key, 1) == 1 else { throw BenchError("cannot write to the pty") }
+            while try !next().contains(key) {}
             durations.append(now() - start)
         }
-        let wall = now() - began
-        process.signal(SIGKILL)
-        while await output.next() != nil {}
-        _ = await process.result()
-        return Sample(durations: durations, wall: wall)
+        return Sample(durations: durations, wall: now() - began)
     }
 
     /// The same echo as `throughHub` on a hub that runs nothing itself, through one worker on loopback.
@@ -50,39 +67,23 @@ enum AttachBench {
         return sample
     }
 
-    /// Byte → echo round trips through the hub's attach endpoint (and its worker, if it has one).
+    /// Byte → echo round trips through the hub's attach endpoint (and its worker, if it has one),
+    /// taken as `xn run -it` has them: keys sent from a thread of their own (its stdin reader),
+    /// the echo timed where the client hands output over (where the CLI writes it to the terminal).
     static func throughHub(_ hub: BenchHub, iterations: Int) async throws -> Sample {
         let id = try await hub.submitJSON(
             #"{"command":"sh","args":["-c","stty raw -echo; echo ready; exec cat"],"tty":true}"#)
         let client = AttachClient(hub: hub.url, job: id)
-        let (events, sink) = AsyncStream.makeStream(of: [UInt8].self)
+        let echoes = EchoWatch()
         let session = Task {
             try await client.run { event in
-                if case .output(_, let bytes) = event { sink.yield(bytes) }
+                if case .output(_, let bytes) = event { echoes.saw(bytes) }
             }
         }
-        var incoming = events.makeAsyncIterator()
-        var seen: [UInt8] = []
-        while !String(decoding: seen, as: UTF8.self).contains("ready") {
-            guard let bytes = await incoming.next() else { throw BenchError("attach ended") }
-            seen += bytes
-        }
-        var durations: [Double] = []
-        let began = now()
-        for index in 0..<iterations {
-            let key = UInt8(ascii: "a") + UInt8(index % 26)
-            let start = now()
-            client.send(.input([key]))
-            while true {
-                guard let bytes = await incoming.next() else { throw BenchError("attach ended") }
-                if bytes.contains(key) { break }
-            }
-            durations.append(now() - start)
-        }
-        let wall = now() - began
+        let sample = try await PlainHTTP.onThread { try echoes.type(iterations, into: client) }
         client.send(.terminate)
         _ = try await session.value
-        return Sample(durations: durations, wall: wall)
+        return sample
     }
 
     /// Bytes per second an attached client receives from a job writing `bytes` to stdout.
@@ -98,5 +99,54 @@ enum AttachBench {
             throw BenchError("attach received \(received.load(ordering: .relaxed)) of \(bytes) bytes")
         }
         return Double(bytes) / (now() - began)
+    }
+}
+
+/// Keys typed from one thread and their echoes seen by the attach client, matched one at a time.
+private final class EchoWatch: Sendable {
+    private struct State {
+        var seen: [UInt8] = []
+        var ready = false
+        var key: UInt8?
+        var sentAt = 0.0
+        var took = 0.0
+    }
+
+    private let state = Mutex(State())
+    private let arrived = DispatchSemaphore(value: 0)
+
+    /// Output as the client hands it over: the echo program's greeting, then each key's echo.
+    func saw(_ bytes: [UInt8]) {
+        let at = now()
+        let signal = state.withLock { state -> Bool in
+            if !state.ready {
+                state.seen += bytes
+                state.ready = String(decoding: state.seen, as: UTF8.self).contains("ready")
+                return state.ready
+            }
+            guard let key = state.key, bytes.contains(key) else { return false }
+            state.key = nil
+            state.took = at - state.sentAt
+            return true
+        }
+        if signal { arrived.signal() }
+    }
+
+    /// Waits for the greeting, then sends each key once the last one's echo was seen.
+    func type(_ iterations: Int, into client: AttachClient) throws -> Sample {
+        guard arrived.wait(timeout: .now() + 30) == .success else { throw BenchError("the echo program never started") }
+        var durations: [Double] = []
+        let began = now()
+        for index in 0..<iterations {
+            let key = UInt8(ascii: "a") + UInt8(index % 26)
+            state.withLock {
+                $0.key = key
+                $0.sentAt = now()
+            }
+            client.send(.input([key]))
+            guard arrived.wait(timeout: .now() + 10) == .success else { throw BenchError("no echo of a key") }
+            durations.append(state.withLock { $0.took })
+        }
+        return Sample(durations: durations, wall: now() - began)
     }
 }

@@ -89,14 +89,20 @@ if let flag = CommandLine.arguments.firstIndex(of: "--profile") {
     }
     if rest[0] == "echo-worker" {
         let sample = try await AttachBench.throughWorker(iterations: jobs)
-        print("echo through attach and a worker: p50 \(us(sample.p50)), p99 \(us(sample.p99)) over \(jobs) keys")
+        let floor = try await AttachBench.localPTY(iterations: jobs)
+        print(
+            "echo through attach and a worker: p50 \(us(sample.p50)), p99 \(us(sample.p99)) over \(jobs) keys; local pty p50 \(us(floor.p50)), p99 \(us(floor.p99))"
+        )
         exit(0)
     }
     if rest[0] == "echo" {
         let hub = try await BenchHub.start(slots: 1)
         let sample = try await AttachBench.throughHub(hub, iterations: jobs)
         await hub.stop()
-        print("echo through attach: p50 \(us(sample.p50)), p99 \(us(sample.p99)) over \(jobs) keys")
+        let floor = try await AttachBench.localPTY(iterations: jobs)
+        print(
+            "echo through attach: p50 \(us(sample.p50)), p99 \(us(sample.p99)) over \(jobs) keys; local pty p50 \(us(floor.p50)), p99 \(us(floor.p99))"
+        )
         exit(0)
     }
     if rest[0] == "http" {
