@@ -57,11 +57,12 @@ if let flag = CommandLine.arguments.firstIndex(of: "--startup") {
 if let flag = CommandLine.arguments.firstIndex(of: "--profile") {
     let rest = Array(CommandLine.arguments.dropFirst(flag + 1))
     guard rest.count == 2, let jobs = Int(rest[1]),
-        ["sequential", "concurrent", "ingest", "attach", "echo", "echo-worker", "executor", "store", "http"].contains(
-            rest[0])
+        ["sequential", "concurrent", "ingest", "attach", "echo", "echo-worker", "executor", "store", "http", "handoff"]
+            .contains(
+                rest[0])
     else {
         print(
-            "usage: xn-bench --profile sequential|concurrent|echo|echo-worker|executor|store|http N, or --profile ingest|attach MIB"
+            "usage: xn-bench --profile sequential|concurrent|echo|echo-worker|executor|store|http|handoff N, or --profile ingest|attach MIB"
         )
         exit(2)
     }
@@ -103,6 +104,14 @@ if let flag = CommandLine.arguments.firstIndex(of: "--profile") {
         print(
             "echo through attach: p50 \(us(sample.p50)), p99 \(us(sample.p99)) over \(jobs) keys; local pty p50 \(us(floor.p50)), p99 \(us(floor.p99))"
         )
+        exit(0)
+    }
+    if rest[0] == "handoff" {
+        let thread = try HandOff.threadRoundTrip(iterations: jobs)
+        let loopback = try HandOff.loopbackRoundTrip(iterations: jobs)
+        print("round trips over \(jobs) each, p50 / p99:")
+        print("  a thread waking another and back (pipes)   \(us(thread.p50)) / \(us(thread.p99))")
+        print("  a byte over loopback TCP and back             \(us(loopback.p50)) / \(us(loopback.p99))")
         exit(0)
     }
     if rest[0] == "http" {
@@ -169,6 +178,8 @@ let rawPipe = RawPipe.throughput(bytes: ingestBytes)
 // the rate an attached client receives a big output at.
 let keys = count(3000)
 let ptyEcho = try await AttachBench.localPTY(iterations: keys)
+let threadTrip = try HandOff.threadRoundTrip(iterations: count(10_000))
+let loopbackTrip = try HandOff.loopbackRoundTrip(iterations: count(10_000))
 let attachHub = try await BenchHub.start(slots: cores, maxOutput: 1 << 30)
 let hubEcho = try await AttachBench.throughHub(attachHub, iterations: keys)
 let attachedBytes = quick ? 64 << 20 : 1 << 30
@@ -213,6 +224,8 @@ table.add(
 table.add(
     "remote: output ingest, \(ingestBytes >> 20) MiB job", mbps(ingest), mbps(rawPipe) + " (raw pipe)",
     percent(ingest / rawPipe), "≥ 25%")
+table.add("floor: a thread waking another and back (pipes), p50", us(threadTrip.p50), "-", "-", "-")
+table.add("floor: a byte over loopback TCP and back, p50", us(loopbackTrip.p50), "-", "-", "-")
 table.add(
     "attach: key echo, hub slot, p50 / p99", "\(us(hubEcho.p50)) / \(us(hubEcho.p99))",
     "\(us(ptyEcho.p50)) / \(us(ptyEcho.p99)) (local pty)", "+\(us(hubEcho.p50 - ptyEcho.p50))", "≤ +120 µs, p99 ≤ 1 ms")
