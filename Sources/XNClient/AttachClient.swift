@@ -92,8 +92,8 @@ public final class AttachClient: Sendable {
                     try await withThrowingTaskGroup(of: Void.self) { group in
                         // Controls are written from the connection's event loop: a key typed
                         // wakes that one thread, not one of Swift's pool that then wakes it.
-                        // Output is handed over elsewhere, so a terminal slow to take it never
-                        // holds a key back.
+                        // `onEvent` runs on another thread, so a terminal slow to take output
+                        // never holds a key back.
                         group.addTask(executorPreference: HubHTTP.loopExecutor) {
                             while let control = await controls.next() {
                                 try await Self.write(control, to: outbound)

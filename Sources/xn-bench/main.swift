@@ -56,11 +56,10 @@ if let flag = CommandLine.arguments.firstIndex(of: "--startup") {
 }
 if let flag = CommandLine.arguments.firstIndex(of: "--profile") {
     let rest = Array(CommandLine.arguments.dropFirst(flag + 1))
-    guard rest.count == 2, let jobs = Int(rest[1]),
-        ["sequential", "concurrent", "ingest", "attach", "echo", "echo-worker", "executor", "store", "http", "handoff"]
-            .contains(
-                rest[0])
-    else {
+    let profiles = [
+        "sequential", "concurrent", "ingest", "attach", "echo", "echo-worker", "executor", "store", "http", "handoff",
+    ]
+    guard rest.count == 2, let jobs = Int(rest[1]), profiles.contains(rest[0]) else {
         print(
             "usage: xn-bench --profile sequential|concurrent|echo|echo-worker|executor|store|http|handoff N, or --profile ingest|attach MIB"
         )

@@ -83,6 +83,11 @@ struct InteractiveJobsTests {
                     _ = terminal.wait(timeout: .now() + 30)
                 }
             }
+            // Whatever fails below, the client is let go and stopped.
+            defer {
+                terminal.signal()
+                session.cancel()
+            }
             try await eventually("the client to be handed the job's first output") {
                 stuck.load(ordering: .relaxed) ? true : nil
             }
