@@ -47,35 +47,22 @@ enum HandOff {
             let peer = accept(listener, nil, nil)
             guard peer >= 0 else { return }
             defer { close(peer) }
-            noDelay(peer)
+            var one: Int32 = 1
+            setsockopt(peer, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
             var byte: UInt8 = 0
             while recv(peer, &byte, 1, 0) == 1 {
                 guard send(peer, &byte, 1, 0) == 1 else { return }
             }
         }
         echo.start()
-        let client = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard client >= 0 else { throw BenchError("socket: \(String(cString: strerror(errno)))") }
+        let client = try PlainHTTP.connectLoopback(port: Int(UInt16(bigEndian: address.sin_port)))
         defer { close(client) }
-        noDelay(client)
-        // A peer that never answers fails the run instead of holding it.
-        var patience = timeval(tv_sec: 10, tv_usec: 0)
-        setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &patience, socklen_t(MemoryLayout<timeval>.size))
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(client, $0, length) == 0 }
-        }
-        guard connected else { throw BenchError("connect: \(String(cString: strerror(errno)))") }
         return try roundTrips(iterations) { _ in
             var byte: UInt8 = 42
             guard send(client, &byte, 1, 0) == 1, recv(client, &byte, 1, 0) == 1 else {
                 throw BenchError("loopback: \(String(cString: strerror(errno)))")
             }
         }
-    }
-
-    private static func noDelay(_ fd: Int32) {
-        var one: Int32 = 1
-        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
     }
 
     /// Times `iterations` round trips after 100 unmeasured ones; `trip(true)` is the last.

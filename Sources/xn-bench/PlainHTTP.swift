@@ -9,11 +9,16 @@ final class PlainHTTP {
     private var buffer = [UInt8](repeating: 0, count: 64 << 10)
 
     init(port: Int) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        fd = try Self.connectLoopback(port: port)
+    }
+
+    /// A blocking TCP connection to 127.0.0.1:`port` with TCP_NODELAY, whose reads give up after
+    /// 30 s: a peer that never answers fails the run instead of holding it.
+    static func connectLoopback(port: Int) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw BenchError("socket: \(String(cString: strerror(errno)))") }
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-        // A hub that never answers fails the run instead of holding it.
         var patience = timeval(tv_sec: 30, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &patience, socklen_t(MemoryLayout<timeval>.size))
         var address = sockaddr_in()
@@ -29,6 +34,7 @@ final class PlainHTTP {
             close(fd)
             throw BenchError("connect: \(String(cString: strerror(errno)))")
         }
+        return fd
     }
 
     deinit { close(fd) }
