@@ -29,7 +29,7 @@ import urllib.request
 from pathlib import Path
 
 from selenium import webdriver
-from selenium.common.exceptions import JavascriptException, TimeoutException
+from selenium.common.exceptions import JavascriptException, StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service as ChromeService
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -161,12 +161,20 @@ def browser():
     return driver
 
 
-def wait_for(driver, what, condition, timeout=WAIT):
+def wait_for(driver, what, condition, timeout=WAIT, ignored=()):
     try:
-        return WebDriverWait(driver, timeout, poll_frequency=0.1, ignored_exceptions=(JavascriptException,)).until(
+        return WebDriverWait(
+            driver, timeout, poll_frequency=0.1, ignored_exceptions=(JavascriptException,) + ignored).until(
             lambda d: condition(d))
     except TimeoutException:
         raise Failure(f"timed out after {timeout} s waiting for {what}") from None
+
+
+def click(driver, what, by, value):
+    """Clicks an element of a view that re-renders as it updates live: one replaced between being
+    found and clicked is found again."""
+    wait_for(driver, what, lambda d: d.find_element(by, value).click() or True,
+             ignored=(StaleElementReferenceException,))
 
 
 def text_of(driver, css):
@@ -378,7 +386,7 @@ def main():
                           lambda d: re.search(r"xn_[A-Za-z0-9_-]{43}", text_of(d, "#created-token")))
         check(call(hub, "GET", "/v1/jobs", secret.group(0))[0] == 200, "the token made in the browser works")
         wait_for(driver, "its row", lambda d: d.find_elements(By.CSS_SELECTOR, "tr[data-token='made-in-browser'] button"))
-        driver.find_element(By.CSS_SELECTOR, "tr[data-token='made-in-browser'] button").click()
+        click(driver, "the new token's revoke button", By.CSS_SELECTOR, "tr[data-token='made-in-browser'] button")
         WebDriverWait(driver, WAIT).until(lambda d: d.switch_to.alert).accept()
         wait_for(driver, "the revoked token's row", lambda d: not d.find_elements(
             By.CSS_SELECTOR, "tr[data-token='made-in-browser'] button"))
@@ -392,7 +400,7 @@ def main():
         driver.get(f"{hub.url}/ui/#/jobs/{sleeper['id']}")
         wait_for(driver, "the job to run", lambda d: d.execute_script(
             "const s = document.querySelector('#facts [data-state]'); return s && s.getAttribute('data-state')") == "running")
-        driver.find_element(By.ID, "cancel").click()
+        click(driver, "the cancel button", By.ID, "cancel")
         wait_for(driver, "the job page to say canceled", lambda d: d.execute_script(
             "const s = document.querySelector('#facts [data-state]'); return s && s.getAttribute('data-state')") == "canceled")
 
